@@ -1,0 +1,173 @@
+"""Typed configuration: one dataclass per concern.
+
+The CLI flags and the `--config run.toml` tables are derived from these dataclasses, so a
+field added here is a flag and a TOML key at once. Values are validated on construction and
+an invalid one raises GankitError naming the field. A model declares its own config
+dataclass (subclassing ModelConfig) and sees only that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from .errors import GankitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _help(text: str, **kw) -> dict:
+    return {"help": text, **kw}
+
+
+def _positive(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise GankitError(f"{name} must be positive, got {value!r}: pass a value > 0")
+
+
+def _finite_positive(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise GankitError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    data: str = field(default="mnist", metadata=_help(
+        "dataset name (see `gankit info`) or a folder of images; subfolders become labels"))
+    data_dir: str | None = field(default=None, metadata=_help(
+        "where dataset files are found and downloaded to (default: $GANKIT_DATA, "
+        "else the user cache folder)"))
+    image_size: int | None = field(default=None, metadata=_help(
+        "resize and centre-crop folder images to this size (default 28)"))
+    channels: int | None = field(default=None, metadata=_help(
+        "folder images: 1 for gray, 3 for RGB (default: 1 when every image is gray, else 3)"))
+    offline: bool = field(default=False, metadata=_help(
+        "never touch the network (also GANKIT_OFFLINE=1)"))
+
+    def __post_init__(self):
+        _positive(self, "image_size")
+        if self.channels not in (None, 1, 3):
+            raise GankitError(f"channels must be 1 or 3, got {self.channels!r}")
+        if not self.data:
+            raise GankitError("data is empty: name a dataset (see `gankit info`) or a folder")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=30_000, metadata=_help(
+        "training iterations (the original's 'epochs' are iterations: 30,000 x batch 32 "
+        "is about 16 passes over MNIST)"))
+    batch_size: int = field(default=32, metadata=_help("images per iteration"))
+    seed: int = field(default=0, metadata=_help("random seed; CPU runs with the same seed are identical"))
+    out: str = field(default="runs/gan", metadata=_help("run folder (config, metrics, samples, checkpoints)"))
+    sample_every: int = field(default=200, metadata=_help("write a 5x5 sample grid every N steps"))
+    checkpoint_every: int = field(default=1000, metadata=_help("save checkpoints/last every N steps (and at the end)"))
+    log_every: int = field(default=50, metadata=_help("average the losses and write a metrics.csv row every N steps"))
+    device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps", choices=None))
+    threads: int | None = field(default=None, metadata=_help(
+        "CPU threads for torch (default: 1 for small models on small machines, see README)"))
+
+    def __post_init__(self):
+        _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "threads")
+        if self.seed < 0:
+            raise GankitError(f"seed must be >= 0, got {self.seed}")
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
+            raise GankitError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+        if not self.out:
+            raise GankitError("out is empty: name a run folder, e.g. --out runs/gan")
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model's config; a model subclasses it with its own fields."""
+
+
+# --- conversion to and from plain dicts (TOML, JSON, CLI) ------------------------------
+
+def field_types(cls) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def base_type(tp) -> type:
+    """`int | None` -> int; the scalar type a field's value is parsed as."""
+    args = [a for a in getattr(tp, "__args__", ()) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def coerce(cls, name: str, value: Any) -> Any:
+    """Check (and for floats widen) one value read from TOML or JSON against its field type."""
+    tp = field_types(cls)[name]
+    if value is None:
+        if type(None) in getattr(tp, "__args__", ()):
+            return None
+        raise GankitError(f"{name} cannot be empty")
+    want = base_type(tp)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is bool and not isinstance(value, bool):
+        raise GankitError(f"{name} must be true or false, got {value!r}")
+    if want is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise GankitError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, want):
+        raise GankitError(f"{name} must be of type {want.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls, values: dict[str, Any], where: str = "config"):
+    """Build `cls` from a dict, rejecting unknown keys and wrong types with a named error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GankitError(f"unknown key(s) {', '.join(unknown)} in {where}; "
+                          f"valid keys: {', '.join(sorted(known))}")
+    return cls(**{k: coerce(cls, k, v) for k, v in values.items()})
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise GankitError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise GankitError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def write_toml(path: str, tables: dict[str, dict[str, Any]]) -> None:
+    """Write tables of scalars (None values are left out: TOML has no null)."""
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        lines.append("")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)

