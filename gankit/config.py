@@ -171,3 +171,36 @@ def write_toml(path: str, tables: dict[str, dict[str, Any]]) -> None:
     with open(tmp, "w") as f:
         f.write("\n".join(lines))
     os.replace(tmp, path)
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run is made of; written to the run folder as config.toml."""
+    model: str = "gan"
+    model_cfg: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_tables(self) -> dict[str, dict[str, Any]]:
+        return {"model": {"name": self.model, **to_dict(self.model_cfg)},
+                "data": to_dict(self.data), "train": to_dict(self.train)}
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, Any], where: str = "config") -> "RunConfig":
+        """Inverse of to_tables; missing keys take their defaults, unknown ones are refused."""
+        from .models import get_model_class   # models import this module: import late
+
+        unknown = sorted(set(tables) - {"model", "data", "train"})
+        if unknown:
+            raise GankitError(f"unknown table(s) [{'], ['.join(unknown)}] in {where}; "
+                              "valid tables: [model], [data], [train]")
+        for table in ("model", "data", "train"):
+            if not isinstance(tables.get(table, {}), dict):
+                raise GankitError(f"{table} in {where} must be a table, e.g. [{table}]")
+        model_values = dict(tables.get("model", {}))
+        name = model_values.pop("name", "gan")
+        model_cls = get_model_class(name)
+        return cls(model=name,
+                   model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
+                   data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
+                   train=from_dict(TrainConfig, tables.get("train", {}), f"[train] of {where}"))

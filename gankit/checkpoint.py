@@ -1,0 +1,124 @@
+"""Checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+One `.safetensors` file holds every tensor (weights, BatchNorm statistics, optimizer
+moments, RNG states) and, in its header metadata, the JSON that describes the run (model
+name and config, data and training config, step, versions). That makes the file alone
+enough to rebuild the model, and lets a single atomic rename publish a checkpoint: a kill
+at any moment leaves either the old file or the new one, never a mix. A `.json` copy of
+the metadata is written beside it for people to read; loading never needs it.
+
+Nested state such as an optimizer's state_dict is split by `flatten` into tensors and a
+JSON skeleton that names them, and put back by `unflatten`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import GankitError
+
+FORMAT = "gankit-checkpoint"
+FORMAT_VERSION = 1
+
+
+def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in `obj` by {"$t": key}, storing it in `tensors[key]`."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().contiguous().cpu()
+        return {"$t": prefix}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: flatten(v, f"{prefix}.{k}", tensors) for k, v in obj.items()}
+        # optimizer state is keyed by parameter index: JSON keys must be strings
+        return {"$int": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"$tuple": [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix}")
+
+
+def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {"$t"}:
+            return tensors[skeleton["$t"]]
+        if set(skeleton) == {"$int"}:
+            return {int(k): unflatten(v, tensors) for k, v in skeleton["$int"]}
+        if set(skeleton) == {"$tuple"}:
+            return tuple(unflatten(v, tensors) for v in skeleton["$tuple"])
+        return {k: unflatten(v, tensors) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten(v, tensors) for v in skeleton]
+    return skeleton
+
+
+def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Atomically write `path` (.safetensors) and its readable `.json` twin."""
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    text = json.dumps(meta, indent=1)
+    tmp = path.with_name(path.name + ".tmp")
+    # safetensors refuses tensors that share memory (e.g. views); give each its own copy.
+    save_file({k: v.clone() for k, v in tensors.items()}, str(tmp), metadata={"gankit": text})
+    _fsync(tmp)
+    os.replace(tmp, path)
+    json_path = path.with_suffix(".json")
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, json_path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def resolve(path: str | Path) -> Path:
+    """A run folder, a checkpoints folder, a .json or a .safetensors -> the .safetensors."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.safetensors", path / "last.safetensors"):
+            if candidate.is_file():
+                return candidate
+        raise GankitError(f"no checkpoint in {path}: expected checkpoints/last.safetensors "
+                          "(train first, or pass the .safetensors file)")
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise GankitError(f"checkpoint {path} does not exist: pass a run folder or a .safetensors file")
+    return path
+
+
+def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint; any damage becomes one GankitError naming the file."""
+    path = resolve(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GankitError(f"checkpoint {path} is unreadable ({reason}): it is truncated or "
+                          "not a safetensors file; use another checkpoint") from None
+    try:
+        meta = json.loads(header["gankit"])
+        assert meta.get("format") == FORMAT
+    except (KeyError, ValueError, AssertionError):
+        raise GankitError(f"{path} is a safetensors file but not a gankit checkpoint "
+                          "(no gankit metadata)") from None
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise GankitError(f"checkpoint {path} was written by a newer gankit "
+                          f"({meta.get('gankit_version')}): upgrade gankit to read it")
+    return tensors, meta

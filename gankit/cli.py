@@ -1,0 +1,169 @@
+"""The `gankit` command: train, sample, info.
+
+Training flags are derived from the config dataclasses (gankit/config.py and each model's
+Config), so a new config field is a new flag with its help text, and nothing here changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import DataConfig, TrainConfig, base_type, field_types, read_toml
+from .errors import GankitError
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
+    group = parser.add_argument_group(title)
+    types = field_types(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        kw = dict(dest=f.name, default=argparse.SUPPRESS)
+        if base_type(types[f.name]) is bool:
+            group.add_argument(flag, action="store_true", help=help_text, **kw)
+        else:
+            default = "" if f.default is None else f" (default: {f.default})"
+            group.add_argument(flag, type=base_type(types[f.name]), metavar=f.name.upper(),
+                               help=help_text + default, **kw)
+
+
+def _peek_model(argv: list[str]) -> str:
+    """The model whose flags `train` should accept: --model, else the config file's, else gan."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.model:
+        return known.model
+    if known.config and Path(known.config).is_file():
+        model = read_toml(known.config).get("model", {})
+        if isinstance(model, dict) and isinstance(model.get("name"), str):
+            return model["name"]
+    return "gan"
+
+
+def build_parser(model: str = "gan") -> argparse.ArgumentParser:
+    from .models import MODELS, get_model_class
+
+    parser = argparse.ArgumentParser(
+        prog="gankit", description="Train, sample and inspect generative image models.")
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a model; writes a run folder",
+                       description="Train a model. Writes OUT/config.toml, metrics.csv, "
+                       "samples/step_NNNNNN.png, loss.png and checkpoints/last.safetensors. "
+                       "Ctrl-C saves a checkpoint; --resume continues from it.")
+    p.add_argument("--model", default=argparse.SUPPRESS, choices=list(MODELS),
+                   help="which model to train (default: gan; see `gankit info`)")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file "
+                   "with [model], [data] and [train] tables; flags override it")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
+                   "last checkpoint, with its saved config (--steps may change)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p, DataConfig, "data")
+    add_config_flags(p, TrainConfig, "training")
+    add_config_flags(p, get_model_class(model).Config, f"model ({model})")
+
+    p = sub.add_parser("sample", help="generate images from a checkpoint",
+                       description="Rebuild a model from a checkpoint alone and write a grid "
+                       "of samples (and optionally the raw uint8 array).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a run folder or a .safetensors checkpoint")
+    p.add_argument("--n", type=int, default=64, help="how many images (default: 64)")
+    p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
+    p.add_argument("--npy", metavar="FILE.npy", help="also write the images as uint8 "
+                   "(N, H, W) for one channel, (N, H, W, C) otherwise")
+    p.add_argument("--seed", type=int, help="seed for the noise (default: random)")
+    p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+
+    sub.add_parser("info", help="list the models and datasets")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import make_config
+    from .trainer import train
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "model", "config", "resume", "quiet")}
+    cfg = make_config(getattr(args, "model", None), args.config, args.resume, **options)
+    run = train(cfg, resume=args.resume, progress=not args.quiet)
+    if run.interrupted:
+        print(f"stopped at step {run.step}: checkpoint saved in {run.out}/checkpoints; "
+              f"continue with: gankit train --resume --out {run.out}", file=sys.stderr)
+        return 128 + run.interrupted
+    last = run.metrics[-1] if run.metrics else {}
+    summary = "  ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "seconds"))
+    print(f"done: {run.step} steps in {run.out}  {summary}")
+    print(f"samples: {run.out}/samples/   sample more: gankit sample --checkpoint {run.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import load
+    from .images import grid, save_image
+    from .runtime import pick_device
+    from .data import to_uint8
+
+    if args.n <= 0:
+        raise GankitError(f"--n must be positive, got {args.n}")
+    for path in filter(None, (args.out, args.npy)):
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise GankitError(f"cannot write {path}: folder {parent} does not exist")
+    model = load(args.checkpoint, device=pick_device(args.device))
+    gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    images = to_uint8(model.sample(args.n, generator=gen)).cpu()
+    try:
+        save_image(grid(images, nrow=args.nrow), args.out)
+        if args.npy:
+            arr = images.permute(0, 2, 3, 1).numpy()
+            np.save(args.npy, arr[..., 0] if arr.shape[-1] == 1 else arr)
+    except OSError as e:
+        raise GankitError(f"cannot write samples ({e}): choose another --out / --npy") from None
+    print(f"wrote {args.n} samples to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .data import dataset_names
+    from .models import MODELS
+
+    print("models:")
+    for name, cls in MODELS.items():
+        print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    print("datasets:")
+    for name in dataset_names():
+        print(f"  {name}")
+    print("  PATH             any folder of images (subfolders become labels)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}
+    try:
+        model = _peek_model(argv) if argv[:1] == ["train"] else "gan"
+        from .models import MODELS
+        args = build_parser(model if model in MODELS else "gan").parse_args(argv)
+        return commands[args.command](args)
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Pictures: sample grids and the loss plot, with Pillow alone."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .data import to_uint8
+
+MIN_CELL = 56   # upscale small images (28x28) so a grid is comfortable to look at
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
+    """Tile (N, C, H, W) images (uint8, or float in [-1, 1]) into one picture, row-major."""
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    images = images.cpu()
+    n, c, h, w = images.shape
+    ncol = nrow or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncol)
+    scale = max(1, MIN_CELL // max(h, w))
+    canvas = np.zeros((nrows * (h + pad) + pad, ncol * (w + pad) + pad, c), dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        canvas[y:y + h, x:x + w] = images[i].permute(1, 2, 0).numpy()
+    picture = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return picture
+
+
+def save_image(picture: Image.Image, path: str | Path) -> None:
+    """Write via a temporary file so a reader never sees half a PNG."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    picture.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    os.replace(tmp, path)
+
+
+def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],
+                width: int = 720, panel_height: int = 180) -> Image.Image:
+    """One panel per metric, stacked; each with its own y range, shared step axis."""
+    font = ImageFont.load_default()
+    margin_l, margin_r, margin_t, margin_b = 70, 20, 22, 26
+    img = Image.new("RGB", (width, panel_height * len(series) + margin_b), "white")
+    draw = ImageDraw.Draw(img)
+    x0, x1 = margin_l, width - margin_r
+    s_min, s_max = (min(steps), max(steps)) if steps else (0, 1)
+    colors = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b"]
+    for k, (name, values) in enumerate(series.items()):
+        top = k * panel_height + margin_t
+        bottom = (k + 1) * panel_height - 4
+        finite = [v for v in values if math.isfinite(v)]
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        if hi - lo < 1e-12:
+            lo, hi = lo - 0.5, hi + 0.5
+        draw.rectangle([x0, top, x1, bottom], outline="#888888")
+        draw.text((x0, top - 14), name, fill="black", font=font)
+        draw.text((4, top), f"{hi:.3g}", fill="black", font=font)
+        draw.text((4, bottom - 12), f"{lo:.3g}", fill="black", font=font)
+
+        def xy(s, v):
+            fx = (s - s_min) / max(1, s_max - s_min)
+            return x0 + fx * (x1 - x0), bottom - (v - lo) / (hi - lo) * (bottom - top)
+
+        pts = [xy(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
+        if len(pts) > 1:
+            draw.line(pts, fill=colors[k % len(colors)], width=2)
+        elif pts:
+            draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2],
+                         fill=colors[k % len(colors)])
+    base = img.height - margin_b + 6
+    draw.text((x0, base), f"step {s_min}", fill="black", font=font)
+    draw.text((x1 - 70, base), f"step {s_max}", fill="black", font=font)
+    return img

@@ -1,0 +1,33 @@
+"""The model registry: the only place a model's name appears.
+
+Adding a model is one file in this folder and one line here.
+"""
+
+from __future__ import annotations
+
+from ..errors import GankitError
+from .base import GenerativeModel
+from .gan import GAN
+
+MODELS: dict[str, type[GenerativeModel]] = {
+    "gan": GAN,
+}
+
+
+def get_model_class(name: str) -> type[GenerativeModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)}") from None
+
+
+def model_name(model: GenerativeModel) -> str:
+    """The registry name of a model instance (what checkpoints record)."""
+    for name, cls in MODELS.items():
+        if type(model) is cls:
+            return name
+    raise KeyError(type(model).__name__)
+
+
+def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:
+    return get_model_class(name)(cfg, image_shape, num_classes)

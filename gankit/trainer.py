@@ -1,0 +1,200 @@
+"""THE training loop: one for every model.
+
+batches (drawn by index from the resident uint8 tensor) -> model.training_step -> metrics
+-> scheduled hooks (sample grids, checkpoints) ; resume ; Ctrl-C. Nothing here knows which
+model it is training: a model contributes its step, the loop does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint, __version__
+from .config import RunConfig, write_toml
+from .data import ImageData, load_data, to_float
+from .errors import GankitError
+from .images import grid, save_image
+from .metrics_log import MetricsLog
+from .models import GenerativeModel, build_model
+from .runtime import configure_threads, pick_device
+
+GRID = 25   # the original's 5x5 sample grid
+
+
+@dataclass
+class Run:
+    """What `gankit.train` returns: the trained model and where its files are."""
+    out: Path
+    model: GenerativeModel
+    config: RunConfig
+    step: int
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    interrupted: int | None = None   # the signal number that stopped the run, if any
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.model.sample(n, generator=gen)
+
+
+# --- the training state a checkpoint holds ---------------------------------------------
+
+def state_tensors(model: GenerativeModel, batch_gen: torch.Generator) -> tuple[dict, dict]:
+    """Weights, optimizer states and RNG states as (tensors, JSON skeleton)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    skeleton = {name: checkpoint.flatten(opt.state_dict(), f"optim.{name}", tensors)
+                for name, opt in model.optimizers.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.batch"] = batch_gen.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    return tensors, skeleton
+
+
+def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, step: int) -> dict:
+    return {"gankit_version": __version__, "torch_version": torch.__version__,
+            "model": cfg.model, "config": cfg.to_tables(), "step": step,
+            "image_shape": list(model.image_shape), "num_classes": model.num_classes,
+            "class_names": list(data.class_names), "dataset": data.name}
+
+
+def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:300]
+        raise GankitError(f"checkpoint {where} does not fit this model ({detail}): "
+                          "it belongs to another model or image shape") from None
+
+
+def restore(model, batch_gen, tensors, meta, where) -> None:
+    load_weights(model, tensors, where)
+    for name, opt in model.optimizers.items():
+        opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
+    torch.set_rng_state(tensors["rng.torch"])
+    batch_gen.set_state(tensors["rng.batch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+# --- the run folder ----------------------------------------------------------------------
+
+def prepare_out(out: str, resume: bool) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise GankitError(f"run folder {path} is a file: choose another --out")
+    last = path / "checkpoints" / "last.safetensors"
+    if resume and not last.is_file():
+        raise GankitError(f"nothing to resume in {path}: no checkpoints/last.safetensors "
+                          "(drop --resume to start a new run)")
+    if not resume and last.is_file():
+        raise GankitError(f"{path} already holds a run: pass --resume to continue it, "
+                          "or --out NEW_FOLDER to start another")
+    try:
+        (path / "samples").mkdir(parents=True, exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
+                          "choose another --out") from None
+    return path
+
+
+class StopSignals:
+    """First SIGINT/SIGTERM asks the loop to stop after this step and save; a second exits."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:       # second signal: leave now; every write is atomic
+            os._exit(128 + signum)
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# --- the loop ----------------------------------------------------------------------------
+
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
+    tc = cfg.train
+    out = prepare_out(tc.out, resume)
+    device = pick_device(tc.device)
+    configure_threads(tc.threads, device)
+
+    data = load_data(cfg.data)
+    tensors = meta = None
+    if resume:
+        tensors, meta = checkpoint.load(out / "checkpoints" / "last.safetensors")
+    torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
+    model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
+    model.optimizers = model.configure_optimizers()
+    batch_gen = torch.Generator(device=device).manual_seed(tc.seed)
+    step = 0
+    if resume:
+        restore(model, batch_gen, tensors, meta, out)
+        step = meta["step"]
+    write_toml(out / "config.toml", cfg.to_tables())
+
+    images = data.images.to(device)
+    labels = data.labels.to(device) if data.labels is not None else None
+    n_real = model.real_batch_size(tc.batch_size)
+    # Fixed noise for the grids, from its own generator so grids don't move the run's RNG.
+    fixed = model.latents(GRID, torch.Generator().manual_seed(tc.seed))
+    log = MetricsLog(out, model.metric_names, resume_step=step)
+
+    def save_samples(s):
+        save_image(grid(model.sample(latents=fixed), nrow=5), out / "samples" / f"step_{s:06d}.png")
+
+    def save_checkpoint(s):
+        tensors, skeleton = state_tensors(model, batch_gen)
+        meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
+        checkpoint.save(out / "checkpoints" / "last.safetensors", tensors, meta)
+
+    # The one scheduled place for everything that happens "every N steps".
+    hooks: list[tuple[int, Callable[[int], None]]] = [
+        (tc.log_every, log.flush), (tc.sample_every, save_samples),
+        (tc.checkpoint_every, save_checkpoint)]
+
+    bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.model} {data.name}", unit="it",
+               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    with StopSignals() as stop:
+        while step < tc.steps and stop.signum is None:
+            idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
+            out_metrics = model.training_step(to_float(images[idx]),
+                                              labels[idx] if labels is not None else None)
+            step += 1
+            log.add(out_metrics)
+            bar.update(1)
+            for every, hook in hooks:
+                if step % every == 0:
+                    hook(step)
+            if step % tc.log_every == 0 and log.rows:
+                bar.set_postfix(log.postfix(), refresh=False)
+        # The end, or a stop request: whatever was not just written, write now.
+        for every, hook in hooks:
+            if step % every != 0:
+                hook(step)
+    bar.close()
+    log.close()
+    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows, interrupted=stop.signum)
