@@ -118,13 +118,13 @@ class GAN(GenerativeModel):
         # softplus(-x) is BCE(sigmoid(x), 1), softplus(x) is BCE(sigmoid(x), 0).
         logit_real = D(real)
         loss_real = F.softplus(-logit_real).mean()
-        opt["d"].zero_grad(set_to_none=False)
+        opt["d"].zero_grad()
         loss_real.backward()
         opt["d"].step()
 
         logit_fake = D(fake)
         loss_fake = F.softplus(logit_fake).mean()
-        opt["d"].zero_grad(set_to_none=False)
+        opt["d"].zero_grad()
         loss_fake.backward()
         opt["d"].step()
 
@@ -132,7 +132,7 @@ class GAN(GenerativeModel):
         # gradients only skips D's weight gradients, which would be thrown away.
         logit_g = D(G(self.latents(2 * half)))
         g_loss = F.softplus(-logit_g).mean()
-        opt["g"].zero_grad(set_to_none=False)
+        opt["g"].zero_grad()
         g_loss.backward(inputs=list(G.parameters()))
         opt["g"].step()
 

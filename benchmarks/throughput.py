@@ -1,0 +1,167 @@
+"""Training throughput of gankit's `gan` against a plain PyTorch loop doing the same maths.
+
+The plain loop is written the way a typical user ports the Keras example: nn.Sequential,
+Sigmoid + BCELoss, zero_grad/backward/step, Adam with torch's defaults, batches drawn by
+random index from a float tensor, torch's default thread count, no per-step printing.
+Both sides train the same architecture (Keras BatchNorm settings, half-batch D updates on
+real then fake images made by G in inference mode, a full batch for G) and see the same
+number of samples. gankit is timed through its real training loop (gankit.trainer.train,
+metrics logging included), from its metrics.csv clock, excluding start-up.
+
+Runs are interleaved (gankit, plain, gankit, plain, ...) so a noisy neighbour hurts both
+alike; the ratio of medians is printed. Usage:
+
+    python benchmarks/throughput.py                   # batch 32 and 128, 5 rounds
+    python benchmarks/throughput.py --threads-study   # also 1 vs 2 threads, quiet and busy
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+import gankit
+from gankit.config import DataConfig
+from gankit.data import load_data, to_float
+from gankit.runtime import available_cores, default_threads
+
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def plain_gan(image_dim: int = 784, latent: int = 100):
+    def bn(n):   # Keras BatchNormalization(momentum=0.8) defaults
+        return nn.BatchNorm1d(n, eps=1e-3, momentum=0.2)
+    G = nn.Sequential(nn.Linear(latent, 256), nn.LeakyReLU(0.2), bn(256),
+                      nn.Linear(256, 512), nn.LeakyReLU(0.2), bn(512),
+                      nn.Linear(512, 1024), nn.LeakyReLU(0.2), bn(1024),
+                      nn.Linear(1024, image_dim), nn.Tanh())
+    D = nn.Sequential(nn.Flatten(), nn.Linear(image_dim, 512), nn.LeakyReLU(0.2),
+                      nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+    return G, D
+
+
+def plain_loop(X: torch.Tensor, batch: int, steps: int) -> float:
+    """The typical user's loop; returns iterations per second."""
+    torch.set_num_threads(TORCH_DEFAULT_THREADS)
+    G, D = plain_gan()
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCELoss()
+    half = batch // 2
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        imgs = X[torch.randint(0, X.shape[0], (half,))]
+        G.eval()
+        with torch.no_grad():
+            gen = G(torch.randn(half, 100)).view(-1, 1, 28, 28)
+        G.train()
+        opt_d.zero_grad()
+        bce(D(imgs), torch.ones(half, 1)).backward()
+        opt_d.step()
+        opt_d.zero_grad()
+        bce(D(gen), torch.zeros(half, 1)).backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        bce(D(G(torch.randn(batch, 100))), torch.ones(batch, 1)).backward()
+        opt_g.step()
+    return steps / (time.perf_counter() - t0)
+
+
+def gankit_loop(batch: int, steps: int, threads: int | None = None) -> float:
+    """gankit's real training loop; iterations per second between its first and last log row."""
+    with tempfile.TemporaryDirectory() as out:
+        run = gankit.train(model="gan", data="mnist", offline=True, steps=steps, batch_size=batch,
+                           out=out, log_every=50, sample_every=10**9, checkpoint_every=10**9,
+                           device="cpu", threads=threads, progress=False)
+    a, b = run.metrics[0], run.metrics[-1]
+    return (b["step"] - a["step"]) / (b["seconds"] - a["seconds"])
+
+
+def flops_per_iteration(batch: int) -> float:
+    """Nominal FLOPs of one iteration's matrix products (backward = 2x forward)."""
+    g = 100 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784
+    d = 784 * 512 + 512 * 256 + 256 * 1
+    half = batch // 2
+    fwd = lambda n, macs: 2 * n * macs
+    return (fwd(half, g)                          # fakes for D (inference)
+            + 3 * fwd(half, d) * 2                # D on real, D on fake: forward + backward
+            + 3 * (fwd(batch, g) + fwd(batch, d)))  # G step through D
+
+
+def matmul_peak(threads: int, n: int = 1024, reps: int = 20) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def spin():
+    while True:
+        pass
+
+
+def compare(X, batch, steps, rounds):
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(gankit_loop(batch, steps))
+        theirs.append(plain_loop(X, batch, steps))
+    mo, mt = statistics.median(ours), statistics.median(theirs)
+    flops = flops_per_iteration(batch)
+    print(f"batch {batch:4d}: gankit {mo:7.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)   "
+          f"plain {mt:7.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)   ratio {mo / mt:.2f}x   "
+          f"[gankit runs {', '.join(f'{v:.0f}' for v in ours)}; plain {', '.join(f'{v:.0f}' for v in theirs)}]")
+    return mo / mt
+
+
+def threads_study(batch, steps, rounds):
+    print(f"\nthreads study, batch {batch} (gankit loop, it/s, median of {rounds}):")
+    for busy in (False, True):
+        hog = None
+        if busy:   # another process holding one core, as on a shared machine
+            hog = mp.Process(target=spin, daemon=True)
+            hog.start()
+        try:
+            res = {t: statistics.median(gankit_loop(batch, steps, t) for _ in range(rounds))
+                   for t in (1, 2)}
+        finally:
+            if hog:
+                hog.terminate()
+        print(f"  {'one core busy' if busy else 'quiet        '}: 1 thread {res[1]:6.1f}   "
+              f"2 threads {res[2]:6.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads-study", action="store_true")
+    args = ap.parse_args()
+
+    data = load_data(DataConfig(data="mnist", offline=True))
+    X = to_float(data.images)
+    cores = available_cores()
+    print(f"torch {torch.__version__}, {cores} cores, torch default threads {TORCH_DEFAULT_THREADS}, "
+          f"gankit default threads {default_threads()}, data {data.name} ({len(data)} images)")
+    print(f"matmul peak (1024^2 fp32): {matmul_peak(1):.1f} GFLOP/s on 1 thread, "
+          f"{matmul_peak(cores):.1f} GFLOP/s on {cores}")
+    for batch in args.batches:
+        compare(X, batch, args.steps, args.rounds)
+    if args.threads_study:
+        for batch in args.batches:
+            threads_study(batch, args.steps, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
