@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
+    warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     commands = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}
     try:
         model = _peek_model(argv) if argv[:1] == ["train"] else "gan"

@@ -115,6 +115,8 @@ def coerce(cls, name: str, value: Any) -> Any:
             return None
         raise GankitError(f"{name} cannot be empty")
     want = base_type(tp)
+    if want is str and isinstance(value, os.PathLike):   # API users pass Paths for folders
+        return os.fspath(value)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if want is bool and not isinstance(value, bool):

@@ -7,9 +7,16 @@ worker processes and no per-image Python on the hot path.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+from ..errors import GankitError
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 
 @dataclass
@@ -45,3 +52,45 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
     return images.detach().float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --- sources ----------------------------------------------------------------------------
+# Each source module is imported only when used: reading MNIST must not import Pillow's
+# plugins, and gankit.config stays free of gankit.data.
+
+def _mnist(cfg: DataConfig) -> ImageData:
+    from .mnist import load_mnist
+    return load_mnist(cfg)
+
+
+def _fashion_mnist(cfg: DataConfig) -> ImageData:
+    from .mnist import load_fashion_mnist
+    return load_fashion_mnist(cfg)
+
+
+# name -> loader taking a DataConfig; a new source is one module and one line here
+SOURCES: dict[str, Callable[[DataConfig], ImageData]] = {
+    "mnist": _mnist,
+    "fashion-mnist": _fashion_mnist,
+}
+
+
+def dataset_names() -> list[str]:
+    return list(SOURCES)
+
+
+def load_data(cfg: DataConfig) -> ImageData:
+    """A registered dataset name, else a folder of images."""
+    if cfg.data in SOURCES:
+        return SOURCES[cfg.data](cfg)
+    path = os.path.expanduser(cfg.data)
+    if os.path.isdir(path):
+        from .folder import load_folder
+        return load_folder(path, cfg.image_size, cfg.channels)
+    if os.path.exists(path):
+        raise GankitError(f"{cfg.data} is a file, not a folder of images: pass the folder "
+                          f"or one of {', '.join(dataset_names())}")
+    looks_like_path = os.sep in cfg.data or "/" in cfg.data or cfg.data.startswith((".", "~"))
+    hint = " (no such folder)" if looks_like_path else ""
+    raise GankitError(f"unknown dataset {cfg.data!r}{hint}: use one of "
+                      f"{', '.join(dataset_names())} or a folder of images")

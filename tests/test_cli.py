@@ -1,0 +1,114 @@
+"""The `gankit` command as a user runs it: real subprocesses, real files."""
+
+import signal
+import subprocess
+import sys
+import time
+import os
+
+import numpy as np
+from PIL import Image
+
+from conftest import gankit_cli
+
+FAST = ["--batch-size", "16", "--log-every", "5", "--sample-every", "10",
+        "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("gankit: error")]
+    assert len(lines) == 1, result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_train_then_sample(tmp_path):
+    run = tmp_path / "run"
+    r = gankit_cli("train", "--steps", "20", "--out", run, *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "5,000-digit" in r.stderr          # the offline warning, once, on one line
+    assert r.stderr.count("gankit: warning") == 1
+    assert (run / "samples" / "step_000020.png").is_file()
+    r = gankit_cli("sample", "--checkpoint", run, "--n", "12", "--out", tmp_path / "g.png",
+                   "--npy", tmp_path / "g.npy", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "g.npy")
+    assert arr.shape == (12, 28, 28) and arr.dtype == np.uint8
+    assert Image.open(tmp_path / "g.png").mode == "L"
+    # the same seed gives the same images; the checkpoint file works as well as the folder
+    gankit_cli("sample", "--checkpoint", run / "checkpoints" / "last.safetensors", "--n", "12",
+               "--out", tmp_path / "h.png", "--npy", tmp_path / "h.npy", "--seed", "5")
+    assert np.array_equal(arr, np.load(tmp_path / "h.npy"))
+
+
+def test_info_lists_models_and_datasets():
+    r = gankit_cli("info")
+    assert r.returncode == 0
+    assert "gan" in r.stdout and "mnist" in r.stdout and "fashion-mnist" in r.stdout
+
+
+def test_help_explains_the_flags():
+    r = gankit_cli("train", "--help")
+    for flag in ("--lr-g", "--lr-d", "--steps", "--batch-size", "--seed", "--out", "--resume",
+                 "--config", "--device", "--sample-every", "--checkpoint-every", "--data"):
+        assert flag in r.stdout
+
+
+def test_user_mistakes_are_one_line(tmp_path):
+    one_line_error(gankit_cli("train", "--data", "nonsense", "--out", tmp_path / "a", *FAST),
+                   "unknown dataset", "mnist", "fashion-mnist")
+    one_line_error(gankit_cli("train", "--batch-size", "0", "--out", tmp_path / "b"),
+                   "batch_size must be positive")
+    f = tmp_path / "file"
+    f.write_text("x")
+    one_line_error(gankit_cli("train", "--out", f, *FAST), "is a file")
+    one_line_error(gankit_cli("sample", "--checkpoint", tmp_path / "missing"), "does not exist")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    one_line_error(gankit_cli("sample", "--checkpoint", bad), "unreadable")
+    r = gankit_cli("train", "--model", "nope")
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "gan" in r.stderr
+
+
+def test_unwritable_out(tmp_path):
+    if os.geteuid() == 0:   # root writes anywhere; use a path under a file instead
+        (tmp_path / "f").write_text("")
+        one_line_error(gankit_cli("train", "--out", tmp_path / "f" / "run", *FAST), "cannot write")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        one_line_error(gankit_cli("train", "--out", ro / "run", *FAST), "cannot write")
+
+
+def test_corrupt_idx_file(tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    (data_dir / "mnist").mkdir(parents=True)
+    (data_dir / "mnist" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
+    (data_dir / "mnist" / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01garbage")
+    r = gankit_cli("train", "--data-dir", data_dir, "--out", tmp_path / "r", *FAST)
+    one_line_error(r, "train-images-idx3-ubyte")
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--steps", "100000",
+                             "--out", str(run), *FAST], stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    from gankit import checkpoint
+    _, meta = checkpoint.load(run)
+    stopped = meta["step"]
+    assert stopped >= 10
+    rows = metrics.read_text().splitlines()
+    assert int(rows[-1].split(",")[0]) == stopped   # metrics flushed up to the stop
+    r = gankit_cli("train", "--resume", "--out", run, "--steps", str(stopped + 10), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.load(run)[1]["step"] == stopped + 10

@@ -1,0 +1,128 @@
+"""The training loop, through the API: run folder, determinism, resume, sampling."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gankit
+from gankit import checkpoint
+from gankit.errors import GankitError
+
+TINY = dict(model="gan", data="mnist", batch_size=16, log_every=5, sample_every=10,
+            checkpoint_every=10, device="cpu", progress=False)
+
+
+def weights(run_or_path):
+    path = run_or_path.out if hasattr(run_or_path, "out") else run_or_path
+    tensors, meta = checkpoint.load(path)
+    return tensors, meta
+
+
+def test_run_folder_has_everything(tmp_path):
+    run = gankit.train(out=tmp_path / "run", steps=20, **TINY)
+    out = tmp_path / "run"
+    assert run.step == 20
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000010.png", "step_000020.png"]
+    grid = Image.open(out / "samples" / "step_000020.png")
+    assert grid.mode == "L" and grid.width >= 5 * 28
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+    assert set(rows[0]) == {"step", "d_loss", "d_acc", "g_loss", "seconds"}
+    assert all(0 <= float(r["d_acc"]) <= 1 for r in rows)
+    assert Image.open(out / "loss.png").size[0] > 100
+    assert (out / "checkpoints" / "last.safetensors").is_file()
+    assert (out / "checkpoints" / "last.json").is_file()
+    toml = (out / "config.toml").read_text()
+    assert 'name = "gan"' in toml and "steps = 20" in toml
+    _, meta = weights(out)
+    assert meta["step"] == 20 and meta["model"] == "gan" and meta["image_shape"] == [1, 28, 28]
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path):
+    a, _ = weights(gankit.train(out=tmp_path / "a", steps=12, seed=3, **TINY))
+    b, _ = weights(gankit.train(out=tmp_path / "b", steps=12, seed=3, **TINY))
+    c, _ = weights(gankit.train(out=tmp_path / "c", steps=12, seed=4, **TINY))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("model.", "optim.")))
+    assert not torch.equal(a["model.generator.net.0.weight"], c["model.generator.net.0.weight"])
+
+
+@pytest.mark.parametrize("stop_at", [10, 15])
+def test_resume_matches_an_uninterrupted_run(tmp_path, stop_at):
+    full, _ = weights(gankit.train(out=tmp_path / "full", steps=30, seed=1, **TINY))
+    gankit.train(out=tmp_path / "part", steps=stop_at, seed=1, **TINY)
+    run = gankit.train(out=tmp_path / "part", steps=30, resume=True, progress=False)
+    assert run.step == 30
+    part, _ = weights(run)
+    for k in full:
+        if k.startswith(("model.", "optim.", "rng.")):
+            assert torch.equal(full[k], part[k]), k
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "part" / "metrics.csv"))]
+    assert steps == list(range(5, 31, 5))
+
+
+def test_resume_refuses_changed_settings_but_takes_new_steps(tmp_path):
+    gankit.train(out=tmp_path / "r", steps=10, **TINY)
+    with pytest.raises(GankitError, match="lr-d"):
+        gankit.train(out=tmp_path / "r", steps=20, resume=True, lr_d=1e-3, progress=False)
+    assert gankit.train(out=tmp_path / "r", steps=15, resume=True, progress=False).step == 15
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    gankit.train(out=tmp_path / "r", steps=10, **TINY)
+    before = (tmp_path / "r" / "checkpoints" / "last.safetensors").read_bytes()
+    with pytest.raises(GankitError, match="--resume"):
+        gankit.train(out=tmp_path / "r", steps=10, **TINY)
+    assert (tmp_path / "r" / "checkpoints" / "last.safetensors").read_bytes() == before
+
+
+def test_nothing_to_resume(tmp_path):
+    with pytest.raises(GankitError, match="nothing to resume"):
+        gankit.train(out=tmp_path / "none", steps=10, resume=True, progress=False)
+
+
+def test_load_rebuilds_the_model_from_the_checkpoint_alone(tmp_path):
+    run = gankit.train(out=tmp_path / "r", steps=10, **TINY)
+    model = gankit.load(tmp_path / "r")   # the run folder
+    same = gankit.load(tmp_path / "r" / "checkpoints" / "last.safetensors")
+    z = run.model.latents(8, torch.Generator().manual_seed(0))
+    x = model.sample(latents=z)
+    assert x.shape == (8, 1, 28, 28) and -1 <= x.min() and x.max() <= 1
+    assert torch.equal(x, same.sample(latents=z))
+    assert torch.allclose(x, run.model.sample(latents=z))
+    assert model.class_names == [str(i) for i in range(10)]
+
+
+def test_unknown_option_and_bad_values(tmp_path):
+    with pytest.raises(GankitError, match="unknown option 'stepz'"):
+        gankit.train(out=tmp_path / "x", stepz=3)
+    with pytest.raises(GankitError, match="batch_size"):
+        gankit.train(out=tmp_path / "x", batch_size=0)
+    with pytest.raises(GankitError, match="unknown model 'nope'.*gan"):
+        gankit.train(model="nope", out=tmp_path / "x")
+    with pytest.raises(GankitError, match="unknown dataset"):
+        gankit.train(data="no-such-set", out=tmp_path / "x", steps=1, progress=False)
+
+
+def test_out_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    with pytest.raises(GankitError, match="is a file"):
+        gankit.train(out=f, steps=1, progress=False)
+    assert f.read_text() == "keep me"
+
+
+def test_config_file_sets_fields_and_flags_override(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[model]\nname = "gan"\nlr_d = 0.0001\n[train]\nsteps = 7\nbatch_size = 8\n')
+    c = gankit.make_config(config_file=str(cfg), steps=9)
+    assert (c.train.steps, c.train.batch_size, c.model_cfg.lr_d) == (9, 8, 1e-4)
+    cfg.write_text('[train]\nstepz = 7\n')
+    with pytest.raises(GankitError, match="stepz"):
+        gankit.make_config(config_file=str(cfg))
+    cfg.write_text('[train]\nsteps = "many"\n')
+    with pytest.raises(GankitError, match="steps must be an integer"):
+        gankit.make_config(config_file=str(cfg))
