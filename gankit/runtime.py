@@ -46,3 +46,4 @@ def default_threads() -> int:
 def configure_threads(threads: int | None, device: torch.device) -> None:
     if device.type == "cpu":
         torch.set_num_threads(threads or default_threads())
+    # On a GPU the CPU only launches kernels: leave torch's thread default alone.

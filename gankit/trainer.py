@@ -7,6 +7,7 @@ model it is training: a model contributes its step, the loop does the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -25,7 +26,7 @@ from .errors import GankitError
 from .images import grid, save_image
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model
-from .runtime import configure_threads, pick_device
+from .runtime import configure_threads, default_threads, pick_device
 
 GRID = 25   # the original's 5x5 sample grid
 
@@ -140,6 +141,11 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     tc = cfg.train
     out = prepare_out(tc.out, resume)
     device = pick_device(tc.device)
+    if device.type == "cpu" and tc.threads is None:
+        # Record the thread count: it changes the float rounding of matrix products, so a
+        # resumed run must use the same count to match an uninterrupted one bit for bit.
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, threads=default_threads()))
+        tc = cfg.train
     configure_threads(tc.threads, device)
 
     data = load_data(cfg.data)
