@@ -11,8 +11,8 @@ metrics logging included), from its metrics.csv clock, excluding start-up.
 Runs are interleaved (gankit, plain, gankit, plain, ...) so a noisy neighbour hurts both
 alike; the ratio of medians is printed. Usage:
 
-    python benchmarks/throughput.py                   # batch 32 and 128, 5 rounds
-    python benchmarks/throughput.py --threads-study   # also 1 vs 2 threads, quiet and busy
+    python benchmarks/throughput.py            # batch 32 and 128, quiet and busy, 5 rounds
+    python benchmarks/throughput.py --quick    # quiet machine, default threads only
 """
 
 from __future__ import annotations
@@ -111,34 +111,40 @@ def spin():
         pass
 
 
-def compare(X, batch, steps, rounds):
+class BusyNeighbour:
+    """Another process holding one core at 100%, as on a shared machine (or none)."""
+
+    def __init__(self, busy: bool):
+        self.busy, self.proc = busy, None
+
+    def __enter__(self):
+        if self.busy:
+            self.proc = mp.Process(target=spin, daemon=True)
+            self.proc.start()
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.join()
+
+
+def compare(X, batch, steps, rounds, busy, threads=None):
+    """Interleave gankit and the plain loop; print medians, GFLOP/s and the ratio."""
     ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(gankit_loop(batch, steps))
-        theirs.append(plain_loop(X, batch, steps))
+    with BusyNeighbour(busy):
+        for _ in range(rounds):
+            ours.append(gankit_loop(batch, steps, threads))
+            theirs.append(plain_loop(X, batch, steps))
     mo, mt = statistics.median(ours), statistics.median(theirs)
     flops = flops_per_iteration(batch)
-    print(f"batch {batch:4d}: gankit {mo:7.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)   "
-          f"plain {mt:7.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)   ratio {mo / mt:.2f}x   "
-          f"[gankit runs {', '.join(f'{v:.0f}' for v in ours)}; plain {', '.join(f'{v:.0f}' for v in theirs)}]")
+    label = f"{'one core busy' if busy else 'quiet'}, gankit threads {threads or default_threads()}"
+    print(f"{label:32s} batch {batch:4d}: gankit {mo:6.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)  "
+          f"plain {mt:6.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)  ratio {mo / mt:.2f}x  "
+          f"[runs: {' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}]",
+          flush=True)
     return mo / mt
-
-
-def threads_study(batch, steps, rounds):
-    print(f"\nthreads study, batch {batch} (gankit loop, it/s, median of {rounds}):")
-    for busy in (False, True):
-        hog = None
-        if busy:   # another process holding one core, as on a shared machine
-            hog = mp.Process(target=spin, daemon=True)
-            hog.start()
-        try:
-            res = {t: statistics.median(gankit_loop(batch, steps, t) for _ in range(rounds))
-                   for t in (1, 2)}
-        finally:
-            if hog:
-                hog.terminate()
-        print(f"  {'one core busy' if busy else 'quiet        '}: 1 thread {res[1]:6.1f}   "
-              f"2 threads {res[2]:6.1f}")
 
 
 def main():
@@ -146,7 +152,7 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads-study", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="quiet machine, default threads only")
     args = ap.parse_args()
 
     data = load_data(DataConfig(data="mnist", offline=True))
@@ -156,11 +162,12 @@ def main():
           f"gankit default threads {default_threads()}, data {data.name} ({len(data)} images)")
     print(f"matmul peak (1024^2 fp32): {matmul_peak(1):.1f} GFLOP/s on 1 thread, "
           f"{matmul_peak(cores):.1f} GFLOP/s on {cores}")
-    for batch in args.batches:
-        compare(X, batch, args.steps, args.rounds)
-    if args.threads_study:
+    print(f"plain loop: torch default threads ({TORCH_DEFAULT_THREADS}); GFLOP/s counts the "
+          "nominal matrix-product FLOPs of one iteration, the same for both")
+    scenarios = [(False, None)] if args.quick else [(False, None), (False, cores), (True, None)]
+    for busy, threads in scenarios:
         for batch in args.batches:
-            threads_study(batch, args.steps, args.rounds)
+            compare(X, batch, args.steps, args.rounds, busy, threads)
 
 
 if __name__ == "__main__":
