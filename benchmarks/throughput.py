@@ -50,36 +50,39 @@ def plain_gan(image_dim: int = 784, latent: int = 100):
 def plain_loop(X: torch.Tensor, batch: int, steps: int) -> float:
     """The typical user's loop; returns iterations per second."""
     torch.set_num_threads(TORCH_DEFAULT_THREADS)
-    G, D = plain_gan()
+    dev = X.device
+    G, D = (m.to(dev) for m in plain_gan())
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
     half = batch // 2
     t0 = time.perf_counter()
     for _ in range(steps):
-        imgs = X[torch.randint(0, X.shape[0], (half,))]
+        imgs = X[torch.randint(0, X.shape[0], (half,), device=dev)]
         G.eval()
         with torch.no_grad():
-            gen = G(torch.randn(half, 100)).view(-1, 1, 28, 28)
+            gen = G(torch.randn(half, 100, device=dev)).view(-1, 1, 28, 28)
         G.train()
         opt_d.zero_grad()
-        bce(D(imgs), torch.ones(half, 1)).backward()
+        bce(D(imgs), torch.ones(half, 1, device=dev)).backward()
         opt_d.step()
         opt_d.zero_grad()
-        bce(D(gen), torch.zeros(half, 1)).backward()
+        bce(D(gen), torch.zeros(half, 1, device=dev)).backward()
         opt_d.step()
         opt_g.zero_grad()
-        bce(D(G(torch.randn(batch, 100))), torch.ones(batch, 1)).backward()
+        bce(D(G(torch.randn(batch, 100, device=dev))), torch.ones(batch, 1, device=dev)).backward()
         opt_g.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     return steps / (time.perf_counter() - t0)
 
 
-def gankit_loop(batch: int, steps: int, threads: int | None = None) -> float:
+def gankit_loop(batch: int, steps: int, threads: int | None = None, device: str = "cpu") -> float:
     """gankit's real training loop; iterations per second between its first and last log row."""
     with tempfile.TemporaryDirectory() as out:
         run = gankit.train(model="gan", data="mnist", offline=True, steps=steps, batch_size=batch,
                            out=out, log_every=50, sample_every=10**9, checkpoint_every=10**9,
-                           device="cpu", threads=threads, progress=False)
+                           device=device, threads=threads, progress=False)
     a, b = run.metrics[0], run.metrics[-1]
     return (b["step"] - a["step"]) / (b["seconds"] - a["seconds"])
 
@@ -130,16 +133,17 @@ class BusyNeighbour:
             self.proc.join()
 
 
-def compare(X, batch, steps, rounds, busy, threads=None):
+def compare(X, batch, steps, rounds, busy, threads=None, device="cpu"):
     """Interleave gankit and the plain loop; print medians, GFLOP/s and the ratio."""
     ours, theirs = [], []
     with BusyNeighbour(busy):
         for _ in range(rounds):
-            ours.append(gankit_loop(batch, steps, threads))
+            ours.append(gankit_loop(batch, steps, threads, device))
             theirs.append(plain_loop(X, batch, steps))
     mo, mt = statistics.median(ours), statistics.median(theirs)
     flops = flops_per_iteration(batch)
-    label = f"{'one core busy' if busy else 'quiet'}, gankit threads {threads or default_threads()}"
+    label = (f"{device}" if device != "cpu" else
+             f"{'one core busy' if busy else 'quiet'}, gankit threads {threads or default_threads()}")
     print(f"{label:32s} batch {batch:4d}: gankit {mo:6.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)  "
           f"plain {mt:6.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)  ratio {mo / mt:.2f}x  "
           f"[runs: {' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}]",
@@ -153,10 +157,11 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="quiet machine, default threads only")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda to compare both loops on a GPU")
     args = ap.parse_args()
 
     data = load_data(DataConfig(data="mnist", offline=True))
-    X = to_float(data.images)
+    X = to_float(data.images).to(args.device)
     cores = available_cores()
     print(f"torch {torch.__version__}, {cores} cores, torch default threads {TORCH_DEFAULT_THREADS}, "
           f"gankit default threads {default_threads()}, data {data.name} ({len(data)} images)")
@@ -164,6 +169,11 @@ def main():
           f"{matmul_peak(cores):.1f} GFLOP/s on {cores}")
     print(f"plain loop: torch default threads ({TORCH_DEFAULT_THREADS}); GFLOP/s counts the "
           "nominal matrix-product FLOPs of one iteration, the same for both")
+    if args.device != "cpu":
+        print(f"device {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
+        for batch in args.batches:
+            compare(X, batch, args.steps, args.rounds, False, None, args.device)
+        return
     scenarios = [(False, None)] if args.quick else [(False, None), (False, cores), (True, None)]
     for busy, threads in scenarios:
         for batch in args.batches:

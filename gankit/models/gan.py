@@ -142,6 +142,8 @@ class GAN(GenerativeModel):
                 "d_acc": d_acc, "g_loss": g_loss.detach()}
 
     def latents(self, n, generator=None):
+        if generator is None:   # the training path: draw on the device, no host copy
+            return torch.randn(n, self.cfg.latent_dim, device=self.device)
         return torch.randn(n, self.cfg.latent_dim, generator=generator).to(self.device)
 
     @torch.no_grad()
