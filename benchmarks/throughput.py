@@ -23,6 +23,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 
 import torch
 from torch import nn
@@ -161,6 +162,7 @@ def main():
     args = ap.parse_args()
 
     data = load_data(DataConfig(data="mnist", offline=True))
+    warnings.filterwarnings("ignore", message="mnist: using only")   # said once is enough
     X = to_float(data.images).to(args.device)
     cores = available_cores()
     print(f"torch {torch.__version__}, {cores} cores, torch default threads {TORCH_DEFAULT_THREADS}, "
