@@ -35,7 +35,7 @@ def make_config(model: str | None = None, config_file: str | None = None,
         if not last.is_file():
             raise GankitError(f"nothing to resume in {out}: no checkpoints/last.safetensors "
                               "(drop --resume to start a new run)")
-        _, meta = checkpoint.load(last)
+        meta = checkpoint.read_meta(last)
         saved = meta["config"]
         flat_saved = {k: v for t in ("data", "train") for k, v in saved[t].items()}
         flat_saved.update({k: v for k, v in saved["model"].items() if k != "name"})

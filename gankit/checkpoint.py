@@ -103,11 +103,20 @@ def resolve(path: str | Path) -> Path:
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint; any damage becomes one GankitError naming the file."""
+    return _read(path, with_tensors=True)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Only the JSON metadata (cheap: the tensors are not read)."""
+    return _read(path, with_tensors=False)[1]
+
+
+def _read(path, with_tensors: bool):
     path = resolve(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except Exception as e:  # safetensors raises its own error types for damaged files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise GankitError(f"checkpoint {path} is unreadable ({reason}): it is truncated or "
