@@ -30,7 +30,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
             group.add_argument(flag, action="store_true", help=help_text, **kw)
         else:
             default = "" if f.default is None else f" (default: {f.default})"
-            group.add_argument(flag, type=base_type(types[f.name]), metavar=f.name.upper(),
+            tp = base_type(types[f.name])
+            metavar = {int: "N", float: "X"}.get(tp, f.name.upper())
+            group.add_argument(flag, type=tp, metavar=metavar,
                                help=help_text + default, **kw)
 
 
@@ -39,9 +41,15 @@ def _peek_model(argv: list[str]) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model")
     pre.add_argument("--config")
+    pre.add_argument("--resume", action="store_true")
+    pre.add_argument("--out", default=TrainConfig.out)
     known, _ = pre.parse_known_args(argv)
     if known.model:
         return known.model
+    last = Path(known.out) / "checkpoints" / "last.safetensors"
+    if known.resume and last.is_file():
+        from .checkpoint import read_meta
+        return read_meta(last).get("model", "gan")
     if known.config and Path(known.config).is_file():
         model = read_toml(known.config).get("model", {})
         if isinstance(model, dict) and isinstance(model.get("name"), str):

@@ -74,9 +74,10 @@ class TrainConfig:
     sample_every: int = field(default=200, metadata=_help("write a 5x5 sample grid every N steps"))
     checkpoint_every: int = field(default=1000, metadata=_help("save checkpoints/last every N steps (and at the end)"))
     log_every: int = field(default=50, metadata=_help("average the losses and write a metrics.csv row every N steps"))
-    device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps", choices=None))
+    device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps"))
     threads: int | None = field(default=None, metadata=_help(
-        "CPU threads for torch (default: 1 for small models on small machines, see README)"))
+        "CPU threads for torch (default: 1 on machines with 2 cores or fewer, else cores - 1 "
+        "up to 8; see README)"))
 
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "threads")
