@@ -126,3 +126,15 @@ def test_config_file_sets_fields_and_flags_override(tmp_path):
     cfg.write_text('[train]\nsteps = "many"\n')
     with pytest.raises(GankitError, match="steps must be an integer"):
         gankit.make_config(config_file=str(cfg))
+
+
+def test_tensorboard_events_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    gankit.train(out=tmp_path / "r", steps=10, **TINY)
+    events = list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc.Reload()
+    assert {"d_loss", "d_acc", "g_loss"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("g_loss")] == [5, 10]
