@@ -112,3 +112,26 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     r = gankit_cli("train", "--resume", "--out", run, "--steps", str(stopped + 10), "--quiet")
     assert r.returncode == 0, r.stderr
     assert checkpoint.load(run)[1]["step"] == stopped + 10
+
+
+def test_train_on_a_folder_of_rgb_images_and_sample_rgb_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(6):
+            arr = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / "imgs" / label / f"{i}.png")
+    run = tmp_path / "run"
+    r = gankit_cli("train", "--data", tmp_path / "imgs", "--image-size", "16", "--steps", "10",
+                   "--out", run, *FAST)
+    assert r.returncode == 0, r.stderr
+    grid = Image.open(run / "samples" / "step_000010.png")
+    assert grid.mode == "RGB"
+    r = gankit_cli("sample", "--checkpoint", run, "--n", "3", "--out", tmp_path / "s.png",
+                   "--npy", tmp_path / "s.npy")
+    assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (3, 16, 16, 3) and arr.dtype == np.uint8
+    from gankit import checkpoint
+    meta = checkpoint.read_meta(run)
+    assert meta["class_names"] == ["cats", "dogs"] and meta["image_shape"] == [3, 16, 16]
