@@ -13,6 +13,7 @@ alike; the ratio of medians is printed. Usage:
 
     python benchmarks/throughput.py            # batch 32 and 128, quiet and busy, 5 rounds
     python benchmarks/throughput.py --quick    # quiet machine, default threads only
+    python benchmarks/throughput.py --same-threads   # both loops on gankit's thread count
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def plain_gan(image_dim: int = 784, latent: int = 100):
     return G, D
 
 
-def plain_loop(X: torch.Tensor, batch: int, steps: int) -> float:
+def plain_loop(X: torch.Tensor, batch: int, steps: int, threads: int | None = None) -> float:
     """The typical user's loop; returns iterations per second."""
-    torch.set_num_threads(TORCH_DEFAULT_THREADS)
+    torch.set_num_threads(threads or TORCH_DEFAULT_THREADS)
     dev = X.device
     G, D = (m.to(dev) for m in plain_gan())
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -134,17 +135,18 @@ class BusyNeighbour:
             self.proc.join()
 
 
-def compare(X, batch, steps, rounds, busy, threads=None, device="cpu"):
+def compare(X, batch, steps, rounds, busy, threads=None, device="cpu", plain_threads=None):
     """Interleave gankit and the plain loop; print medians, GFLOP/s and the ratio."""
     ours, theirs = [], []
     with BusyNeighbour(busy):
         for _ in range(rounds):
             ours.append(gankit_loop(batch, steps, threads, device))
-            theirs.append(plain_loop(X, batch, steps))
+            theirs.append(plain_loop(X, batch, steps, plain_threads))
     mo, mt = statistics.median(ours), statistics.median(theirs)
     flops = flops_per_iteration(batch)
     label = (f"{device}" if device != "cpu" else
-             f"{'one core busy' if busy else 'quiet'}, gankit threads {threads or default_threads()}")
+             f"{'one core busy' if busy else 'quiet'}, threads {threads or default_threads()}"
+             f" vs {plain_threads or TORCH_DEFAULT_THREADS}")
     print(f"{label:32s} batch {batch:4d}: gankit {mo:6.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)  "
           f"plain {mt:6.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)  ratio {mo / mt:.2f}x  "
           f"[runs: {' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}]",
@@ -158,6 +160,8 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="quiet machine, default threads only")
+    ap.add_argument("--same-threads", action="store_true",
+                    help="only compare both loops on gankit's default thread count")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda to compare both loops on a GPU")
     args = ap.parse_args()
 
@@ -175,6 +179,10 @@ def main():
         print(f"device {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
         for batch in args.batches:
             compare(X, batch, args.steps, args.rounds, False, None, args.device)
+        return
+    if args.same_threads:   # what the loop itself gains, thread policy aside
+        for batch in args.batches:
+            compare(X, batch, args.steps, args.rounds, False, None, plain_threads=default_threads())
         return
     scenarios = [(False, None)] if args.quick else [(False, None), (False, cores), (True, None)]
     for busy, threads in scenarios:
