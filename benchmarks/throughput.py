@@ -173,7 +173,7 @@ def main():
           f"gankit default threads {default_threads()}, data {data.name} ({len(data)} images)")
     print(f"matmul peak (1024^2 fp32): {matmul_peak(1):.1f} GFLOP/s on 1 thread, "
           f"{matmul_peak(cores):.1f} GFLOP/s on {cores}")
-    print(f"plain loop: torch default threads ({TORCH_DEFAULT_THREADS}); GFLOP/s counts the "
+    print("rows: 'threads A vs B' = gankit's threads vs the plain loop's; GFLOP/s counts the "
           "nominal matrix-product FLOPs of one iteration, the same for both")
     if args.device != "cpu":
         print(f"device {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
