@@ -195,8 +195,8 @@ class RunConfig:
 
         unknown = sorted(set(tables) - {"model", "data", "train"})
         if unknown:
-            raise GankitError(f"unknown table(s) [{'], ['.join(unknown)}] in {where}; "
-                              "valid tables: [model], [data], [train]")
+            raise GankitError(f"unknown table or key {', '.join(unknown)} at the top of {where}: "
+                              "put settings under [model], [data] or [train]")
         for table in ("model", "data", "train"):
             if not isinstance(tables.get(table, {}), dict):
                 raise GankitError(f"{table} in {where} must be a table, e.g. [{table}]")

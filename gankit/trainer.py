@@ -89,7 +89,8 @@ def restore(model, batch_gen, tensors, meta, where) -> None:
 
 # --- the run folder ----------------------------------------------------------------------
 
-def prepare_out(out: str, resume: bool) -> Path:
+def check_out(out: str, resume: bool) -> Path:
+    """Refuse a run folder that would lose work, before anything is loaded or written."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise GankitError(f"run folder {path} is a file: choose another --out")
@@ -100,6 +101,10 @@ def prepare_out(out: str, resume: bool) -> Path:
     if not resume and last.is_file():
         raise GankitError(f"{path} already holds a run: pass --resume to continue it, "
                           "or --out NEW_FOLDER to start another")
+    return path
+
+
+def create_out(path: Path) -> None:
     try:
         (path / "samples").mkdir(parents=True, exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
@@ -109,7 +114,6 @@ def prepare_out(out: str, resume: bool) -> Path:
     except OSError as e:
         raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
                           "choose another --out") from None
-    return path
 
 
 class StopSignals:
@@ -139,7 +143,7 @@ class StopSignals:
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     tc = cfg.train
-    out = prepare_out(tc.out, resume)
+    out = check_out(tc.out, resume)
     device = pick_device(tc.device)
     if device.type == "cpu" and tc.threads is None:
         # Record the thread count: it changes the float rounding of matrix products, so a
@@ -149,6 +153,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     configure_threads(tc.threads, device)
 
     data = load_data(cfg.data)
+    create_out(out)   # only now: a bad device or dataset leaves no empty run folder behind
     tensors = meta = None
     if resume:
         tensors, meta = checkpoint.load(out / "checkpoints" / "last.safetensors")
