@@ -121,7 +121,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from .api import load
     from .images import grid, save_image
-    from .runtime import pick_device
+    from .runtime import configure_threads, pick_device
     from .data import to_uint8
 
     if args.n <= 0:
@@ -130,7 +130,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         parent = Path(path).resolve().parent
         if not parent.is_dir():
             raise GankitError(f"cannot write {path}: folder {parent} does not exist")
-    model = load(args.checkpoint, device=pick_device(args.device))
+    device = pick_device(args.device)
+    # A fixed thread count: MKL may otherwise pick fewer threads on a busy machine, and a
+    # different count rounds differently, so the same --seed could give other pixels.
+    configure_threads(None, device)
+    model = load(args.checkpoint, device=device)
     gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     images = to_uint8(model.sample(args.n, generator=gen)).cpu()
     try:

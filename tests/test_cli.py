@@ -38,8 +38,9 @@ def test_train_then_sample(tmp_path):
     assert arr.shape == (12, 28, 28) and arr.dtype == np.uint8
     assert Image.open(tmp_path / "g.png").mode == "L"
     # the same seed gives the same images; the checkpoint file works as well as the folder
-    gankit_cli("sample", "--checkpoint", run / "checkpoints" / "last.safetensors", "--n", "12",
-               "--out", tmp_path / "h.png", "--npy", tmp_path / "h.npy", "--seed", "5")
+    r = gankit_cli("sample", "--checkpoint", run / "checkpoints" / "last.safetensors", "--n", "12",
+                   "--out", tmp_path / "h.png", "--npy", tmp_path / "h.npy", "--seed", "5")
+    assert r.returncode == 0, r.stderr
     assert np.array_equal(arr, np.load(tmp_path / "h.npy"))
 
 
