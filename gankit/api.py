@@ -22,35 +22,41 @@ def _fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dict[str, dict]:
+    """The saved run's config tables, after checking that `options` do not contradict it."""
+    last = Path(out) / "checkpoints" / "last.safetensors"
+    if not last.is_file():
+        raise GankitError(f"nothing to resume in {out}: no checkpoints/last.safetensors "
+                          "(drop --resume to start a new run)")
+    saved = checkpoint.read_meta(last)["config"]
+    if model is not None and model != saved["model"]["name"]:
+        raise GankitError(f"--model {model} differs from the resumed run's model "
+                          f"{saved['model']['name']}: drop it, or start a new run")
+    flat = {k: v for table in saved.values() for k, v in table.items() if k != "name"}
+    for key, value in options.items():
+        if key not in RESUMABLE | {"out"} and key in flat and flat[key] != value:
+            raise GankitError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
+                              f"{flat[key]!r}: only --steps, --device and --threads may change "
+                              "on resume")
+    tables = {t: dict(saved[t]) for t in ("model", "data", "train")}
+    tables["train"]["out"] = str(out)
+    return tables
+
+
 def make_config(model: str | None = None, config_file: str | None = None,
                 resume: bool = False, **options: Any) -> RunConfig:
     """Defaults < config file < options; on resume, the run's saved config < options."""
     tables: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
     if config_file:
-        for name, values in read_toml(config_file).items():
-            tables[name] = dict(values) if isinstance(values, dict) else values
+        tables.update(read_toml(config_file))
+        for name in ("model", "data", "train"):
+            if not isinstance(tables[name], dict):
+                raise GankitError(f"{name} in {config_file} must be a table: write [{name}]")
     if resume:
         out = options.get("out") or tables["train"].get("out") or TrainConfig.out
-        last = Path(out) / "checkpoints" / "last.safetensors"
-        if not last.is_file():
-            raise GankitError(f"nothing to resume in {out}: no checkpoints/last.safetensors "
-                              "(drop --resume to start a new run)")
-        meta = checkpoint.read_meta(last)
-        saved = meta["config"]
-        flat_saved = {k: v for t in ("data", "train") for k, v in saved[t].items()}
-        flat_saved.update({k: v for k, v in saved["model"].items() if k != "name"})
-        if model is not None and model != saved["model"]["name"]:
-            raise GankitError(f"--model {model} differs from the resumed run's model "
-                              f"{saved['model']['name']}: drop it, or start a new run")
-        for key, value in options.items():
-            if key not in RESUMABLE and key != "out" and key in flat_saved and flat_saved[key] != value:
-                raise GankitError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
-                                  f"{flat_saved[key]!r}: only --steps, --device and --threads may "
-                                  "change on resume")
-        tables = {t: dict(saved[t]) for t in ("model", "data", "train")}
-        tables["train"]["out"] = str(out)
+        tables = _resumed_tables(out, model, options)
     if model is not None:
-        tables["model"]["name"] = model
+        tables["model"] = {**tables["model"], "name": model}
     model_cls = get_model_class(tables["model"].get("name", "gan"))
     owners = [("data", _fields(DataConfig)), ("train", _fields(TrainConfig)),
               ("model", _fields(model_cls.Config))]
@@ -59,7 +65,7 @@ def make_config(model: str | None = None, config_file: str | None = None,
         if table is None:
             valid = sorted(set().union(*(names for _, names in owners)))
             raise GankitError(f"unknown option {key!r}: valid options are {', '.join(valid)}")
-        tables[table][key] = value
+        tables[table] = {**tables[table], key: value}
     return RunConfig.from_tables(tables, where=config_file or "options")
 
 

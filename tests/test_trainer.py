@@ -138,3 +138,10 @@ def test_tensorboard_events_when_installed(tmp_path):
     acc.Reload()
     assert {"d_loss", "d_acc", "g_loss"} <= set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Scalars("g_loss")] == [5, 10]
+
+
+def test_config_file_with_a_key_where_a_table_belongs(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('train = 5\n')
+    with pytest.raises(GankitError, match=r"must be a table: write \[train\]"):
+        gankit.make_config(config_file=str(cfg))
