@@ -24,7 +24,7 @@ def _fields(cls) -> set[str]:
 
 def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dict[str, dict]:
     """The saved run's config tables, after checking that `options` do not contradict it."""
-    last = Path(out) / "checkpoints" / "last.safetensors"
+    last = checkpoint.last_in(out)
     if not last.is_file():
         raise GankitError(f"nothing to resume in {out}: no checkpoints/last.safetensors "
                           "(drop --resume to start a new run)")

@@ -85,11 +85,16 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def last_in(run: str | Path) -> Path:
+    """Where a run folder keeps its newest checkpoint."""
+    return Path(run) / "checkpoints" / "last.safetensors"
+
+
 def resolve(path: str | Path) -> Path:
     """A run folder, a checkpoints folder, a .json or a .safetensors -> the .safetensors."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.safetensors", path / "last.safetensors"):
+        for candidate in (last_in(path), path / "last.safetensors"):
             if candidate.is_file():
                 return candidate
         raise GankitError(f"no checkpoint in {path}: expected checkpoints/last.safetensors "

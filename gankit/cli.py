@@ -46,9 +46,9 @@ def _peek_model(argv: list[str]) -> str:
     known, _ = pre.parse_known_args(argv)
     if known.model:
         return known.model
-    last = Path(known.out) / "checkpoints" / "last.safetensors"
+    from .checkpoint import last_in, read_meta
+    last = last_in(known.out)
     if known.resume and last.is_file():
-        from .checkpoint import read_meta
         return read_meta(last).get("model", "gan")
     if known.config and Path(known.config).is_file():
         model = read_toml(known.config).get("model", {})

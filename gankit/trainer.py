@@ -94,7 +94,7 @@ def check_out(out: str, resume: bool) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise GankitError(f"run folder {path} is a file: choose another --out")
-    last = path / "checkpoints" / "last.safetensors"
+    last = checkpoint.last_in(path)
     if resume and not last.is_file():
         raise GankitError(f"nothing to resume in {path}: no checkpoints/last.safetensors "
                           "(drop --resume to start a new run)")
@@ -156,7 +156,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     create_out(out)   # only now: a bad device or dataset leaves no empty run folder behind
     tensors = meta = None
     if resume:
-        tensors, meta = checkpoint.load(out / "checkpoints" / "last.safetensors")
+        tensors, meta = checkpoint.load(checkpoint.last_in(out))
     torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
     model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
     model.optimizers = model.configure_optimizers()
@@ -180,15 +180,19 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     def save_checkpoint(s):
         tensors, skeleton = state_tensors(model, batch_gen)
         meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
-        checkpoint.save(out / "checkpoints" / "last.safetensors", tensors, meta)
-
-    # The one scheduled place for everything that happens "every N steps".
-    hooks: list[tuple[int, Callable[[int], None]]] = [
-        (tc.log_every, log.flush), (tc.sample_every, save_samples),
-        (tc.checkpoint_every, save_checkpoint)]
+        checkpoint.save(checkpoint.last_in(out), tensors, meta)
 
     bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.model} {data.name}", unit="it",
                disable=not progress, dynamic_ncols=True, mininterval=0.5)
+
+    def log_metrics(s):
+        log.flush(s)
+        bar.set_postfix(log.postfix(), refresh=False)
+
+    # The one scheduled place for everything that happens "every N steps".
+    hooks: list[tuple[int, Callable[[int], None]]] = [
+        (tc.log_every, log_metrics), (tc.sample_every, save_samples),
+        (tc.checkpoint_every, save_checkpoint)]
     with StopSignals() as stop:
         while step < tc.steps and stop.signum is None:
             idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
@@ -200,8 +204,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             for every, hook in hooks:
                 if step % every == 0:
                     hook(step)
-            if step % tc.log_every == 0 and log.rows:
-                bar.set_postfix(log.postfix(), refresh=False)
         # The end, or a stop request: whatever was not just written, write now.
         for every, hook in hooks:
             if step % every != 0:
