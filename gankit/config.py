@@ -41,6 +41,12 @@ def _finite_positive(cfg, *names: str) -> None:
             raise GankitError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _one_of(cfg, name: str, options: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in options:
+        raise GankitError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
 @dataclass
 class DataConfig:
     data: str = field(default="mnist", metadata=_help(
@@ -78,9 +84,14 @@ class TrainConfig:
     threads: int | None = field(default=None, metadata=_help(
         "CPU threads for torch (default: 1 on machines with 2 cores or fewer, else cores - 1 "
         "up to 8; see README)"))
+    ema: float = field(default=0.0, metadata=_help(
+        "keep an exponential moving average of the generator's (decoder's) weights with "
+        "this decay, e.g. 0.999; sample grids and `gankit sample` use it; 0 turns it off"))
 
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "threads")
+        if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
+            raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: e.g. --ema 0.999")
         if self.seed < 0:
             raise GankitError(f"seed must be >= 0, got {self.seed}")
         dev = self.device

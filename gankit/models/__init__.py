@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from ..errors import GankitError
 from .base import GenerativeModel
+from .cgan import CGAN
+from .dcgan import DCGAN
 from .gan import GAN
+from .wgan_gp import WGANGP
 
 MODELS: dict[str, type[GenerativeModel]] = {
     "gan": GAN,
+    "dcgan": DCGAN,
+    "cgan": CGAN,
+    "wgan-gp": WGANGP,
 }
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import GankitError
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -33,8 +34,16 @@ class GenerativeModel(nn.Module):
     """Base class: subclasses set `Config` and implement the methods below."""
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
-    # Names of the metrics training_step returns, in display order.
-    metric_names: ClassVar[tuple[str, ...]] = ()
+    # Names of the metrics training_step returns, in display order (a subclass may set it
+    # per instance when its config adds a metric).
+    metric_names: tuple[str, ...] = ()
+    # The submodule that turns latents into images. sample() runs it; the trainer's
+    # exponential moving average (--ema) averages its weights.
+    sampling_network: ClassVar[str] = "generator"
+    # Needs a label per image to train and to sample ("given a label, produce the features").
+    conditional: ClassVar[bool] = False
+    # Has an encoder: reconstruct() maps images to their reconstructions.
+    reconstructs: ClassVar[bool] = False
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
@@ -42,6 +51,10 @@ class GenerativeModel(nn.Module):
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        if self.conditional and num_classes < 2:
+            raise GankitError(f"{type(self).__name__} is conditional and needs labelled data "
+                              "with 2 or more classes: use mnist, fashion-mnist or a folder "
+                              "with one subfolder per class")
 
     @property
     def device(self) -> torch.device:
@@ -64,12 +77,40 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n latent codes drawn from the prior, on the model's device."""
-        raise NotImplementedError
+        """n latent codes (n, latent_dim) from the prior, on the model's device."""
+        if generator is None:   # the training path: draw on the device, no host copy
+            return torch.randn(n, self.cfg.latent_dim, device=self.device)
+        return torch.randn(n, self.cfg.latent_dim, generator=generator).to(self.device)
+
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Latents (n, latent_dim) -> images in [-1, 1]; runs the sampling network."""
+        net = getattr(self, self.sampling_network)
+        return net(latents, labels) if self.conditional else net(latents)
 
     @torch.no_grad()
     def sample(self, n: int | None = None, *, latents: torch.Tensor | None = None,
                labels: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images in [-1, 1], shape (n, C, H, W), generated in inference mode."""
-        raise NotImplementedError
+        """Images in [-1, 1], shape (n, C, H, W), generated in inference mode.
+
+        A conditional model without `labels` cycles through the classes 0, 1, 2, ...
+        """
+        if latents is None:
+            latents = self.latents(n, generator)
+        latents = latents.to(self.device)
+        if self.conditional:
+            if labels is None:
+                labels = torch.arange(len(latents)) % self.num_classes
+            labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
+        net = getattr(self, self.sampling_network)
+        was_training = net.training
+        net.eval()
+        try:
+            return self.decode(latents, labels)
+        finally:
+            net.train(was_training)
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] -> their reconstructions (models with an encoder only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder")

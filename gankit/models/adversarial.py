@@ -1,0 +1,153 @@
+"""The step every GAN here shares: D updates, then one G update, with a chosen loss.
+
+A GAN model file provides its two networks (`build_networks`) and a Config; the loss
+(BCE, LSGAN, hinge, Wasserstein), the D:G step ratio, the gradient penalty, spectral
+norm and DiffAugment are options of every GAN, implemented once here. The guide's vanilla
+GAN keeps its Keras-era quirks by overriding the three small methods marked below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..augment import diff_augment
+from ..config import ModelConfig, _finite_positive, _one_of, _positive
+from ..errors import GankitError
+from ..losses import LOSSES, gradient_penalty
+from .base import GenerativeModel, adam
+
+
+@dataclass
+class AdversarialConfig(ModelConfig):
+    latent_dim: int = field(default=100, metadata={"help": "size of the noise vector z"})
+    lr_g: float = field(default=2e-4, metadata={"help": "generator learning rate (Adam)"})
+    lr_d: float = field(default=2e-4, metadata={
+        "help": "discriminator learning rate; lower it when D overpowers G (TTUR: Heusel "
+                "et al. 2017 train D faster, e.g. --lr-d 4e-4 --lr-g 1e-4)"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 for both networks"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2 for both networks"})
+    loss: str = field(default="bce", metadata={
+        "help": "adversarial loss: bce (non-saturating), lsgan (least squares), hinge, "
+                "or wasserstein (needs --gp or --spectral-norm)", "choices": tuple(LOSSES)})
+    d_steps: int = field(default=1, metadata={
+        "help": "discriminator updates per generator update, each on its own real batch"})
+    gp: float = field(default=0.0, metadata={
+        "help": "gradient penalty weight (WGAN-GP uses 10); 0 turns it off; D then has no "
+                "BatchNorm"})
+    spectral_norm: bool = field(default=False, metadata={
+        "help": "spectral normalisation of D's layers (Miyato et al. 2018)"})
+    augment: bool = field(default=False, metadata={
+        "help": "DiffAugment (translation + cutout on real and fake images before D; Zhao "
+                "et al. 2020): helps on small datasets such as the 5,000 offline digits"})
+
+    def __post_init__(self):
+        _positive(self, "latent_dim", "d_steps")
+        _finite_positive(self, "lr_g", "lr_d")
+        _one_of(self, "loss", tuple(LOSSES))
+        for name in ("beta1", "beta2"):
+            b = getattr(self, name)
+            if not (math.isfinite(b) and 0 <= b < 1):
+                raise GankitError(f"{name} must be in [0, 1), got {b!r}")
+        if not (math.isfinite(self.gp) and self.gp >= 0):
+            raise GankitError(f"gp must be a finite number >= 0, got {self.gp!r}")
+
+
+class AdversarialModel(GenerativeModel):
+    """Base of the GANs: `generator` (z [, labels] -> images) and `discriminator`."""
+
+    Config = AdversarialConfig
+
+    def __init__(self, cfg: AdversarialConfig, image_shape, num_classes=0):
+        super().__init__(cfg, image_shape, num_classes)
+        self.loss = LOSSES[cfg.loss]
+        self.generator, self.discriminator = self.build_networks()
+        self.metric_names = ("d_loss", "d_acc") + (("gp",) if cfg.gp else ()) + ("g_loss",)
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        betas = (self.cfg.beta1, self.cfg.beta2)
+        return {"g": adam(self.generator.parameters(), self.cfg.lr_g, betas),
+                "d": adam(self.discriminator.parameters(), self.cfg.lr_d, betas)}
+
+    def real_batch_size(self, batch_size: int) -> int:
+        return batch_size * self.cfg.d_steps   # each D update gets its own real images
+
+    # --- the parts a model may override ------------------------------------------------
+
+    def make_fakes(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """Generated images for a D update (no gradient to G)."""
+        with torch.no_grad():
+            return self.generator(*self._g_inputs(n, labels))
+
+    def update_discriminator(self, real, fake, labels):
+        """One D update on real and fake together; returns (loss, gp, D(real), D(fake))."""
+        out_real = self.discriminate(real, labels)
+        out_fake = self.discriminate(fake, labels)
+        loss = self.loss.d_real(out_real) + self.loss.d_fake(out_fake)
+        gp = self.penalty(real, fake, labels)
+        opt = self.optimizers["d"]
+        opt.zero_grad()
+        (loss + self.cfg.gp * gp).backward()
+        opt.step()
+        return loss.detach(), gp.detach(), out_real.detach(), out_fake.detach()
+
+    def generator_batch(self, n_real: int) -> int:
+        """How many fakes G's update uses, given one D update's real batch size."""
+        return n_real
+
+    # --- shared machinery ---------------------------------------------------------------
+
+    def _g_inputs(self, n: int, labels: torch.Tensor | None):
+        z = self.latents(n)
+        return (z, labels) if self.conditional else (z,)
+
+    def random_labels(self, n: int) -> torch.Tensor | None:
+        """Labels for G's update: uniform over the classes (None if unconditional)."""
+        if not self.conditional:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D's raw outputs (B,); DiffAugment applies to real and fake alike, as it must."""
+        if self.cfg.augment:
+            x = diff_augment(x)
+        return self.discriminator(x, labels).view(-1)
+
+    def penalty(self, real, fake, labels) -> torch.Tensor:
+        if not self.cfg.gp:
+            return torch.zeros((), device=real.device)
+        return gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
+
+    def training_step(self, real, labels=None):
+        G, opt, loss = self.generator, self.optimizers, self.loss
+        n = real.shape[0] // self.cfg.d_steps
+        for k in range(self.cfg.d_steps):
+            part = slice(k * n, (k + 1) * n)
+            # Fakes carry the real batch's labels, so D sees the same classes on both sides
+            # and the penalty interpolates between images of one class.
+            y = labels[part] if self.conditional else None
+            fake = self.make_fakes(n, y)
+            d_loss, gp, out_real, out_fake = self.update_discriminator(real[part], fake, y)
+
+        # G: fresh noise through D. Asking backward for G's gradients only skips D's weight
+        # gradients, which would be thrown away (D is not updated here).
+        n_g = self.generator_batch(n)
+        g_labels = self.random_labels(n_g)
+        g_loss = loss.g(self.discriminate(G(*self._g_inputs(n_g, g_labels)), g_labels))
+        opt["g"].zero_grad()
+        g_loss.backward(inputs=list(G.parameters()))
+        opt["g"].step()
+
+        t = loss.threshold
+        metrics = {"d_loss": d_loss,
+                   "d_acc": ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2}
+        if self.cfg.gp:
+            metrics["gp"] = gp
+        metrics["g_loss"] = g_loss.detach()
+        return metrics

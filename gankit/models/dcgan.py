@@ -1,0 +1,42 @@
+"""DCGAN (Radford et al. 2016): convolutional G and D for 28x28 digits and 32/64 folders.
+
+G: z -> linear -> (4W, 7, 7) -> transposed convs -> (C, 28, 28), BatchNorm + ReLU, tanh
+output; D mirrors it with strided convs and LeakyReLU(0.2), no pooling. The loss, D:G
+ratio, gradient penalty, spectral norm and DiffAugment are the shared GAN options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import _positive
+from .adversarial import AdversarialConfig, AdversarialModel
+from .nets import ConvEncoder, ConvGenerator
+
+
+@dataclass
+class DCGANConfig(AdversarialConfig):
+    width: int = field(default=64, metadata={
+        "help": "channels of G's last and D's first conv layer; they double every stage"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive(self, "width")
+
+
+class DCGAN(AdversarialModel):
+    """Convolutional GAN (DCGAN rules): strided convs, BatchNorm in G, LeakyReLU in D."""
+
+    Config = DCGANConfig
+
+    def build_networks(self):
+        cfg, k = self.cfg, self.num_classes if self.conditional else 0
+        generator = ConvGenerator(cfg.latent_dim, self.image_shape, cfg.width, num_classes=k)
+        discriminator = ConvEncoder(
+            self.image_shape, 1, cfg.width,
+            # The gradient penalty is per sample; BatchNorm would mix the samples it sees
+            # (Gulrajani et al. 2017, section 4), so a penalised D goes without.
+            norm="none" if cfg.gp else "batch",
+            spectral_norm=cfg.spectral_norm, num_classes=k,
+            conditioning="projection" if getattr(cfg, "projection", False) else "concat")
+        return generator, discriminator

@@ -1,0 +1,31 @@
+"""WGAN-GP (Gulrajani et al. 2017): the DCGAN networks trained as a Wasserstein critic.
+
+No sigmoid and no BatchNorm in the critic; five critic updates per generator update, each
+on its own real batch, inside one training step; gradient penalty weight 10; Adam(1e-4,
+beta1 0, beta2 0.9). All of these are the paper's Algorithm 1 defaults, and all remain
+flags. The reported d_loss is E[D(fake)] - E[D(real)], minus the Wasserstein estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .dcgan import DCGAN, DCGANConfig
+
+
+@dataclass
+class WGANGPConfig(DCGANConfig):
+    lr_g: float = field(default=1e-4, metadata={"help": "generator learning rate (Adam)"})
+    lr_d: float = field(default=1e-4, metadata={"help": "critic learning rate (Adam)"})
+    beta1: float = field(default=0.0, metadata={"help": "Adam beta1 for both networks"})
+    beta2: float = field(default=0.9, metadata={"help": "Adam beta2 for both networks"})
+    loss: str = field(default="wasserstein", metadata=DCGANConfig.__dataclass_fields__["loss"].metadata)
+    d_steps: int = field(default=5, metadata={
+        "help": "critic updates per generator update (n_critic), each on its own real batch"})
+    gp: float = field(default=10.0, metadata={"help": "gradient penalty weight lambda"})
+
+
+class WGANGP(DCGAN):
+    """Wasserstein GAN with gradient penalty: conv critic, n_critic 5, lambda 10."""
+
+    Config = WGANGPConfig
