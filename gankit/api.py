@@ -84,10 +84,11 @@ def train(model: str | None = None, data: str | None = None, *, config: str | No
     return run_loop(cfg, resume=resume, progress=progress)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> GenerativeModel:
+def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> GenerativeModel:
     """Rebuild a trained model from a checkpoint (file or run folder) alone.
 
     The model comes back in inference mode; `model.sample(16)` gives 16 images in [-1, 1].
+    A run trained with --ema samples with the averaged weights, unless `ema=False`.
     """
     from .trainer import load_weights
 
@@ -100,6 +101,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> GenerativeMode
         raise GankitError(f"checkpoint {path} has incomplete metadata: it was not written by "
                           "gankit train, or was edited") from None
     load_weights(model, tensors, path)
+    averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    if ema and averaged:
+        getattr(model, model.sampling_network).load_state_dict(averaged)
     model.class_names = meta.get("class_names", [])
     model.run_config = cfg
     return model.to(device).eval()

@@ -7,6 +7,7 @@ model it is training: a model contributes its step, the loop does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -24,6 +25,7 @@ from .config import RunConfig, write_toml
 from .data import ImageData, load_data, to_float
 from .errors import GankitError
 from .images import grid, save_image
+from .ema import EMA
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model
 from .runtime import configure_threads, default_threads, pick_device
@@ -40,17 +42,22 @@ class Run:
     step: int
     metrics: list[dict[str, float]] = field(default_factory=list)
     interrupted: int | None = None   # the signal number that stopped the run, if any
+    ema: EMA | None = None            # the averaged sampling weights, with --ema
 
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return self.model.sample(n, generator=gen)
+        with self.ema.swapped_into(self.model) if self.ema else contextlib.nullcontext():
+            return self.model.sample(n, generator=gen, labels=labels)
 
 
 # --- the training state a checkpoint holds ---------------------------------------------
 
-def state_tensors(model: GenerativeModel, batch_gen: torch.Generator) -> tuple[dict, dict]:
+def state_tensors(model: GenerativeModel, batch_gen: torch.Generator,
+                  ema: EMA | None = None) -> tuple[dict, dict]:
     """Weights, optimizer states and RNG states as (tensors, JSON skeleton)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:   # the sampling weights: `gankit sample` prefers them
+        tensors.update({f"ema.{k}": v for k, v in ema.average.state_dict().items()})
     skeleton = {name: checkpoint.flatten(opt.state_dict(), f"optim.{name}", tensors)
                 for name, opt in model.optimizers.items()}
     tensors["rng.torch"] = torch.get_rng_state()
@@ -77,14 +84,38 @@ def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
                           "it belongs to another model or image shape") from None
 
 
-def restore(model, batch_gen, tensors, meta, where) -> None:
+def restore(model, batch_gen, ema, tensors, meta, where) -> None:
     load_weights(model, tensors, where)
+    if ema is not None:
+        averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        ema.average.load_state_dict(averaged)
     for name, opt in model.optimizers.items():
         opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
     torch.set_rng_state(tensors["rng.torch"])
     batch_gen.set_state(tensors["rng.batch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+# --- what the sample grids show --------------------------------------------------------
+
+def grid_latents(model: GenerativeModel, seed: int):
+    """Fixed noise (and labels) for the grids, from its own generator so that drawing it
+    does not move the run's RNG. A conditional model gets one row per class (up to 10),
+    with the same noise in every row, so each column keeps its style across classes."""
+    gen = torch.Generator().manual_seed(seed)
+    if model.conditional:
+        rows = min(model.num_classes, 10)
+        z = model.latents(10, gen).repeat(rows, 1)
+        return z, torch.arange(rows).repeat_interleave(10), 10
+    return model.latents(GRID, gen), None, 5
+
+
+def grid_images(data: ImageData, seed: int, device: torch.device, n: int = 10):
+    """n fixed training images (and labels) to show beside their reconstructions."""
+    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
+    labels = data.labels[idx].to(device) if data.labels is not None else None
+    return to_float(data.images[idx].to(device)), labels
 
 
 # --- the run folder ----------------------------------------------------------------------
@@ -153,32 +184,37 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     configure_threads(tc.threads, device)
 
     data = load_data(cfg.data)
-    create_out(out)   # only now: a bad device or dataset leaves no empty run folder behind
-    tensors = meta = None
-    if resume:
-        tensors, meta = checkpoint.load(checkpoint.last_in(out))
     torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
     model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
+    create_out(out)   # only now: a bad device, dataset or model leaves no empty run folder
     model.optimizers = model.configure_optimizers()
+    ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
     batch_gen = torch.Generator(device=device).manual_seed(tc.seed)
     step = 0
     if resume:
-        restore(model, batch_gen, tensors, meta, out)
+        tensors, meta = checkpoint.load(checkpoint.last_in(out))
+        restore(model, batch_gen, ema, tensors, meta, out)
         step = meta["step"]
     write_toml(out / "config.toml", cfg.to_tables())
 
     images = data.images.to(device)
     labels = data.labels.to(device) if data.labels is not None else None
     n_real = model.real_batch_size(tc.batch_size)
-    # Fixed noise for the grids, from its own generator so grids don't move the run's RNG.
-    fixed = model.latents(GRID, torch.Generator().manual_seed(tc.seed))
+    fixed_z, fixed_labels, nrow = grid_latents(model, tc.seed)
+    fixed_real = grid_images(data, tc.seed, device) if model.reconstructs else None
     log = MetricsLog(out, model.metric_names, resume_step=step)
 
     def save_samples(s):
-        save_image(grid(model.sample(latents=fixed), nrow=5), out / "samples" / f"step_{s:06d}.png")
+        with ema.swapped_into(model) if ema else contextlib.nullcontext():
+            fakes = model.sample(latents=fixed_z, labels=fixed_labels)
+        save_image(grid(fakes, nrow=nrow), out / "samples" / f"step_{s:06d}.png")
+        if fixed_real is not None:   # originals above, their reconstructions below
+            real, y = fixed_real
+            pair = torch.cat([real, model.reconstruct(real, y)])
+            save_image(grid(pair, nrow=len(real)), out / "samples" / f"recon_{s:06d}.png")
 
     def save_checkpoint(s):
-        tensors, skeleton = state_tensors(model, batch_gen)
+        tensors, skeleton = state_tensors(model, batch_gen, ema)
         meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
         checkpoint.save(checkpoint.last_in(out), tensors, meta)
 
@@ -199,6 +235,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             out_metrics = model.training_step(to_float(images[idx]),
                                               labels[idx] if labels is not None else None)
             step += 1
+            if ema is not None:
+                ema.update(getattr(model, model.sampling_network))
             log.add(out_metrics)
             bar.update(1)
             for every, hook in hooks:
@@ -210,4 +248,5 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
                 hook(step)
     bar.close()
     log.close()
-    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows, interrupted=stop.signum)
+    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows,
+               interrupted=stop.signum, ema=ema)
