@@ -1,6 +1,6 @@
 """DCGAN (Radford et al. 2016): convolutional G and D for 28x28 digits and 32/64 folders.
 
-G: z -> linear -> (4W, 7, 7) -> transposed convs -> (C, 28, 28), BatchNorm + ReLU, tanh
+G: z -> linear -> (2W, 7, 7) -> transposed convs -> (C, 28, 28), BatchNorm + ReLU, tanh
 output; D mirrors it with strided convs and LeakyReLU(0.2), no pooling. The loss, D:G
 ratio, gradient penalty, spectral norm and DiffAugment are the shared GAN options.
 """
@@ -16,7 +16,9 @@ from .nets import ConvEncoder, ConvGenerator
 
 @dataclass
 class DCGANConfig(AdversarialConfig):
-    width: int = field(default=64, metadata={
+    # Radford et al. used 128 at 64x64; 28x28 digits need far less, and on a CPU a step at
+    # 32 takes about 1/3 of the time at 64 (27 vs 72 ms, batch 32, one thread).
+    width: int = field(default=32, metadata={
         "help": "channels of G's last and D's first conv layer; they double every stage"})
 
     def __post_init__(self):

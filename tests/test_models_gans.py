@@ -1,0 +1,142 @@
+"""The options every GAN shares (loss, D:G ratio, penalty, spectral norm, DiffAugment) and
+the dcgan / cgan / wgan-gp specifics."""
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.errors import GankitError
+from gankit.models import MODELS, build_model
+from gankit.models.adversarial import AdversarialModel
+
+GANS = [name for name, cls in MODELS.items() if issubclass(cls, AdversarialModel)]
+SHAPE = (1, 28, 28)
+
+
+def make(name, shape=SHAPE, num_classes=10, **cfg):
+    torch.manual_seed(0)
+    model = build_model(name, MODELS[name].Config(**cfg), shape, num_classes)
+    model.optimizers = model.configure_optimizers()
+    return model
+
+
+def real_batch(model, bs=8):
+    n = model.real_batch_size(bs)
+    return torch.rand(n, *model.image_shape) * 2 - 1, torch.randint(0, 10, (n,))
+
+
+def optimizer_steps(opt):
+    return int(next(iter(opt.state.values()))["step"])
+
+
+@pytest.mark.parametrize("name", GANS)
+@pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge", "wasserstein"])
+def test_every_loss_trains(name, loss):
+    model = make(name, loss=loss, gp=1.0 if loss == "wasserstein" else 0.0)
+    out = model.training_step(*real_batch(model))
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_d_steps_is_the_number_of_d_updates_per_g_update(name):
+    one, three = make(name, d_steps=1), make(name, d_steps=3)
+    assert three.real_batch_size(8) == 3 * one.real_batch_size(8)
+    one.training_step(*real_batch(one))
+    three.training_step(*real_batch(three))
+    assert optimizer_steps(three.optimizers["g"]) == 1
+    assert optimizer_steps(three.optimizers["d"]) == 3 * optimizer_steps(one.optimizers["d"])
+
+
+def test_wgan_gp_defaults_are_the_papers():
+    cfg = MODELS["wgan-gp"].Config()   # Gulrajani et al. 2017, Algorithm 1
+    assert (cfg.loss, cfg.d_steps, cfg.gp, cfg.lr_d, cfg.lr_g, cfg.beta1, cfg.beta2) == \
+        ("wasserstein", 5, 10.0, 1e-4, 1e-4, 0.0, 0.9)
+    model = make("wgan-gp")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.generator.modules())
+    assert model.metric_names == ("d_loss", "d_acc", "gp", "g_loss")
+    out = model.training_step(*real_batch(model))
+    assert out["gp"] >= 0
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_spectral_norm_bounds_d_layers(name):
+    model = make(name, spectral_norm=True)
+    for _ in range(3):
+        model.training_step(*real_batch(model))
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for m in layers:   # power iteration converges from above: sigma(W / sigma_est) ~ 1
+        w = m.weight.detach().flatten(1)
+        assert torch.linalg.matrix_norm(w, ord=2) < 1.3
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_augment_changes_what_d_sees_of_real_and_fake(name):
+    seen = []
+    for augment in (False, True):
+        model = make(name, augment=augment)
+        inputs = []
+        model.discriminator.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach()))
+        real, labels = real_batch(model)
+        torch.manual_seed(1)
+        model.training_step(real, labels)
+        seen.append(inputs)
+    plain, augmented = seen
+    n = real.shape[0] // model.cfg.d_steps
+    assert any(torch.equal(x, real[:n]) for x in plain)
+    assert not any(torch.equal(x, real[:n]) for x in augmented)
+    # same number of D calls, and every augmented input differs from the plain one
+    assert len(plain) == len(augmented)
+    assert all(not torch.equal(a, b) for a, b in zip(plain, augmented))
+
+
+def test_cgan_follows_its_labels():
+    model = make("cgan")
+    for _ in range(2):
+        model.training_step(*real_batch(model))
+    z = model.latents(4, torch.Generator().manual_seed(0))
+    sevens = model.sample(latents=z, labels=torch.full((4,), 7))
+    threes = model.sample(latents=z, labels=torch.full((4,), 3))
+    assert sevens.shape == (4, *SHAPE) and not torch.equal(sevens, threes)
+    # without labels a conditional model cycles through the classes
+    zs = z.repeat(3, 1)[:10]
+    cycled = model.sample(latents=zs)
+    assert torch.allclose(cycled, model.sample(latents=zs, labels=torch.arange(10)), atol=1e-6)
+
+
+def test_cgan_projection_discriminator():
+    concat, proj = make("cgan"), make("cgan", projection=True)
+    assert concat.discriminator.label_map is not None and concat.discriminator.project is None
+    assert proj.discriminator.project is not None and proj.discriminator.label_map is None
+    x, y = real_batch(proj)
+    d = proj.discriminator
+    # the projection term is <embed(y), features>: other labels give other outputs
+    assert not torch.equal(d(x, y), d(x, (y + 1) % 10))
+
+
+def test_conditional_model_needs_labels():
+    with pytest.raises(GankitError, match="needs labelled data"):
+        build_model("cgan", MODELS["cgan"].Config(), SHAPE, num_classes=0)
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_dcgan_sizes(size):
+    model = make("dcgan", shape=(3, size, size), num_classes=0)
+    assert model.sample(2).shape == (2, 3, size, size)
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    assert model.discriminator(x).shape == (2, 1)
+
+
+@pytest.mark.parametrize("size, fragment", [(27, "even image size"), (6, "even image size")])
+def test_dcgan_refuses_sizes_it_cannot_build(size, fragment):
+    with pytest.raises(GankitError, match=fragment):
+        make("dcgan", shape=(1, size, size))
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"loss": "nope"}, "loss must be one of"), ({"d_steps": 0}, "d_steps must be positive"),
+    ({"gp": -1.0}, "gp must be"), ({"width": 0}, "width must be positive")])
+def test_bad_options_name_the_field(kw, fragment):
+    with pytest.raises(GankitError, match=fragment):
+        MODELS["dcgan"].Config(**kw)
