@@ -1,4 +1,4 @@
-"""The `gankit` command: train, sample, info.
+"""The `gankit` command: train, sample, interpolate, info.
 
 Training flags are derived from the config dataclasses (gankit/config.py and each model's
 Config), so a new config field is a new flag with its help text, and nothing here changes.
@@ -32,7 +32,10 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
             default = "" if f.default is None else f" (default: {f.default})"
             tp = base_type(types[f.name])
             metavar = {int: "N", float: "X"}.get(tp, f.name.upper())
-            group.add_argument(flag, type=tp, metavar=metavar,
+            choices = f.metadata.get("choices")
+            if choices:
+                metavar = "{" + ",".join(choices) + "}"
+            group.add_argument(flag, type=tp, metavar=metavar, choices=choices,
                                help=help_text + default, **kw)
 
 
@@ -58,6 +61,7 @@ def _peek_model(argv: list[str]) -> str:
 
 
 def build_parser(model: str = "gan") -> argparse.ArgumentParser:
+    from .interpolate import MODES
     from .models import MODELS, get_model_class
 
     parser = argparse.ArgumentParser(
@@ -91,6 +95,34 @@ def build_parser(model: str = "gan") -> argparse.ArgumentParser:
                    "(N, H, W) for one channel, (N, H, W, C) otherwise")
     p.add_argument("--seed", type=int, help="seed for the noise (default: random)")
     p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+
+    p = sub.add_parser("interpolate", help="animate a walk through latent space (GIF + PNG)",
+                       description="Decode a closed walk through --points random latent codes "
+                       "and back to the first, so the GIF loops without a jump; also write a "
+                       "PNG strip with one row per leg (at most 16 evenly spaced frames a row, "
+                       "each row starting at one of the codes).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a run folder or a .safetensors checkpoint")
+    p.add_argument("--out", default="walk.gif", metavar="FILE.gif",
+                   help="animated GIF to write (default: walk.gif)")
+    strip = p.add_mutually_exclusive_group()
+    strip.add_argument("--png", metavar="FILE.png",
+                       help="PNG strip to write (default: the GIF's path with .png)")
+    strip.add_argument("--no-png", action="store_true", help="write the GIF only")
+    p.add_argument("--points", type=int, default=4, metavar="N",
+                   help="random latent codes the walk passes through (default: 4)")
+    p.add_argument("--frames", type=int, default=16, metavar="N",
+                   help="frames from one code to the next (default: 16)")
+    p.add_argument("--mode", choices=MODES, default="slerp",
+                   help="slerp (default) follows great circles: Gaussian codes lie near a "
+                   "sphere, so lerp's midpoints have atypically small norm (White 2016, "
+                   "'Sampling Generative Networks')")
+    p.add_argument("--seed", type=int, help="seed for the codes (default: random)")
+    p.add_argument("--label", type=int, metavar="K", help="class held fixed for the whole walk "
+                   "of a conditional model (default: 0); refused for unconditional models")
+    p.add_argument("--duration", type=int, default=80, metavar="MS",
+                   help="milliseconds per GIF frame (default: 80)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 
     sub.add_parser("info", help="list the models and datasets")
@@ -148,6 +180,47 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import load
+    from .images import grid, save_gif, save_image
+    from .interpolate import check_label, latent_walk, strip_indices
+    from .runtime import configure_threads, pick_device
+
+    for flag, value in (("--points", args.points), ("--frames", args.frames)):
+        if value < 2:
+            raise GankitError(f"{flag} must be at least 2, got {value}")
+    if args.duration <= 0:
+        raise GankitError(f"--duration must be positive (milliseconds), got {args.duration}")
+    if Path(args.out).suffix.lower() != ".gif":
+        raise GankitError(f"--out {args.out} must end in .gif: the walk is an animated GIF")
+    png = None if args.no_png else (args.png or str(Path(args.out).with_suffix(".png")))
+    if png and Path(png).resolve() == Path(args.out).resolve():
+        raise GankitError(f"--png {png} would overwrite the GIF: choose another --png")
+    for path in filter(None, (args.out, png)):
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise GankitError(f"cannot write {path}: folder {parent} does not exist "
+                              "(create it or choose another path)")
+    device = pick_device(args.device)
+    configure_threads(None, device)   # as in cmd_sample: same --seed, same pixels
+    model = load(args.checkpoint, device=device)
+    check_label(model, args.label)
+    gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    frames = latent_walk(model, args.points, args.frames, args.mode, gen, args.label).cpu()
+    try:
+        save_gif(frames, args.out, duration_ms=args.duration)
+        if png:
+            picks = strip_indices(args.points, args.frames)
+            save_image(grid(frames[picks], nrow=len(picks) // args.points), png)
+    except OSError as e:
+        raise GankitError(f"cannot write the walk ({e}): choose another --out / --png") from None
+    print(f"wrote {len(frames)} frames ({args.points} points x {args.frames}) to {args.out}"
+          + (f" and a strip to {png}" if png else ""))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .data import dataset_names, describe
     from .models import MODELS
@@ -166,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
-    commands = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}
+    commands = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+                "info": cmd_info}
     try:
         model = _peek_model(argv) if argv[:1] == ["train"] else "gan"
         from .models import MODELS

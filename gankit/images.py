@@ -1,4 +1,4 @@
-"""Pictures: sample grids and the loss plot, with Pillow alone."""
+"""Pictures: sample grids, animated GIFs and the loss plot, with Pillow alone."""
 
 from __future__ import annotations
 
@@ -41,6 +41,28 @@ def save_image(picture: Image.Image, path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     picture.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    os.replace(tmp, path)
+
+
+def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
+             duration_ms: int = 80, loop: int | None = 0) -> None:
+    """Write an animated GIF, atomically like save_image.
+
+    frames: (N, C, H, W) uint8 or float in [-1, 1], upscaled like `grid` does for small
+    images, or ready-made Pillow images. loop=0 repeats forever, None plays once. Pillow
+    merges identical consecutive frames into one longer frame.
+    """
+    if isinstance(frames, torch.Tensor):
+        pictures = [grid(frames[i:i + 1], nrow=1, pad=0) for i in range(len(frames))]
+    else:
+        pictures = list(frames)
+    if not pictures:
+        raise ValueError("save_gif needs at least one frame")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    extra = {} if loop is None else {"loop": loop}
+    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=duration_ms, **extra)
     os.replace(tmp, path)
 
 
