@@ -89,7 +89,12 @@ def build_parser(model: str = "gan") -> argparse.ArgumentParser:
                        "of samples (and optionally the raw uint8 array).")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a run folder or a .safetensors checkpoint")
-    p.add_argument("--n", type=int, default=64, help="how many images (default: 64)")
+    p.add_argument("--n", type=int, help="how many images (default: 64; a conditional model "
+                   "without --label: 10 per class, one class per row)")
+    p.add_argument("--label", type=int, metavar="K", help="conditional models: generate class K "
+                   "(0-based, in the order `gankit info` / the run's class names give)")
+    p.add_argument("--no-ema", action="store_true", help="use the last weights even when the "
+                   "run kept an average (--ema)")
     p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
     p.add_argument("--npy", metavar="FILE.npy", help="also write the images as uint8 "
                    "(N, H, W) for one channel, (N, H, W, C) otherwise")
@@ -155,8 +160,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .images import grid, save_image
     from .runtime import configure_threads, pick_device
     from .data import to_uint8
+    from .interpolate import check_label
 
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise GankitError(f"--n must be positive, got {args.n}")
     for path in filter(None, (args.out, args.npy)):
         parent = Path(path).resolve().parent
@@ -166,17 +172,30 @@ def cmd_sample(args: argparse.Namespace) -> int:
     # A fixed thread count: MKL may otherwise pick fewer threads on a busy machine, and a
     # different count rounds differently, so the same --seed could give other pixels.
     configure_threads(None, device)
-    model = load(args.checkpoint, device=device)
+    model = load(args.checkpoint, device=device, ema=not args.no_ema)
+    check_label(model, args.label)
     gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    images = to_uint8(model.sample(args.n, generator=gen)).cpu()
+    nrow, labels = args.nrow, None
+    if model.conditional and args.label is None:
+        # One row per class, the same noise down each column: class and style separate.
+        per_class = -(-args.n // model.num_classes) if args.n else 10
+        z = model.latents(per_class, gen).repeat(model.num_classes, 1)
+        labels = torch.arange(model.num_classes).repeat_interleave(per_class)
+        nrow = nrow or per_class
+    else:
+        z = model.latents(args.n or 64, gen)
+        if args.label is not None:
+            labels = torch.full((len(z),), args.label)
+    n = len(z)
+    images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
     try:
-        save_image(grid(images, nrow=args.nrow), args.out)
+        save_image(grid(images, nrow=nrow), args.out)
         if args.npy:
             arr = images.permute(0, 2, 3, 1).numpy()
             np.save(args.npy, arr[..., 0] if arr.shape[-1] == 1 else arr)
     except OSError as e:
         raise GankitError(f"cannot write samples ({e}): choose another --out / --npy") from None
-    print(f"wrote {args.n} samples to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    print(f"wrote {n} samples to {args.out}" + (f" and {args.npy}" if args.npy else ""))
     return 0
 
 

@@ -138,3 +138,44 @@ def test_train_on_a_folder_of_rgb_images_and_sample_rgb_arrays(tmp_path):
     from gankit import checkpoint
     meta = checkpoint.read_meta(run)
     assert meta["class_names"] == ["cats", "dogs"] and meta["image_shape"] == [3, 16, 16]
+
+
+def test_conditional_sampling(tmp_path):
+    run = tmp_path / "c"
+    r = gankit_cli("train", "--model", "cgan", "--steps", "6", "--out", run, *FAST)
+    assert r.returncode == 0, r.stderr
+    r = gankit_cli("sample", "--checkpoint", run, "--out", tmp_path / "all.png",
+                   "--npy", tmp_path / "all.npy", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "all.npy").shape == (100, 28, 28)   # 10 per class, a row each
+    r = gankit_cli("sample", "--checkpoint", run, "--label", "7", "--n", "5", "--seed", "1",
+                   "--out", tmp_path / "7.png", "--npy", tmp_path / "7.npy")
+    assert r.returncode == 0, r.stderr
+    r = gankit_cli("sample", "--checkpoint", run, "--label", "3", "--n", "5", "--seed", "1",
+                   "--out", tmp_path / "3.png", "--npy", tmp_path / "3.npy")
+    sevens, threes = np.load(tmp_path / "7.npy"), np.load(tmp_path / "3.npy")
+    assert sevens.shape == threes.shape == (5, 28, 28)
+    assert not np.array_equal(sevens, threes)   # same noise, other class
+    one_line_error(gankit_cli("sample", "--checkpoint", run, "--label", "10"), "out of range")
+
+
+def test_label_on_an_unconditional_model_is_refused(tmp_path):
+    run = tmp_path / "g"
+    assert gankit_cli("train", "--steps", "2", "--out", run, *FAST).returncode == 0
+    one_line_error(gankit_cli("sample", "--checkpoint", run, "--label", "3"),
+                   "needs a conditional model", "this checkpoint is gan")
+
+
+def test_gan_options_reach_the_model_and_are_checked(tmp_path):
+    run = tmp_path / "w"
+    r = gankit_cli("train", "--model", "dcgan", "--loss", "hinge", "--d-steps", "2", "--augment",
+                   "--spectral-norm", "--ema", "0.99", "--steps", "3", "--out", run, *FAST)
+    assert r.returncode == 0, r.stderr
+    toml = (run / "config.toml").read_text()
+    for line in ('loss = "hinge"', "d_steps = 2", "augment = true", "spectral_norm = true", "ema = 0.99"):
+        assert line in toml
+    r = gankit_cli("train", "--model", "dcgan", "--loss", "nope", "--out", tmp_path / "x", *FAST)
+    assert r.returncode != 0 and "invalid choice" in r.stderr and not (tmp_path / "x").exists()
+    one_line_error(gankit_cli("train", "--ema", "1.5", "--out", tmp_path / "y", *FAST), "ema must be")
+    r = gankit_cli("train", "--model", "wgan-gp", "--help")
+    assert "--gp" in r.stdout and "default: 10.0" in r.stdout and "default: 5" in r.stdout

@@ -145,3 +145,52 @@ def test_config_file_with_a_key_where_a_table_belongs(tmp_path):
     cfg.write_text('train = 5\n')
     with pytest.raises(GankitError, match=r"must be a table: write \[train\]"):
         gankit.make_config(config_file=str(cfg))
+
+
+def test_ema_is_saved_used_for_sampling_and_resumed(tmp_path):
+    opts = {**TINY, "ema": 0.9, "seed": 2}
+    full = gankit.train(out=tmp_path / "full", steps=20, **opts)
+    tensors, _ = weights(full)
+    raw = {k[len("model.generator."):]: v for k, v in tensors.items() if k.startswith("model.generator.")}
+    avg = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    assert avg.keys() == raw.keys()
+    assert not torch.equal(avg["net.0.weight"], raw["net.0.weight"])
+    z = full.model.latents(4, torch.Generator().manual_seed(0))
+    averaged, last = gankit.load(tmp_path / "full"), gankit.load(tmp_path / "full", ema=False)
+    assert torch.equal(last.generator.net[0].weight, raw["net.0.weight"])
+    assert torch.equal(averaged.generator.net[0].weight, avg["net.0.weight"])
+    assert not torch.equal(averaged.sample(latents=z), last.sample(latents=z))
+    # resuming restores the average too: identical to the uninterrupted run
+    gankit.train(out=tmp_path / "part", steps=10, **opts)
+    part, _ = weights(gankit.train(out=tmp_path / "part", steps=20, resume=True, progress=False))
+    assert all(torch.equal(tensors[k], part[k]) for k in tensors if k.startswith(("model.", "ema.")))
+
+
+def test_ema_update_rule():
+    from gankit.ema import EMA
+    net = torch.nn.Linear(2, 1)
+    ema = EMA(net, decay=0.75)
+    start = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(4.0)
+    ema.update(net)   # 0.75 * start + 0.25 * (start + 4) = start + 1
+    assert torch.allclose(ema.average.weight, start + 1)
+
+
+def test_conditional_model_grids_have_a_row_per_class(tmp_path):
+    out = tmp_path / "c"
+    run = gankit.train(out=out, steps=4, **{**TINY, "model": "cgan", "sample_every": 4})
+    picture = Image.open(out / "samples" / "step_000004.png")
+    # 10 x 10 cells of 28 pixels with a 2-pixel border, drawn at twice the size
+    assert picture.size == (2 * (10 * 30 + 2),) * 2
+    assert run.sample(3, seed=0, labels=torch.tensor([1, 2, 3])).shape == (3, 1, 28, 28)
+
+
+def test_conditional_model_on_unlabelled_folder_is_refused(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    with pytest.raises(GankitError, match="needs labelled data"):
+        gankit.train(out=tmp_path / "r", steps=2, **{**TINY, "model": "cgan", "data": str(folder)})
+    assert not (tmp_path / "r").exists()
