@@ -1,0 +1,69 @@
+"""Train every registered model for a fixed budget and keep its final grid: the evidence
+that each one learns, and the runs the quality benchmark puts numbers on.
+
+    python benchmarks/models.py                      # every model, MNIST (offline: 5,000 digits)
+    python benchmarks/models.py --only dcgan cgan    # some of them
+    python benchmarks/models.py --data fashion-mnist --out runs/bench-fashion
+
+Each model runs through the real `gankit train` command; the table gives wall time and the
+last logged metrics. Grids land in OUT/NAME/samples/ (and OUT/NAME/samples/recon_* for
+models with an encoder); OUT/grids/ collects each model's final grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Steps per model: the same order of CPU minutes for each (a WGAN-GP step is five critic
+# updates with a double backward; a dense GAN step is cheap).
+BUDGET = {"gan": 30000, "dcgan": 5000, "cgan": 5000, "wgan-gp": 2000,
+          "ae": 3000, "vae": 3000, "cvae": 3000}
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from gankit.models import MODELS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--data", default="mnist")
+    ap.add_argument("--out", default="runs/bench-models")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every step budget")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.only:
+        steps = max(1, int(BUDGET.get(name, 3000) * args.scale))
+        run = out / name
+        if run.exists():
+            shutil.rmtree(run)
+        cmd = [sys.executable, "-m", "gankit", "train", "--model", name, "--data", args.data,
+               "--steps", str(steps), "--out", str(run), "--device", args.device,
+               "--sample-every", str(max(1, steps // 10)), "--quiet"]
+        print("$", " ".join(cmd[1:]), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        seconds = time.perf_counter() - t0
+        last = list(csv.DictReader(open(run / "metrics.csv")))[-1]
+        metrics = "  ".join(f"{k} {float(v):.3f}" for k, v in last.items() if k not in ("step", "seconds"))
+        for grid in sorted((run / "samples").glob(f"*_{steps:06d}.png")):
+            shutil.copy(grid, out / "grids" / f"{name}_{grid.name}")
+        rows.append((name, steps, seconds, metrics))
+        print(f"{name}: {steps} steps in {seconds:.0f} s  {metrics}", flush=True)
+
+    print(f"\n| model | steps | seconds | last metrics |\n|---|---|---|---|")
+    for name, steps, seconds, metrics in rows:
+        print(f"| {name} | {steps} | {seconds:.0f} | {metrics} |")
+
+
+if __name__ == "__main__":
+    main()
