@@ -73,3 +73,24 @@ def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path):
     assert model_name(again) == name
     z = model.latents(6, torch.Generator().manual_seed(3))
     assert torch.equal(model.sample(latents=z), again.sample(latents=z))
+
+
+@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if cls.conditional])
+def test_conditional_models_honour_their_labels(name):
+    model = make(name, SHAPES[0])
+    model.training_step(*batch(model))
+    z = model.latents(6, torch.Generator().manual_seed(0))
+    ones, twos = (model.sample(latents=z, labels=torch.full((6,), k)) for k in (1, 2))
+    assert ones.shape == (6, *SHAPES[0]) and not torch.equal(ones, twos)
+    # labels may be any integer sequence of the right length; without them, classes cycle
+    assert torch.equal(model.sample(latents=z, labels=[1] * 6), ones)
+    assert model.sample(latents=z).shape == ones.shape
+
+
+@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if cls.reconstructs])
+def test_models_with_an_encoder_reconstruct(name):
+    model = make(name, SHAPES[1])
+    real, labels = batch(model, 4)
+    model.training_step(real, labels)
+    again = model.reconstruct(real, labels if model.conditional else None)
+    assert again.shape == real.shape and again.min() >= -1 and again.max() <= 1
