@@ -6,10 +6,13 @@ Adding a model is one file in this folder and one line here.
 from __future__ import annotations
 
 from ..errors import GankitError
+from .ae import AE
 from .base import GenerativeModel
 from .cgan import CGAN
+from .cvae import CVAE
 from .dcgan import DCGAN
 from .gan import GAN
+from .vae import VAE
 from .wgan_gp import WGANGP
 
 MODELS: dict[str, type[GenerativeModel]] = {
@@ -17,6 +20,9 @@ MODELS: dict[str, type[GenerativeModel]] = {
     "dcgan": DCGAN,
     "cgan": CGAN,
     "wgan-gp": WGANGP,
+    "ae": AE,
+    "vae": VAE,
+    "cvae": CVAE,
 }
 
 

@@ -1,0 +1,205 @@
+"""The autoencoders: golden values for the VAE terms, the ELBO's assembly, the AE's fitted
+Gaussian, and a short learning check on real digits."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.config import DataConfig
+from gankit.data import load_data, to_float
+from gankit.errors import GankitError
+from gankit.losses import bernoulli_nll, gaussian_nll, kl_normal
+from gankit.models import build_model
+from gankit.models.ae import AEConfig
+from gankit.models.vae import VAEConfig
+
+SHAPE = (1, 28, 28)
+
+
+def make(name, seed=0, **cfg):
+    torch.manual_seed(seed)
+    config = (AEConfig if name == "ae" else VAEConfig)(**cfg)
+    model = build_model(name, config, SHAPE, num_classes=10)
+    model.optimizers = model.configure_optimizers()
+    return model
+
+
+def images(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *SHAPE, generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
+
+
+# --- the loss terms ------------------------------------------------------------------------
+
+def test_kl_of_the_prior_itself_is_zero():
+    assert torch.equal(kl_normal(torch.zeros(3, 5), torch.zeros(3, 5)), torch.zeros(3))
+
+
+def test_kl_hand_computed():
+    # KL = 1/2 sum_d (mu^2 + var - 1 - log var)
+    #   dim 1: mu 1, var 1:  1 + 1 - 1 - 0      = 1
+    #   dim 2: mu 2, var 4:  4 + 4 - 1 - log 4  = 7 - log 4
+    #   -> 1/2 (8 - log 4) = 4 - log 2 = 3.30685...
+    kl = kl_normal(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, math.log(4.0)]]))
+    assert kl.shape == (1,)
+    assert kl.item() == pytest.approx(4 - math.log(2), rel=1e-6)
+
+
+def test_kl_is_non_negative_and_summed_over_dims():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(64, 8, generator=g) * 2, torch.randn(64, 8, generator=g) * 2
+    kl = kl_normal(mu, logvar)
+    assert kl.shape == (64,) and (kl >= 0).all()
+    # Duplicating every latent dimension doubles a sum (and would leave a mean unchanged).
+    doubled = kl_normal(torch.cat([mu, mu], 1), torch.cat([logvar, logvar], 1))
+    torch.testing.assert_close(doubled, 2 * kl)
+
+
+def test_bernoulli_nll_by_hand():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 1, 4, 4, generator=g) * 3
+    x = torch.rand(3, 1, 4, 4, generator=g)          # soft targets in [0, 1] too
+    p = torch.sigmoid(logits.double())
+    by_hand = -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1)
+    torch.testing.assert_close(bernoulli_nll(logits, x).double(), by_hand)
+    # logit 0 is p = 1/2: log 2 nats per pixel whatever the target.
+    assert bernoulli_nll(torch.zeros(1, 1, 4, 4), x[:1]).item() == pytest.approx(16 * math.log(2))
+
+
+@pytest.mark.parametrize("sigma", [0.1, 1.0, 2.5])
+def test_gaussian_nll_matches_torch_normal(sigma):
+    g = torch.Generator().manual_seed(2)
+    mean, x = torch.randn(4, 3, 5, 5, generator=g), torch.randn(4, 3, 5, 5, generator=g)
+    log_p = torch.distributions.Normal(mean.double(), sigma).log_prob(x.double())
+    expected = -log_p.flatten(1).sum(1)
+    torch.testing.assert_close(gaussian_nll(mean, x, sigma).double(), expected)
+
+
+# --- the VAE's loss is the negative ELBO per image -----------------------------------------
+
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_reported_loss_is_rec_plus_beta_kl(name):
+    model = make(name, beta=3.0)
+    real, labels = images()
+    with torch.no_grad():   # train mode, as in the step: the same batch statistics
+        mu, logvar = model.posterior(real, labels)
+    out = model.training_step(real, labels)
+    # KL summed over latent dims, averaged over the batch.
+    torch.testing.assert_close(out["kl"], kl_normal(mu, logvar).mean())
+    torch.testing.assert_close(out["loss"], out["rec"] + 3.0 * out["kl"])
+    assert out["kl"] > 0 and out["loss"] > out["rec"]   # added, not subtracted
+
+
+def test_beta_scales_only_the_kl_term():
+    real, labels = images()
+    runs = {}
+    for beta in (1.0, 4.0):
+        model = make("vae", beta=beta)
+        torch.manual_seed(5)    # the same reparameterisation noise
+        runs[beta] = model.training_step(real, labels)
+    a, b = runs[1.0], runs[4.0]
+    assert torch.equal(a["rec"], b["rec"]) and torch.equal(a["kl"], b["kl"])
+    torch.testing.assert_close(b["loss"] - a["loss"], 3.0 * a["kl"], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("decoder", ["bernoulli", "gaussian"])
+def test_reconstruction_term_is_summed_over_pixels(decoder):
+    # A zeroed last layer makes the decoder output exactly 0: Bernoulli p = 1/2, or
+    # Gaussian mean tanh(0) = 0, so the reconstruction term has a closed form per image.
+    model = make("vae", decoder=decoder, sigma=0.5)
+    last = model.decoder.net[-1]
+    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+    real, labels = images()
+    rec = model.training_step(real, labels)["rec"].item()
+    d = real[0].numel()
+    if decoder == "bernoulli":
+        expected = d * math.log(2)
+    else:
+        expected = (real.pow(2).flatten(1).sum(1) / (2 * 0.25)).mean().item() \
+            + d * (math.log(0.5) + 0.5 * math.log(2 * math.pi))
+    assert rec == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "cvae"])
+def test_reconstruct_is_deterministic_and_leaves_the_model_as_it_was(name):
+    model = make(name)
+    real, labels = images(8)
+    model.training_step(real, labels)
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b = model.reconstruct(real, labels), model.reconstruct(real, labels)
+    assert torch.equal(a, b) and a.shape == real.shape
+    assert a.min() >= -1 and a.max() <= 1
+    assert model.training and all(torch.equal(stats[k], v) for k, v in model.state_dict().items())
+
+
+def test_cvae_needs_labels_to_reconstruct():
+    with pytest.raises(GankitError, match="label"):
+        make("cvae").reconstruct(images(4)[0])
+
+
+@pytest.mark.parametrize("bad", [dict(decoder="poisson"), dict(sigma=0.0), dict(beta=-1.0),
+                                 dict(beta=float("nan")), dict(latent_dim=0), dict(beta1=1.0)])
+def test_bad_config_names_the_field(bad):
+    with pytest.raises(GankitError, match=next(iter(bad))):
+        VAEConfig(**bad)
+
+
+# --- the AE's fitted Gaussian --------------------------------------------------------------
+
+def test_ae_fit_starts_from_the_first_batch_then_moves_one_percent_per_batch():
+    model = make("ae")
+    real, _ = images(32)
+    with torch.no_grad():
+        codes = model.encoder(real)   # train mode, as in the step
+    model.training_step(real, None)
+    # Batch 1 is averaged exactly: the N(0, I) start leaves no trace.
+    torch.testing.assert_close(model.code_mean, codes.mean(0))
+    torch.testing.assert_close(model.code_cov, torch.cov(codes.T))
+    # Later a new batch weighs 0.01, as a BatchNorm momentum.
+    model.codes_seen.fill_(1000)
+    old_mean, old_cov = model.code_mean.clone(), model.code_cov.clone()
+    new = torch.randn(32, model.cfg.latent_dim) + 5
+    model.update_code_fit(new)
+    torch.testing.assert_close(model.code_mean, 0.99 * old_mean + 0.01 * new.mean(0))
+    torch.testing.assert_close(model.code_cov, 0.99 * old_cov + 0.01 * torch.cov(new.T))
+
+
+def test_ae_samples_come_from_the_fitted_gaussian():
+    model = make("ae", latent_dim=3)
+    mean = torch.tensor([1.0, -2.0, 0.5])
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [-0.3, 0.2, 0.4]])
+    cov = a @ a.T   # correlated
+    model.code_mean.copy_(mean), model.code_cov.copy_(cov)
+    model.decoder = nn.Identity()   # so that sample() hands back the codes it decodes
+    codes = model.sample(40_000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(codes.mean(0), mean, atol=0.02, rtol=0)
+    torch.testing.assert_close(torch.cov(codes.T), cov, atol=0.03, rtol=0)
+
+
+def test_ae_sampling_survives_collapsed_codes():
+    model = make("ae")
+    model.code_cov.zero_()   # every code equal: the jitter keeps Cholesky defined
+    x = model.sample(4)
+    assert torch.isfinite(x).all()
+
+
+# --- learning ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_data(DataConfig(data="mnist", offline=True))
+    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:32]
+    return to_float(data.images[idx]), data.labels[idx]
+
+
+@pytest.mark.filterwarnings("ignore:mnist")
+@pytest.mark.parametrize("name", ["vae", "ae"])
+def test_loss_drops_on_a_fixed_batch_of_digits(name, digits):
+    torch.set_num_threads(1)
+    model = make(name)
+    key = model.metric_names[0]
+    losses = [model.training_step(*digits)[key].item() for _ in range(150)]
+    # The VAE starts near 784 log 2 = 543 nats per image (p = 1/2 everywhere).
+    assert sum(losses[-10:]) / 10 < 0.4 * losses[0]
