@@ -19,8 +19,9 @@ from .config import DataConfig, TrainConfig, base_type, field_types, read_toml
 from .errors import GankitError
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
-    group = parser.add_argument_group(title)
+def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
+                     description: str | None = None) -> None:
+    group = parser.add_argument_group(title, description)
     types = field_types(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
@@ -82,7 +83,9 @@ def build_parser(model: str = "gan") -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, DataConfig, "data")
     add_config_flags(p, TrainConfig, "training")
-    add_config_flags(p, get_model_class(model).Config, f"model ({model})")
+    model_cls = get_model_class(model)
+    add_config_flags(p, model_cls.Config, f"model ({model}; pick another with --model NAME "
+                     "to see its flags)", (model_cls.__doc__ or "").strip().splitlines()[0])
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
                        description="Rebuild a model from a checkpoint alone and write a grid "
