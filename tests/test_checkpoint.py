@@ -45,7 +45,7 @@ def test_training_state_restores_bit_for_bit(tmp_path):
     other = trained_gan()
     other.training_step(torch.rand(4, 1, 28, 28), None)   # make it differ first
     gen2 = torch.Generator()
-    restore(other, gen2, loaded, meta, "c")
+    restore(other, gen2, None, loaded, meta, "c")
     for (k, a), b in zip(model.state_dict().items(), other.state_dict().values()):
         assert torch.equal(a, b), k
     assert torch.equal(gen.get_state(), gen2.get_state())
