@@ -22,7 +22,9 @@ class AdversarialLoss:
     d_real: Term       # D's loss on real images
     d_fake: Term       # D's loss on generated images
     g: Term            # G's loss on generated images
-    threshold: float   # D says "real" above this output (for the accuracy metric)
+    # D says "real" above this output (for the accuracy metric); None where the outputs
+    # have no fixed origin (a Wasserstein critic may shift all its scores by a constant).
+    threshold: float | None
 
 
 LOSSES: dict[str, AdversarialLoss] = {
@@ -42,7 +44,7 @@ LOSSES: dict[str, AdversarialLoss] = {
     # constraint (gradient penalty or spectral norm) to mean anything.
     "wasserstein": AdversarialLoss(d_real=lambda r: -r.mean(),
                                    d_fake=lambda f: f.mean(),
-                                   g=lambda f: -f.mean(), threshold=0.0),
+                                   g=lambda f: -f.mean(), threshold=None),
 }
 
 

@@ -54,7 +54,7 @@ def test_wgan_gp_defaults_are_the_papers():
     model = make("wgan-gp")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.generator.modules())
-    assert model.metric_names == ("d_loss", "d_acc", "gp", "g_loss")
+    assert model.metric_names == ("d_loss", "gp", "g_loss")
     out = model.training_step(*real_batch(model))
     assert out["gp"] >= 0
 
@@ -107,8 +107,8 @@ def test_cgan_follows_its_labels():
 
 def test_cgan_projection_discriminator():
     concat, proj = make("cgan"), make("cgan", projection=True)
-    assert concat.discriminator.label_map is not None and concat.discriminator.project is None
-    assert proj.discriminator.project is not None and proj.discriminator.label_map is None
+    assert concat.discriminator.label_channels == 10 and concat.discriminator.project is None
+    assert proj.discriminator.project is not None and proj.discriminator.label_channels == 0
     x, y = real_batch(proj)
     d = proj.discriminator
     # the projection term is <embed(y), features>: other labels give other outputs

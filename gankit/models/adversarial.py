@@ -32,7 +32,8 @@ class AdversarialConfig(ModelConfig):
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2 for both networks"})
     loss: str = field(default="bce", metadata={
         "help": "adversarial loss: bce (non-saturating), lsgan (least squares), hinge, "
-                "or wasserstein (needs --gp or --spectral-norm)", "choices": tuple(LOSSES)})
+                "or wasserstein (needs --gp or --spectral-norm; reports no d_acc, since a "
+                "critic's scores have no fixed origin)", "choices": tuple(LOSSES)})
     d_steps: int = field(default=1, metadata={
         "help": "discriminator updates per generator update, each on its own real batch"})
     gp: float = field(default=0.0, metadata={
@@ -65,7 +66,8 @@ class AdversarialModel(GenerativeModel):
         super().__init__(cfg, image_shape, num_classes)
         self.loss = LOSSES[cfg.loss]
         self.generator, self.discriminator = self.build_networks()
-        self.metric_names = ("d_loss", "d_acc") + (("gp",) if cfg.gp else ()) + ("g_loss",)
+        self.metric_names = (("d_loss",) + (("d_acc",) if self.loss.threshold is not None else ())
+                             + (("gp",) if cfg.gp else ()) + ("g_loss",))
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         raise NotImplementedError
@@ -144,9 +146,10 @@ class AdversarialModel(GenerativeModel):
         g_loss.backward(inputs=list(G.parameters()))
         opt["g"].step()
 
+        metrics = {"d_loss": d_loss}
         t = loss.threshold
-        metrics = {"d_loss": d_loss,
-                   "d_acc": ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2}
+        if t is not None:
+            metrics["d_acc"] = ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
         if self.cfg.gp:
             metrics["gp"] = gp
         metrics["g_loss"] = g_loss.detach()

@@ -9,6 +9,7 @@ drawn from N(0, 0.02). Each stride-2 stage doubles (G) or halves (D) the image s
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
@@ -31,9 +32,14 @@ def conv_plan(image_shape: tuple[int, int, int]) -> tuple[int, int]:
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """Radford et al.: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0."""
+    """Radford et al.: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0.
+
+    The projection embedding too: at torch's N(0, 1) its term dwarfed the rest of D's
+    output (G's loss near 11 after 800 steps) and G collapsed to one image per class."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -43,16 +49,18 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class ConvGenerator(nn.Module):
-    """z (B, latent) [+ label embedding] -> (B, C, H, W); tanh output, or raw logits."""
+    """z (B, latent) [+ one-hot label] -> (B, C, H, W); tanh output, or raw logits."""
 
     def __init__(self, latent_dim: int, image_shape, width: int = 64, num_classes: int = 0,
                  tanh: bool = True):
         super().__init__()
         channels = image_shape[0]
         side, stages = conv_plan(image_shape)
-        # A label enters as a learned vector beside z (Mirza & Osindero 2014 concatenate too).
-        self.embed = nn.Embedding(num_classes, min(50, 5 * num_classes)) if num_classes else None
-        in_dim = latent_dim + (self.embed.embedding_dim if self.embed else 0)
+        # A label enters as a one-hot vector beside z (Mirza & Osindero 2014). A learned
+        # embedding in its place let G ignore z: every sample of a class came out the same
+        # (measured: pixel std across z 0.04 against 0.29 with one-hot, cgan, 800 steps).
+        self.num_classes = num_classes
+        in_dim = latent_dim + num_classes
         c = width * 2 ** (stages - 1)
         layers: list[nn.Module] = [nn.Linear(in_dim, c * side * side, bias=False),
                                    nn.Unflatten(1, (c, side, side)), nn.BatchNorm2d(c), nn.ReLU()]
@@ -67,8 +75,8 @@ class ConvGenerator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], dim=1)
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1)
         return self.net(z)
 
 
@@ -77,9 +85,8 @@ class ConvEncoder(nn.Module):
 
     Used as the GAN discriminator (out_dim 1) and as the (V)AE encoder. `norm` is "batch"
     or "none" (a WGAN-GP critic must not use BatchNorm: the penalty is per sample, and
-    BatchNorm mixes samples). Labels enter either as an extra input channel holding a
-    learned per-class map ("concat"), or by projection (Miyato & Koyama 2018):
-    out += <embed(y), features>.
+    BatchNorm mixes samples). Labels enter either as one-hot input channels (K constant
+    maps, "concat"), or by projection (Miyato & Koyama 2018): out += <embed(y), features>.
     """
 
     def __init__(self, image_shape, out_dim: int = 1, width: int = 64, norm: str = "batch",
@@ -87,10 +94,9 @@ class ConvEncoder(nn.Module):
         super().__init__()
         channels, h, w = image_shape
         side, stages = conv_plan(image_shape)
-        self.label_map = self.project = None
-        if num_classes and conditioning == "concat":
-            self.label_map = nn.Embedding(num_classes, h * w)
-            channels += 1
+        self.label_channels = num_classes if conditioning == "concat" else 0
+        self.project = None
+        channels += self.label_channels
         c = width
         layers: list[nn.Module] = [nn.Conv2d(channels, c, 4, 2, 1), nn.LeakyReLU(0.2)]
         for _ in range(stages - 1):
@@ -112,8 +118,9 @@ class ConvEncoder(nn.Module):
                     _sn(m)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.label_map is not None:
-            x = torch.cat([x, self.label_map(labels).view(-1, 1, *x.shape[2:])], dim=1)
+        if self.label_channels:
+            maps = F.one_hot(labels, self.label_channels).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1)
         h = self.body(x)                         # (B, features)
         out = self.head(h)                       # (B, out_dim)
         if self.project is not None:
