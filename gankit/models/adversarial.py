@@ -88,16 +88,17 @@ class AdversarialModel(GenerativeModel):
             return self.generator(*self._g_inputs(n, labels))
 
     def update_discriminator(self, real, fake, labels):
-        """One D update on real and fake together; returns (loss, gp, D(real), D(fake))."""
+        """One D update on real and fake together; returns (loss, penalty or None, D(real),
+        D(fake)), all detached."""
         out_real = self.discriminate(real, labels)
         out_fake = self.discriminate(fake, labels)
         loss = self.loss.d_real(out_real) + self.loss.d_fake(out_fake)
-        gp = self.penalty(real, fake, labels)
+        total, gp = self.with_penalty(loss, real, fake, labels)
         opt = self.optimizers["d"]
         opt.zero_grad()
-        (loss + self.cfg.gp * gp).backward()
+        total.backward()
         opt.step()
-        return loss.detach(), gp.detach(), out_real.detach(), out_fake.detach()
+        return loss.detach(), gp, out_real.detach(), out_fake.detach()
 
     def generator_batch(self, n_real: int) -> int:
         """How many fakes G's update uses, given one D update's real batch size."""
@@ -121,10 +122,12 @@ class AdversarialModel(GenerativeModel):
             x = diff_augment(x)
         return self.discriminator(x, labels).view(-1)
 
-    def penalty(self, real, fake, labels) -> torch.Tensor:
+    def with_penalty(self, loss, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's loss plus the weighted gradient penalty, and the penalty (None when off)."""
         if not self.cfg.gp:
-            return torch.zeros((), device=real.device)
-        return gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
+            return loss, None
+        gp = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
+        return loss + self.cfg.gp * gp, gp.detach()
 
     def training_step(self, real, labels=None):
         G, opt, loss = self.generator, self.optimizers, self.loss
@@ -150,7 +153,7 @@ class AdversarialModel(GenerativeModel):
         t = loss.threshold
         if t is not None:
             metrics["d_acc"] = ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
-        if self.cfg.gp:
+        if gp is not None:
             metrics["gp"] = gp
         metrics["g_loss"] = g_loss.detach()
         return metrics

@@ -108,11 +108,11 @@ class GAN(AdversarialModel):
 
         out_fake = self.discriminate(fake, labels)
         loss_fake = loss.d_fake(out_fake)
-        gp = self.penalty(real, fake, labels)
+        total, gp = self.with_penalty(loss_fake, real, fake, labels)
         opt.zero_grad()
-        (loss_fake + self.cfg.gp * gp).backward()
+        total.backward()
         opt.step()
-        return ((loss_real + loss_fake) / 2).detach(), gp.detach(), out_real.detach(), out_fake.detach()
+        return ((loss_real + loss_fake) / 2).detach(), gp, out_real.detach(), out_fake.detach()
 
     # ... and G trained on a full batch (twice the half batch).
     def generator_batch(self, n_real: int) -> int:
