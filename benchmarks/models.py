@@ -7,7 +7,8 @@ that each one learns, and the runs the quality benchmark puts numbers on.
 
 Each model runs through the real `gankit train` command; the table gives wall time and the
 last logged metrics. Grids land in OUT/NAME/samples/ (and OUT/NAME/samples/recon_* for
-models with an encoder); OUT/grids/ collects each model's final grid.
+models with an encoder); OUT/grids/ collects each model's final grid and a latent walk
+(NAME_walk.gif and its PNG strip).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def main() -> None:
         metrics = "  ".join(f"{k} {float(v):.3f}" for k, v in last.items() if k not in ("step", "seconds"))
         for grid in sorted((run / "samples").glob(f"*_{steps:06d}.png")):
             shutil.copy(grid, out / "grids" / f"{name}_{grid.name}")
+        # a latent walk from the final checkpoint, as `gankit interpolate` draws it
+        subprocess.run([sys.executable, "-m", "gankit", "interpolate", "--checkpoint", str(run),
+                        "--out", str(out / "grids" / f"{name}_walk.gif"), "--seed", "0"],
+                       check=True, stdout=subprocess.DEVNULL)
         rows.append((name, steps, seconds, metrics))
         print(f"{name}: {steps} steps in {seconds:.0f} s  {metrics}", flush=True)
 
