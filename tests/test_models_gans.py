@@ -140,3 +140,13 @@ def test_dcgan_refuses_sizes_it_cannot_build(size, fragment):
 def test_bad_options_name_the_field(kw, fragment):
     with pytest.raises(GankitError, match=fragment):
         MODELS["dcgan"].Config(**kw)
+
+
+def test_unconstrained_wasserstein_critic_is_warned_about():
+    with pytest.warns(UserWarning, match="add --gp 10"):
+        MODELS["dcgan"].Config(loss="wasserstein")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MODELS["wgan-gp"].Config()
+        MODELS["dcgan"].Config(loss="wasserstein", spectral_norm=True)

@@ -9,6 +9,7 @@ GAN keeps its Keras-era quirks by overriding the three small methods marked belo
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -55,6 +56,9 @@ class AdversarialConfig(ModelConfig):
                 raise GankitError(f"{name} must be in [0, 1), got {b!r}")
         if not (math.isfinite(self.gp) and self.gp >= 0):
             raise GankitError(f"gp must be a finite number >= 0, got {self.gp!r}")
+        if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
+            warnings.warn("--loss wasserstein without --gp or --spectral-norm: nothing keeps the "
+                          "critic Lipschitz, so its scores can grow without bound; add --gp 10")
 
 
 class AdversarialModel(GenerativeModel):
