@@ -201,3 +201,13 @@ def test_interpolate_mistakes_are_one_line(run, tmp_path):
     one_line_error(gankit_cli("interpolate", "--checkpoint", tmp_path / "missing",
                               "--out", tmp_path / "w.gif"), "does not exist")
     assert not list(tmp_path.glob("w.*"))                        # nothing written
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_walks(name):
+    torch.manual_seed(0)
+    model = build_model(name, MODELS[name].Config(), (1, 28, 28), num_classes=10)
+    frames = latent_walk(model, 2, 3, generator=torch.Generator().manual_seed(0),
+                         label=4 if model.conditional else None)
+    assert frames.shape == (6, 1, 28, 28) and torch.isfinite(frames).all()
+    assert not torch.equal(frames[0], frames[1])
