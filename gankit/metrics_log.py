@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -12,11 +13,17 @@ from .images import plot_curves, save_image
 
 
 class MetricsLog:
-    def __init__(self, out: Path, names: tuple[str, ...], resume_step: int = 0):
+    """`names` are averaged over each logging interval; `extra` columns (evaluation scores)
+    hold a value only in the rows of the steps where one was noted."""
+
+    def __init__(self, out: Path, names: tuple[str, ...], resume_step: int = 0,
+                 extra: tuple[str, ...] = ()):
         self.path = out / "metrics.csv"
         self.names = list(names)
-        self.columns = ["step", *self.names, "seconds"]
+        self.extra = list(extra)
+        self.columns = ["step", *self.names, *self.extra, "seconds"]
         self.pending: list[dict[str, torch.Tensor]] = []
+        self.noted: dict[str, float] = {}
         self.rows: list[dict[str, float]] = self._read_kept(resume_step)
         self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
         self._rewrite()
@@ -44,6 +51,10 @@ class MetricsLog:
     def add(self, metrics: dict[str, torch.Tensor]) -> None:
         self.pending.append(metrics)
 
+    def note(self, values: dict[str, float]) -> None:
+        """Values for the extra columns, written with the next row."""
+        self.noted.update(values)
+
     def flush(self, step: int) -> None:
         """Average the steps since the last flush (the only host sync of the loop)."""
         if not self.pending:
@@ -51,17 +62,26 @@ class MetricsLog:
         stacked = torch.stack([torch.stack([m[k] for k in self.names]) for m in self.pending])
         means = stacked.float().mean(0).tolist()
         self.pending.clear()
-        row = {"step": step, **dict(zip(self.names, means)),
+        row = {"step": step, **dict(zip(self.names, means)), **self.noted,
                "seconds": round(time.perf_counter() - self.start, 3)}
+        self.noted = {}
         self.rows.append(row)
         self._writer.writerow(row)
         self._file.flush()
         if self.tb is not None:
-            for k in self.names:
-                self.tb.add_scalar(k, row[k], step)
+            for k in self.names + self.extra:
+                if k in row:
+                    self.tb.add_scalar(k, row[k], step)
 
     def postfix(self) -> dict[str, str]:
-        return {k: f"{self.rows[-1][k]:.3f}" for k in self.names} if self.rows else {}
+        if not self.rows:
+            return {}
+        shown = {k: f"{self.rows[-1][k]:.3f}" for k in self.names}
+        for k in self.extra:   # the latest evaluation, however many rows ago
+            last = next((r[k] for r in reversed(self.rows) if k in r), None)
+            if last is not None:
+                shown[k] = f"{last:.3g}"
+        return shown
 
     def close(self) -> None:
         self._file.close()
@@ -69,7 +89,9 @@ class MetricsLog:
             self.tb.close()
         if self.rows:
             steps = [int(r["step"]) for r in self.rows]
-            plot = plot_curves(steps, {k: [r[k] for r in self.rows] for k in self.names})
+            plot = plot_curves(steps, {k: [r.get(k, math.nan) for r in self.rows]
+                                       for k in self.names + self.extra
+                                       if any(k in r for r in self.rows)})
             save_image(plot, self.path.with_name("loss.png"))
 
 
