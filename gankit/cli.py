@@ -1,4 +1,4 @@
-"""The `gankit` command: train, sample, interpolate, info.
+"""The `gankit` command: train, sample, interpolate, eval, info.
 
 Training flags are derived from the config dataclasses (gankit/config.py and each model's
 Config), so a new config field is a new flag with its help text, and nothing here changes.
@@ -133,6 +133,33 @@ def build_parser(model: str = "gan") -> argparse.ArgumentParser:
                    help="milliseconds per GIF frame (default: 80)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 
+    p = sub.add_parser("eval", help="score samples: FID, KID, IS, precision/recall, classes",
+                       description="Score generated images against the dataset's training "
+                       "split, on features of a classifier gankit trains on that dataset (once; "
+                       "cached). Give exactly one of --checkpoint, --images, --reference.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", metavar="PATH", help="a run folder or .safetensors: "
+                      "samples are drawn from the model")
+    what.add_argument("--images", metavar="DIR_OR_NPY", help="any generator's output: a folder "
+                      "of images, or a .npy of uint8 (N, H, W) / (N, H, W, C) as `gankit sample "
+                      "--npy` writes")
+    what.add_argument("--reference", action="store_true", help="the real-vs-real floor: the "
+                      "held-out split scored against the training split")
+    p.add_argument("--data", help="dataset to compare with (default: the checkpoint's, else "
+                   "mnist)")
+    p.add_argument("--data-dir", help="where dataset files are found (as for train)")
+    p.add_argument("--offline", action="store_true", help="never touch the network")
+    p.add_argument("--n", type=int, help="samples to draw from a checkpoint (default: the size "
+                   "of the held-out split, so the numbers compare with --reference)")
+    p.add_argument("--features", choices=["classifier", "inception"], default="classifier",
+                   help="feature extractor (default: gankit's classifier; inception needs "
+                   "torch-fidelity and its weights)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and subsets (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--no-ema", action="store_true", help="score the last weights even when the "
+                   "run kept an average (--ema)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
     sub.add_parser("info", help="list the models and datasets")
     return parser
 
@@ -243,6 +270,67 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .config import DataConfig
+    from .evaluate import draw, finite, format_table, prepare, score
+    from .runtime import configure_threads, pick_device
+
+    if args.n is not None and args.n < 2:
+        raise GankitError(f"--n must be at least 2, got {args.n}")
+    device = pick_device(args.device)
+    configure_threads(None, device)
+    model = None
+    if args.checkpoint:
+        from .api import load
+        model = load(args.checkpoint, device=device, ema=not args.no_ema)
+        data_cfg = model.run_config.data
+        if args.data:
+            data_cfg = DataConfig(data=args.data)
+    else:
+        data_cfg = DataConfig(data=args.data or "mnist")
+    data_cfg = DataConfig(**{**vars(data_cfg), "offline": args.offline or data_cfg.offline,
+                             **({"data_dir": args.data_dir} if args.data_dir else {})})
+    ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
+    if args.reference:
+        images, title = ref.held_out.images, f"reference floor: {ref.description}"
+    elif args.images:
+        images, title = _read_images(args.images, ref), f"images {args.images}"
+    else:
+        gen = torch.Generator().manual_seed(args.seed)
+        n = args.n or len(ref.held_out)
+        images = draw(lambda k: model.sample(k, generator=gen), n, progress=not args.json)
+        title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
+    result = score(ref, images, seed=args.seed)
+    print(json.dumps(finite({"what": title, **result})) if args.json else format_table(result, title))
+    return 0
+
+
+def _read_images(path: str, ref) -> "torch.Tensor":
+    """A folder (resized to the reference's size) or a .npy of uint8 images, as (N, C, H, W)."""
+    import torch
+
+    from .data.folder import load_folder
+
+    shape = ref.extractor.image_shape or tuple(ref.held_out.images.shape[1:])
+    if Path(path).is_dir():
+        return load_folder(path, image_size=shape[1], channels=shape[0]).images
+    if not Path(path).is_file():
+        raise GankitError(f"--images {path} does not exist: pass a folder of images or a .npy file")
+    try:
+        arr = np.load(path, allow_pickle=False)   # never unpickle a file we were handed
+    except (ValueError, OSError) as e:
+        raise GankitError(f"--images {path} is not a readable .npy file ({e})") from None
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise GankitError(f"--images {path} holds {arr.dtype} of shape {arr.shape}: expected uint8 "
+                          "(N, H, W) or (N, H, W, C), as `gankit sample --npy` writes")
+    x = torch.from_numpy(arr)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .data import dataset_names, describe
     from .models import MODELS
@@ -262,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     commands = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+                "eval": cmd_eval,
                 "info": cmd_info}
     try:
         model = _peek_model(argv) if argv[:1] == ["train"] else "gan"

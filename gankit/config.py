@@ -84,12 +84,22 @@ class TrainConfig:
     threads: int | None = field(default=None, metadata=_help(
         "CPU threads for torch (default: 1 on machines with 2 cores or fewer, else cores - 1 "
         "up to 8; see README)"))
+    eval_every: int | None = field(default=None, metadata=_help(
+        "every N steps score FID and the class entropy of generated samples (metrics.csv and "
+        "the bar) and keep checkpoints/best by FID; the first use trains the dataset's "
+        "feature classifier (minutes, once; cached)"))
+    eval_samples: int | None = field(default=None, metadata=_help(
+        "samples per evaluation (default: the held-out split's size, as `gankit eval` uses, "
+        "so the numbers match)"))
     ema: float = field(default=0.0, metadata=_help(
         "keep an exponential moving average of the generator's (decoder's) weights with "
         "this decay, e.g. 0.999; sample grids and `gankit sample` use it; 0 turns it off"))
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "threads")
+        _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
+                  "threads", "eval_every")
+        if self.eval_samples is not None and self.eval_samples < 2:
+            raise GankitError(f"eval_samples must be at least 2, got {self.eval_samples}")
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
             raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: e.g. --ema 0.999")
         if self.seed < 0:

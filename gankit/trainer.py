@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -202,7 +203,13 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     n_real = model.real_batch_size(tc.batch_size)
     fixed_z, fixed_labels, nrow = grid_latents(model, tc.seed)
     fixed_real = grid_images(data, tc.seed, device) if model.reconstructs else None
-    log = MetricsLog(out, model.metric_names, resume_step=step)
+    evaluator = best = None
+    if tc.eval_every:
+        from .evaluate import InTraining
+        evaluator = InTraining(cfg.data, tc.eval_samples, device, progress)
+        best = {"fid": meta.get("best_fid", math.inf) if resume else math.inf}
+    log = MetricsLog(out, model.metric_names, resume_step=step,
+                     extra=("fid", "class_entropy") if evaluator else ())
 
     def save_samples(s):
         with ema.swapped_into(model) if ema else contextlib.nullcontext():
@@ -213,10 +220,20 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             pair = torch.cat([real, model.reconstruct(real, y)])
             save_image(grid(pair, nrow=len(real)), out / "samples" / f"recon_{s:06d}.png")
 
-    def save_checkpoint(s):
+    def save_checkpoint(s, name="last"):
         tensors, skeleton = state_tensors(model, batch_gen, ema)
         meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
-        checkpoint.save(checkpoint.last_in(out), tensors, meta)
+        if best is not None:
+            meta["best_fid"] = best["fid"]
+        checkpoint.save(out / "checkpoints" / f"{name}.safetensors", tensors, meta)
+
+    def evaluate(s):
+        with ema.swapped_into(model) if ema else contextlib.nullcontext():
+            scores = evaluator(model)
+        log.note(scores)
+        if scores["fid"] < best["fid"]:
+            best["fid"] = scores["fid"]
+            save_checkpoint(s, "best")
 
     bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.model} {data.name}", unit="it",
                disable=not progress, dynamic_ncols=True, mininterval=0.5)
@@ -226,9 +243,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
         bar.set_postfix(log.postfix(), refresh=False)
 
     # The one scheduled place for everything that happens "every N steps".
+    # Evaluation first, so its scores go into this step's row and checkpoint.
     hooks: list[tuple[int, Callable[[int], None]]] = [
         (tc.log_every, log_metrics), (tc.sample_every, save_samples),
         (tc.checkpoint_every, save_checkpoint)]
+    if evaluator is not None:
+        hooks.insert(0, (tc.eval_every, evaluate))
     with StopSignals() as stop:
         while step < tc.steps and stop.signum is None:
             idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
