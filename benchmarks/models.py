@@ -1,5 +1,5 @@
 """Train every registered model for a fixed budget and keep its final grid: the evidence
-that each one learns, and the runs the quality benchmark puts numbers on.
+that each one learns, and the runs benchmarks/quality.py puts numbers on.
 
     python benchmarks/models.py                      # every model, MNIST (offline: 5,000 digits)
     python benchmarks/models.py --only dcgan cgan    # some of them
@@ -21,14 +21,44 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 # Steps per model: the same order of CPU minutes for each (a WGAN-GP step is five critic
 # updates with a double backward; a dense GAN step is cheap).
 BUDGET = {"gan": 30000, "dcgan": 5000, "cgan": 5000, "wgan-gp": 2000,
           "ae": 3000, "vae": 3000, "cvae": 3000}
 
 
+def budget(name: str, scale: float = 1.0) -> int:
+    return max(1, int(BUDGET.get(name, 3000) * scale))
+
+
+def train_one(name: str, steps: int, data: str, out: Path, device: str = "cpu") -> tuple[float, str]:
+    """Train OUT/NAME from scratch with `gankit train`; returns (seconds, last metrics)."""
+    run = out / name
+    if run.exists():
+        shutil.rmtree(run)
+    cmd = [sys.executable, "-m", "gankit", "train", "--model", name, "--data", data,
+           "--steps", str(steps), "--out", str(run), "--device", device,
+           "--sample-every", str(max(1, steps // 10)), "--quiet"]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    seconds = time.perf_counter() - t0
+    last = list(csv.DictReader(open(run / "metrics.csv")))[-1]
+    metrics = "  ".join(f"{k} {float(v):.3f}" for k, v in last.items()
+                        if k not in ("step", "seconds") and v != "")
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    for grid in sorted((run / "samples").glob(f"*_{steps:06d}.png")):
+        shutil.copy(grid, out / "grids" / f"{name}_{grid.name}")
+    # a latent walk from the final checkpoint, as `gankit interpolate` draws it
+    subprocess.run([sys.executable, "-m", "gankit", "interpolate", "--checkpoint", str(run),
+                    "--out", str(out / "grids" / f"{name}_walk.gif"), "--seed", "0"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return seconds, metrics
+
+
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gankit.models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,33 +69,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    out = Path(args.out)
-    (out / "grids").mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.only:
-        steps = max(1, int(BUDGET.get(name, 3000) * args.scale))
-        run = out / name
-        if run.exists():
-            shutil.rmtree(run)
-        cmd = [sys.executable, "-m", "gankit", "train", "--model", name, "--data", args.data,
-               "--steps", str(steps), "--out", str(run), "--device", args.device,
-               "--sample-every", str(max(1, steps // 10)), "--quiet"]
-        print("$", " ".join(cmd[1:]), flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        seconds = time.perf_counter() - t0
-        last = list(csv.DictReader(open(run / "metrics.csv")))[-1]
-        metrics = "  ".join(f"{k} {float(v):.3f}" for k, v in last.items() if k not in ("step", "seconds"))
-        for grid in sorted((run / "samples").glob(f"*_{steps:06d}.png")):
-            shutil.copy(grid, out / "grids" / f"{name}_{grid.name}")
-        # a latent walk from the final checkpoint, as `gankit interpolate` draws it
-        subprocess.run([sys.executable, "-m", "gankit", "interpolate", "--checkpoint", str(run),
-                        "--out", str(out / "grids" / f"{name}_walk.gif"), "--seed", "0"],
-                       check=True, stdout=subprocess.DEVNULL)
+        steps = budget(name, args.scale)
+        seconds, metrics = train_one(name, steps, args.data, Path(args.out), args.device)
         rows.append((name, steps, seconds, metrics))
         print(f"{name}: {steps} steps in {seconds:.0f} s  {metrics}", flush=True)
 
-    print(f"\n| model | steps | seconds | last metrics |\n|---|---|---|---|")
+    print("\n| model | steps | seconds | last metrics |\n|---|---|---|---|")
     for name, steps, seconds, metrics in rows:
         print(f"| {name} | {steps} | {seconds:.0f} | {metrics} |")
 
