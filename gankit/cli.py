@@ -276,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .config import DataConfig
-    from .evaluate import draw, finite, format_table, prepare, score
+    from .evaluate import draw, finite, format_table, prepare, read_images, score
     from .runtime import configure_threads, pick_device
 
     if args.n is not None and args.n < 2:
@@ -298,7 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.reference:
         images, title = ref.held_out.images, f"reference floor: {ref.description}"
     elif args.images:
-        images, title = _read_images(args.images, ref), f"images {args.images}"
+        images, title = read_images(args.images, ref), f"images {args.images}"
     else:
         gen = torch.Generator().manual_seed(args.seed)
         n = args.n or len(ref.held_out)
@@ -307,28 +307,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = score(ref, images, seed=args.seed)
     print(json.dumps(finite({"what": title, **result})) if args.json else format_table(result, title))
     return 0
-
-
-def _read_images(path: str, ref) -> "torch.Tensor":
-    """A folder (resized to the reference's size) or a .npy of uint8 images, as (N, C, H, W)."""
-    import torch
-
-    from .data.folder import load_folder
-
-    shape = ref.extractor.image_shape or tuple(ref.held_out.images.shape[1:])
-    if Path(path).is_dir():
-        return load_folder(path, image_size=shape[1], channels=shape[0]).images
-    if not Path(path).is_file():
-        raise GankitError(f"--images {path} does not exist: pass a folder of images or a .npy file")
-    try:
-        arr = np.load(path, allow_pickle=False)   # never unpickle a file we were handed
-    except (ValueError, OSError) as e:
-        raise GankitError(f"--images {path} is not a readable .npy file ({e})") from None
-    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise GankitError(f"--images {path} holds {arr.dtype} of shape {arr.shape}: expected uint8 "
-                          "(N, H, W) or (N, H, W, C), as `gankit sample --npy` writes")
-    x = torch.from_numpy(arr)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def cmd_info(args: argparse.Namespace) -> int:

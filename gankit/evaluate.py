@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -138,6 +139,26 @@ def score(ref: Reference, images: torch.Tensor, seed: int = 0, full: bool = True
     out.update(n_real=len(ref.feats), n_fake=n, n_real_pr=len(real),
                extractor=ex.describe, reference=ref.description)
     return out
+
+
+def read_images(path: str, ref: Reference) -> torch.Tensor:
+    """A folder (resized to the reference's size) or a .npy of uint8 images, as (N, C, H, W)."""
+    from .data.folder import load_folder
+
+    shape = ref.extractor.image_shape or tuple(ref.held_out.images.shape[1:])
+    if Path(path).is_dir():
+        return load_folder(path, image_size=shape[1], channels=shape[0]).images
+    if not Path(path).is_file():
+        raise GankitError(f"--images {path} does not exist: pass a folder of images or a .npy file")
+    try:
+        arr = np.load(path, allow_pickle=False)   # never unpickle a file we were handed
+    except (ValueError, OSError) as e:
+        raise GankitError(f"--images {path} is not a readable .npy file ({e})") from None
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise GankitError(f"--images {path} holds {arr.dtype} of shape {arr.shape}: expected uint8 "
+                          "(N, H, W) or (N, H, W, C), as `gankit sample --npy` writes")
+    x = torch.from_numpy(arr)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def draw(sample: Callable[[int], torch.Tensor], n: int, progress: bool = False) -> torch.Tensor:
