@@ -187,6 +187,10 @@ class InTraining:
         self.ref = prepare(data_cfg, "classifier", device, progress)
         self.n = n or len(self.ref.held_out)
 
+    def describe(self) -> dict[str, Any]:
+        return {"extractor": self.ref.extractor.describe, "reference": self.ref.description,
+                "n_real": len(self.ref.feats), "n_fake": self.n}
+
     def __call__(self, model) -> dict[str, float]:
         gen = torch.Generator().manual_seed(0)
         images = draw(lambda k: model.sample(k, generator=gen), self.n)

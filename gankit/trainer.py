@@ -223,8 +223,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     def save_checkpoint(s, name="last"):
         tensors, skeleton = state_tensors(model, batch_gen, ema)
         meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
-        if best is not None:
-            meta["best_fid"] = best["fid"]
+        if best is not None:   # what the run's fid column means, and its best value
+            meta.update(best_fid=best["fid"], evaluation=evaluator.describe())
         checkpoint.save(out / "checkpoints" / f"{name}.safetensors", tensors, meta)
 
     def evaluate(s):

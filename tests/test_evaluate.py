@@ -91,6 +91,8 @@ def test_in_training_fid_is_what_gankit_eval_reports(tmp_path):
     assert scored["fid"] == pytest.approx(rows[-1]["fid"], rel=1e-9)
     best = checkpoint.read_meta(out / "checkpoints" / "best.safetensors")
     assert best["best_fid"] == min(r["fid"] for r in rows)
+    assert best["evaluation"]["extractor"] == scored["extractor"]
+    assert (best["evaluation"]["n_real"], best["evaluation"]["n_fake"]) == (4000, 1000)
     assert best["step"] == min(rows, key=lambda r: r["fid"])["step"]
     # resume keeps evaluating and remembers the best score so far
     run = gankit.train(out=out, steps=45, resume=True, progress=False)
