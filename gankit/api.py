@@ -101,7 +101,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
         raise GankitError(f"checkpoint {path} has incomplete metadata: it was not written by "
                           "gankit train, or was edited") from None
     load_weights(model, tensors, path)
-    averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    averaged = checkpoint.prefixed(tensors, "ema.")
     if ema and averaged:
         getattr(model, model.sampling_network).load_state_dict(averaged)
     model.class_names = meta.get("class_names", [])

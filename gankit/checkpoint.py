@@ -85,6 +85,11 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with `prefix` ("model.", "ema."), without it."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def last_in(run: str | Path) -> Path:
     """Where a run folder keeps its newest checkpoint."""
     return Path(run) / "checkpoints" / "last.safetensors"

@@ -9,7 +9,7 @@ model names as its `sampling_network`.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -38,3 +38,8 @@ class EMA:
             yield model
         finally:
             setattr(model, name, raw)
+
+
+def averaged(model, ema: EMA | None):
+    """A context in which `model` samples with the average, when there is one."""
+    return ema.swapped_into(model) if ema is not None else nullcontext()

@@ -7,7 +7,6 @@ model it is training: a model contributes its step, the loop does the rest.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -26,7 +25,7 @@ from .config import RunConfig, write_toml
 from .data import ImageData, load_data, to_float
 from .errors import GankitError
 from .images import grid, save_image
-from .ema import EMA
+from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model
 from .runtime import configure_threads, default_threads, pick_device
@@ -47,7 +46,7 @@ class Run:
 
     def sample(self, n: int, seed: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        with self.ema.swapped_into(self.model) if self.ema else contextlib.nullcontext():
+        with averaged(self.model, self.ema):
             return self.model.sample(n, generator=gen, labels=labels)
 
 
@@ -76,7 +75,7 @@ def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, ste
 
 
 def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = checkpoint.prefixed(tensors, "model.")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
@@ -88,8 +87,7 @@ def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
 def restore(model, batch_gen, ema, tensors, meta, where) -> None:
     load_weights(model, tensors, where)
     if ema is not None:
-        averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
-        ema.average.load_state_dict(averaged)
+        ema.average.load_state_dict(checkpoint.prefixed(tensors, "ema."))
     for name, opt in model.optimizers.items():
         opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
     torch.set_rng_state(tensors["rng.torch"])
@@ -187,6 +185,10 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     data = load_data(cfg.data)
     torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
     model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
+    evaluator = None
+    if tc.eval_every:   # may train the dataset's feature classifier first (once; cached)
+        from .evaluate import InTraining
+        evaluator = InTraining(cfg.data, tc.eval_samples, device, progress)
     create_out(out)   # only now: a bad device, dataset or model leaves no empty run folder
     model.optimizers = model.configure_optimizers()
     ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
@@ -203,16 +205,14 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     n_real = model.real_batch_size(tc.batch_size)
     fixed_z, fixed_labels, nrow = grid_latents(model, tc.seed)
     fixed_real = grid_images(data, tc.seed, device) if model.reconstructs else None
-    evaluator = best = None
-    if tc.eval_every:
-        from .evaluate import InTraining
-        evaluator = InTraining(cfg.data, tc.eval_samples, device, progress)
+    best = None
+    if evaluator is not None:
         best = {"fid": meta.get("best_fid", math.inf) if resume else math.inf}
     log = MetricsLog(out, model.metric_names, resume_step=step,
                      extra=("fid", "class_entropy") if evaluator else ())
 
     def save_samples(s):
-        with ema.swapped_into(model) if ema else contextlib.nullcontext():
+        with averaged(model, ema):
             fakes = model.sample(latents=fixed_z, labels=fixed_labels)
         save_image(grid(fakes, nrow=nrow), out / "samples" / f"step_{s:06d}.png")
         if fixed_real is not None:   # originals above, their reconstructions below
@@ -228,7 +228,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
         checkpoint.save(out / "checkpoints" / f"{name}.safetensors", tensors, meta)
 
     def evaluate(s):
-        with ema.swapped_into(model) if ema else contextlib.nullcontext():
+        with averaged(model, ema):
             scores = evaluator(model)
         log.note(scores)
         if scores["fid"] < best["fid"]:
