@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,21 @@ def _read(path, with_tensors: bool):
         raise GankitError(f"checkpoint {path} was written by a newer gankit "
                           f"({meta.get('gankit_version')}): upgrade gankit to read it")
     return tensors, meta
+
+
+def keep_numbered(saved: Path, step: int, keep: int) -> None:
+    """Also keep `saved` (just written, complete) as step_NNNNNN.safetensors and delete all
+    but the `keep` newest numbered checkpoints. The new one is linked before any is
+    deleted, so the newest good checkpoint always survives."""
+    folder = saved.parent
+    for suffix in (".safetensors", ".json"):
+        src, dst = saved.with_suffix(suffix), folder / f"step_{step:06d}{suffix}"
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)        # last.* is replaced by rename later: the link stays valid
+        except OSError:
+            shutil.copy2(src, dst)   # file systems without hard links
+    numbered = sorted(folder.glob("step_*.safetensors"))
+    for old in numbered[:-keep]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)

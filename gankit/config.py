@@ -79,6 +79,8 @@ class TrainConfig:
     out: str = field(default="runs/gan", metadata=_help("run folder (config, metrics, samples, checkpoints)"))
     sample_every: int = field(default=200, metadata=_help("write a 5x5 sample grid every N steps"))
     checkpoint_every: int = field(default=1000, metadata=_help("save checkpoints/last every N steps (and at the end)"))
+    keep: int = field(default=0, metadata=_help(
+        "also keep the N newest checkpoints as checkpoints/step_NNNNNN.safetensors (0: only last)"))
     log_every: int = field(default=50, metadata=_help("average the losses and write a metrics.csv row every N steps"))
     device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps"))
     threads: int | None = field(default=None, metadata=_help(
@@ -98,6 +100,8 @@ class TrainConfig:
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
                   "threads", "eval_every")
+        if self.keep < 0:
+            raise GankitError(f"keep must be >= 0, got {self.keep}")
         if self.eval_samples is not None and self.eval_samples < 2:
             raise GankitError(f"eval_samples must be at least 2, got {self.eval_samples}")
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):

@@ -81,8 +81,9 @@ def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],
         bottom = (k + 1) * panel_height - 4
         finite = [v for v in values if math.isfinite(v)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-        if hi - lo < 1e-12:
-            lo, hi = lo - 0.5, hi + 0.5
+        if not hi - lo > 1e-9 * max(1.0, abs(hi), abs(lo)):   # flat (or huge and flat)
+            pad = max(0.5, 0.05 * max(abs(hi), abs(lo)))
+            lo, hi = lo - pad, hi + pad
         draw.rectangle([x0, top, x1, bottom], outline="#888888")
         draw.text((x0, top - 14), name, fill="black", font=font)
         draw.text((4, top), f"{hi:.3g}", fill="black", font=font)

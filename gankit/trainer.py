@@ -117,6 +117,22 @@ def grid_images(data: ImageData, seed: int, device: torch.device, n: int = 10):
     return to_float(data.images[idx].to(device)), labels
 
 
+# --- divergence ------------------------------------------------------------------------
+
+class Diverged(GankitError):
+    def __init__(self, step: int, what: str, out: Path, last_good: int | None):
+        kept = (f"the last good checkpoint (step {last_good}) is kept in {out}/checkpoints"
+                if last_good is not None else "no checkpoint had been saved yet")
+        super().__init__(f"training diverged at step {step}: {what}, usually a learning rate "
+                         f"too high for this model; {kept}: start a new run with a lower "
+                         "--lr-g/--lr-d (--resume would repeat the same steps)")
+
+
+def nonfinite_weights(model: GenerativeModel) -> list[str]:
+    """Names of weights holding NaN or inf (a host sync per tensor: checkpoint time only)."""
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+
+
 # --- the run folder ----------------------------------------------------------------------
 
 def check_out(out: str, resume: bool) -> Path:
@@ -208,6 +224,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     best = None
     if evaluator is not None:
         best = {"fid": meta.get("best_fid", math.inf) if resume else math.inf}
+    last_good = {"step": step if resume else None}
     log = MetricsLog(out, model.metric_names, resume_step=step,
                      extra=("fid", "class_entropy") if evaluator else ())
 
@@ -221,11 +238,20 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             save_image(grid(pair, nrow=len(real)), out / "samples" / f"recon_{s:06d}.png")
 
     def save_checkpoint(s, name="last"):
+        bad = nonfinite_weights(model)   # a diverged model must not replace the last good one
+        if bad:
+            raise Diverged(s, f"weights {', '.join(bad[:2])}{' ...' if len(bad) > 2 else ''} "
+                           "became NaN or infinite", out, last_good["step"])
         tensors, skeleton = state_tensors(model, batch_gen, ema)
         meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
         if best is not None:   # what the run's fid column means, and its best value
             meta.update(best_fid=best["fid"], evaluation=evaluator.describe())
-        checkpoint.save(out / "checkpoints" / f"{name}.safetensors", tensors, meta)
+        path = out / "checkpoints" / f"{name}.safetensors"
+        checkpoint.save(path, tensors, meta)
+        if name == "last":
+            last_good["step"] = s
+            if tc.keep:
+                checkpoint.keep_numbered(path, s, tc.keep)
 
     def evaluate(s):
         with averaged(model, ema):
@@ -241,6 +267,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     def log_metrics(s):
         log.flush(s)
         bar.set_postfix(log.postfix(), refresh=False)
+        bad = [k for k in model.metric_names if not math.isfinite(log.rows[-1][k])]
+        if bad:
+            raise Diverged(s, f"{', '.join(bad)} became NaN or infinite", out, last_good["step"])
 
     # The one scheduled place for everything that happens "every N steps".
     # Evaluation first, so its scores go into this step's row and checkpoint.
@@ -249,24 +278,26 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
         (tc.checkpoint_every, save_checkpoint)]
     if evaluator is not None:
         hooks.insert(0, (tc.eval_every, evaluate))
-    with StopSignals() as stop:
-        while step < tc.steps and stop.signum is None:
-            idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
-            out_metrics = model.training_step(to_float(images[idx]),
-                                              labels[idx] if labels is not None else None)
-            step += 1
-            if ema is not None:
-                ema.update(getattr(model, model.sampling_network))
-            log.add(out_metrics)
-            bar.update(1)
+    try:
+        with StopSignals() as stop:
+            while step < tc.steps and stop.signum is None:
+                idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
+                out_metrics = model.training_step(to_float(images[idx]),
+                                                  labels[idx] if labels is not None else None)
+                step += 1
+                if ema is not None:
+                    ema.update(getattr(model, model.sampling_network))
+                log.add(out_metrics)
+                bar.update(1)
+                for every, hook in hooks:
+                    if step % every == 0:
+                        hook(step)
+            # The end, or a stop request: whatever was not just written, write now.
             for every, hook in hooks:
-                if step % every == 0:
+                if step % every != 0:
                     hook(step)
-        # The end, or a stop request: whatever was not just written, write now.
-        for every, hook in hooks:
-            if step % every != 0:
-                hook(step)
-    bar.close()
-    log.close()
+    finally:   # also on divergence: metrics.csv and loss.png show how it went
+        bar.close()
+        log.close()
     return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows,
                interrupted=stop.signum, ema=ema)

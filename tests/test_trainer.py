@@ -194,3 +194,51 @@ def test_conditional_model_on_unlabelled_folder_is_refused(tmp_path):
     with pytest.raises(GankitError, match="needs labelled data"):
         gankit.train(out=tmp_path / "r", steps=2, **{**TINY, "model": "cgan", "data": str(folder)})
     assert not (tmp_path / "r").exists()
+
+
+def diverging_copy(src, dst, lr=1e30):
+    """A copy of run `src` whose saved config has an absurd learning rate, as if the run had
+    been started with it: resuming it diverges within a few steps."""
+    import shutil
+    shutil.copytree(src, dst)
+    last = dst / "checkpoints" / "last.safetensors"
+    tensors, meta = checkpoint.load(last)
+    meta["config"]["model"].update(lr_g=lr, lr_d=lr)
+    for state in meta["optim"].values():   # Adam restores its learning rate from here
+        for group in state["param_groups"]:
+            group["lr"] = lr
+    checkpoint.save(last, tensors, meta)
+    return last
+
+
+@pytest.mark.parametrize("caught_by", ["metrics", "weights"])
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, caught_by):
+    # metrics are checked at every log row, weights before every checkpoint is written:
+    # log rarely and checkpoint often to have the weights check catch it first
+    opts = TINY if caught_by == "metrics" else {**TINY, "log_every": 100, "checkpoint_every": 5}
+    gankit.train(out=tmp_path / "good", steps=10, **opts)
+    last = diverging_copy(tmp_path / "good", tmp_path / "bad")
+    before = last.read_bytes()
+    with pytest.raises(GankitError) as err:
+        gankit.train(out=tmp_path / "bad", steps=60, resume=True, progress=False)
+    message = str(err.value)
+    assert "diverged at step" in message and "last good checkpoint (step 10)" in message
+    assert ("weights" in message) == (caught_by == "weights")
+    assert "lower --lr-g/--lr-d" in message and "\n" not in message
+    assert last.read_bytes() == before            # the good checkpoint is untouched
+
+
+def test_keep_rotates_numbered_checkpoints(tmp_path):
+    out = tmp_path / "k"
+    gankit.train(out=out, steps=40, keep=2, **TINY)   # checkpoints at 10, 20, 30, 40
+    names = sorted(p.name for p in (out / "checkpoints").glob("step_*"))
+    assert names == ["step_000030.json", "step_000030.safetensors",
+                     "step_000040.json", "step_000040.safetensors"]
+    last, numbered = weights(out / "checkpoints" / "last.safetensors"), weights(out / "checkpoints" / "step_000040.safetensors")
+    assert last[1]["step"] == numbered[1]["step"] == 40
+    assert all(torch.equal(last[0][k], numbered[0][k]) for k in last[0])
+    old, _ = weights(out / "checkpoints" / "step_000030.safetensors")
+    assert not torch.equal(old["model.generator.net.0.weight"], last[0]["model.generator.net.0.weight"])
+    # --keep may change on resume; the newest numbered checkpoint is never the one deleted
+    gankit.train(out=out, steps=50, keep=1, resume=True, progress=False)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*.safetensors")) == ["step_000050.safetensors"]
