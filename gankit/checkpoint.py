@@ -13,6 +13,7 @@ JSON skeleton that names them, and put back by `unflatten`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 
 from .errors import GankitError
 
@@ -63,27 +64,45 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Atomically write `path` (.safetensors) and its readable `.json` twin."""
+    """Atomically write `path` (.safetensors) and its readable `.json` twin.
+
+    A failed write (a full disk, a file-size limit) leaves the previous file untouched and no
+    temporary behind, and becomes one GankitError."""
     path = Path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     text = json.dumps(meta, indent=1)
-    tmp = path.with_name(path.name + ".tmp")
     # safetensors refuses tensors that share memory (e.g. views); give each its own copy.
-    save_file({k: v.clone() for k, v in tensors.items()}, str(tmp), metadata={"gankit": text})
-    _fsync(tmp)
-    os.replace(tmp, path)
-    json_path = path.with_suffix(".json")
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, json_path)
+    # Serialized here and written by _write_atomic, not by safetensors' save_file: that one
+    # writes through a randomly named temporary of its own, which a killed process leaves
+    # behind for good (a checkpoint's size each time).
+    data = serialize({k: v.clone() for k, v in tensors.items()}, metadata={"gankit": text})
+    _write_atomic(path, data)
+    del data
+    _write_atomic(path.with_suffix(".json"), text.encode())
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _write_atomic(path: Path, data: bytes) -> None:
+    """PATH.tmp, fsync, rename over PATH: readers see the old file or the new one, never a
+    mix. The temporary's name is fixed, so one left by a killed process is replaced by the
+    next write instead of piling up."""
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        full = e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+        fix = ("the disk is full or the file too large: free space (or raise the file-size "
+               "limit)" if full else "check that its folder exists and is writable")
+        raise GankitError(f"cannot write {path} ({e.strerror or e}): {fix}; the previous file "
+                          "is untouched, and a training run continues from its last "
+                          "checkpoint with --resume") from None
 
 
 def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -132,12 +151,17 @@ def _read(path, with_tensors: bool):
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise GankitError(f"checkpoint {path} is unreadable ({reason}): it is truncated or "
                           "not a safetensors file; use another checkpoint") from None
+    if "gankit" not in header:
+        raise GankitError(f"{path} is a safetensors file but not a gankit checkpoint "
+                          "(no gankit metadata): pass a checkpoint that gankit train wrote")
     try:
         meta = json.loads(header["gankit"])
-        assert meta.get("format") == FORMAT
-    except (KeyError, ValueError, AssertionError):
+    except ValueError:
+        raise GankitError(f"checkpoint {path} has damaged metadata (not valid JSON): it was "
+                          "edited or corrupted; use another checkpoint") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GankitError(f"{path} is a safetensors file but not a gankit checkpoint "
-                          "(no gankit metadata)") from None
+                          "(unknown metadata format): pass a checkpoint that gankit train wrote")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise GankitError(f"checkpoint {path} was written by a newer gankit "
                           f"({meta.get('gankit_version')}): upgrade gankit to read it")

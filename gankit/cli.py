@@ -183,6 +183,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output(path: str, flag: str, image: bool = False) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    target = Path(path)
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise GankitError(f"cannot write {path}: folder {parent} does not exist "
+                          f"(create it or choose another {flag})")
+    if target.is_dir():
+        raise GankitError(f"cannot write {path}: it is a folder; give {flag} a file name")
+    if image:
+        from .images import image_format
+        image_format(path)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -194,10 +208,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n is not None and args.n <= 0:
         raise GankitError(f"--n must be positive, got {args.n}")
-    for path in filter(None, (args.out, args.npy)):
-        parent = Path(path).resolve().parent
-        if not parent.is_dir():
-            raise GankitError(f"cannot write {path}: folder {parent} does not exist")
+    check_output(args.out, "--out", image=True)
+    if args.npy:
+        check_output(args.npy, "--npy")
     device = pick_device(args.device)
     # A fixed thread count: MKL may otherwise pick fewer threads on a busy machine, and a
     # different count rounds differently, so the same --seed could give other pixels.
@@ -247,11 +260,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     png = None if args.no_png else (args.png or str(Path(args.out).with_suffix(".png")))
     if png and Path(png).resolve() == Path(args.out).resolve():
         raise GankitError(f"--png {png} would overwrite the GIF: choose another --png")
-    for path in filter(None, (args.out, png)):
-        parent = Path(path).resolve().parent
-        if not parent.is_dir():
-            raise GankitError(f"cannot write {path}: folder {parent} does not exist "
-                              "(create it or choose another path)")
+    check_output(args.out, "--out")
+    if png:
+        check_output(png, "--png", image=True)
     device = pick_device(args.device)
     configure_threads(None, device)   # as in cmd_sample: same --seed, same pixels
     model = load(args.checkpoint, device=device)
@@ -276,11 +287,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .config import DataConfig
-    from .evaluate import draw, finite, format_table, prepare, read_images, score
+    from .evaluate import draw, finite, format_table, load_npy, prepare, read_images, score
     from .runtime import configure_threads, pick_device
 
     if args.n is not None and args.n < 2:
         raise GankitError(f"--n must be at least 2, got {args.n}")
+    if args.images and not Path(args.images).is_dir():
+        load_npy(args.images)   # refuse a bad file before a first run trains the classifier
     device = pick_device(args.device)
     configure_threads(None, device)
     model = None

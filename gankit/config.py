@@ -174,6 +174,9 @@ def read_toml(path: str) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise GankitError(f"config file {path} does not exist") from None
+    except OSError as e:   # a folder, no permission
+        raise GankitError(f"cannot read config file {path} ({e.strerror or e}): "
+                          "pass a readable .toml file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise GankitError(f"config file {path} is not valid TOML: {e}") from None
 

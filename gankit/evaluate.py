@@ -148,17 +148,31 @@ def read_images(path: str, ref: Reference) -> torch.Tensor:
     shape = ref.extractor.image_shape or tuple(ref.held_out.images.shape[1:])
     if Path(path).is_dir():
         return load_folder(path, image_size=shape[1], channels=shape[0]).images
+    arr = load_npy(path)
+    x = torch.from_numpy(np.array(arr))   # out of the read-only memory map
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
+def load_npy(path: str) -> np.ndarray:
+    """A .npy of uint8 images (N, H, W) or (N, H, W, C), memory-mapped; refused in one line
+    otherwise. Never unpickled: a file we were handed could run code."""
+    expected = "a .npy of uint8 images as `gankit sample --npy` writes, or a folder of images"
     if not Path(path).is_file():
-        raise GankitError(f"--images {path} does not exist: pass a folder of images or a .npy file")
+        raise GankitError(f"--images {path} does not exist: pass {expected}")
     try:
-        arr = np.load(path, allow_pickle=False)   # never unpickle a file we were handed
-    except (ValueError, OSError) as e:
-        raise GankitError(f"--images {path} is not a readable .npy file ({e})") from None
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise GankitError(f"--images {path} is not a readable .npy file (no NumPy "
+                                  f"header): pass {expected}")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        why = ("it holds Python objects, which gankit never unpickles" if "object" in str(e).lower()
+               else " ".join(str(e).split()) or type(e).__name__)
+        raise GankitError(f"--images {path} is not a readable .npy file ({why}): pass {expected}") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise GankitError(f"--images {path} holds {arr.dtype} of shape {arr.shape}: expected uint8 "
                           "(N, H, W) or (N, H, W, C), as `gankit sample --npy` writes")
-    x = torch.from_numpy(arr)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return arr
 
 
 def draw(sample: Callable[[int], torch.Tensor], n: int, progress: bool = False) -> torch.Tensor:

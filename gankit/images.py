@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .data import to_uint8
+from .errors import GankitError
 
 MIN_CELL = 56   # upscale small images (28x28) so a grid is comfortable to look at
 
@@ -36,12 +38,41 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.I
     return picture
 
 
+def image_format(path: str | Path) -> str:
+    """Pillow's format name for `path`'s extension (PNG when it has none); GankitError for
+    an extension Pillow cannot write, so a command can refuse it before any work."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise GankitError(f"cannot write {path}: unknown image type {suffix!r}; "
+                          "use .png (or .jpg, .gif, .bmp, .tif, .webp)")
+    return fmt
+
+
 def save_image(picture: Image.Image, path: str | Path) -> None:
     """Write via a temporary file so a reader never sees half a PNG."""
     path = Path(path)
+    fmt = image_format(path)
     tmp = path.with_name(path.name + ".tmp")
-    picture.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-    os.replace(tmp, path)
+    with _removed_on_failure(tmp):
+        picture.save(tmp, format=fmt)
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _removed_on_failure(tmp: Path):
+    """A failed write (disk full, the target is a folder, Ctrl-C) leaves no temp file, and
+    an OSError becomes one line."""
+    try:
+        yield
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise GankitError(f"cannot write {tmp.with_suffix('')} ({e.strerror or e}): free "
+                              "space or choose another folder") from None
+        raise
 
 
 def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
@@ -61,9 +92,10 @@ def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     extra = {} if loop is None else {"loop": loop}
-    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
-                     duration=duration_ms, **extra)
-    os.replace(tmp, path)
+    with _removed_on_failure(tmp):
+        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=duration_ms, **extra)
+        os.replace(tmp, path)
 
 
 def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],

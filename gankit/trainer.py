@@ -76,22 +76,33 @@ def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, ste
 
 def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
     weights = checkpoint.prefixed(tensors, "model.")
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        detail = " ".join(str(e).split())[:300]
-        raise GankitError(f"checkpoint {where} does not fit this model ({detail}): "
-                          "it belongs to another model or image shape") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{len(names)} {what} (e.g. {names[0]})" for names, what in
+                 ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape"))
+                 if names]
+        raise GankitError(f"checkpoint {where} does not fit this model: tensors {', '.join(parts)}; "
+                          "it belongs to another model or image shape")
+    model.load_state_dict(weights, strict=True)
 
 
 def restore(model, batch_gen, ema, tensors, meta, where) -> None:
     load_weights(model, tensors, where)
-    if ema is not None:
-        ema.average.load_state_dict(checkpoint.prefixed(tensors, "ema."))
-    for name, opt in model.optimizers.items():
-        opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
-    torch.set_rng_state(tensors["rng.torch"])
-    batch_gen.set_state(tensors["rng.batch"])
+    try:
+        if ema is not None:
+            ema.average.load_state_dict(checkpoint.prefixed(tensors, "ema."))
+        for name, opt in model.optimizers.items():
+            opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
+        torch.set_rng_state(tensors["rng.torch"])
+        batch_gen.set_state(tensors["rng.batch"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise GankitError(f"checkpoint {where} lacks part of the training state ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:80] if str(e) else '?'}): it was edited or "
+                          "damaged; `gankit sample` can still use its weights, or start a new "
+                          "run") from None
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
 

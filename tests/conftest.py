@@ -18,8 +18,9 @@ def _isolated_data(tmp_path_factory):
         yield
 
 
-def gankit_cli(*args, cwd=None, timeout=300, **popen):
-    """Run the real `python -m gankit` in a subprocess (as a user would)."""
+def gankit_cli(*args, cwd=None, timeout=300, env=None, **popen):
+    """Run the real `python -m gankit` in a subprocess (as a user would); `env` adds to
+    (overrides) the test session's environment."""
     return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-                          **popen)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **popen)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import GankitError
 from . import ImageData
@@ -102,8 +102,22 @@ def _decode(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
             img.load()                      # GIF/WebP/TIFF: the first frame
             img = ImageOps.exif_transpose(img)   # phone photos are stored sideways
     except Exception as e:   # Pillow raises many types for bad files; report, don't die
-        return None, " ".join(str(e).split())[:80] or type(e).__name__
+        return None, _why_unreadable(path, e)
     return _square(_to_8bit(img), size), None
+
+
+def _why_unreadable(path: Path, error: Exception) -> str:
+    """A short reason, without Pillow's copy of the (long) path."""
+    if isinstance(error, Image.DecompressionBombError):
+        return (f"too large, over Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                "against decompression bombs")
+    if isinstance(error, UnidentifiedImageError):
+        try:
+            empty = path.stat().st_size == 0
+        except OSError:
+            empty = False
+        return "empty file" if empty else "not an image format Pillow can read"
+    return " ".join(str(error).split())[:80] or type(error).__name__
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
