@@ -179,3 +179,35 @@ def test_gan_options_reach_the_model_and_are_checked(tmp_path):
     one_line_error(gankit_cli("train", "--ema", "1.5", "--out", tmp_path / "y", *FAST), "ema must be")
     r = gankit_cli("train", "--model", "wgan-gp", "--help")
     assert "--gp" in r.stdout and "default: 10.0" in r.stdout and "default: 5" in r.stdout
+
+
+def _start_and_wait_for_rows(run, rows=3):
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--steps", "100000",
+                             "--out", str(run), *FAST], stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < rows):
+        time.sleep(0.2)
+    return proc
+
+
+def test_sigterm_saves_and_exits_143(tmp_path):
+    from gankit import checkpoint
+    proc = _start_and_wait_for_rows(tmp_path / "run")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err and "--resume" in err
+    assert checkpoint.load(tmp_path / "run")[1]["step"] >= 10
+
+
+def test_a_second_ctrl_c_leaves_at_once_and_corrupts_nothing(tmp_path):
+    from gankit import checkpoint
+    run = tmp_path / "run"
+    proc = _start_and_wait_for_rows(run)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)          # while the first one's saving may be under way
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    _, meta = checkpoint.load(run)           # whichever checkpoint is there is complete
+    r = gankit_cli("train", "--resume", "--out", run, "--steps", str(meta["step"] + 5), "--quiet")
+    assert r.returncode == 0, r.stderr
