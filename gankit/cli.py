@@ -208,6 +208,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n is not None and args.n <= 0:
         raise GankitError(f"--n must be positive, got {args.n}")
+    if args.nrow is not None and args.nrow <= 0:
+        raise GankitError(f"--nrow must be positive, got {args.nrow}")
     check_output(args.out, "--out", image=True)
     if args.npy:
         check_output(args.npy, "--npy")

@@ -512,6 +512,7 @@ def _with(ckpt_attr, *argv):
 
 
 case("sample-n-0", _with("gan", "sample", "--checkpoint", "CKPT", "--n", "0"), ("--n must be positive",), sub=False)
+case("sample-nrow-negative", _with("gan", "sample", "--checkpoint", "CKPT", "--nrow", "-2"), ("--nrow must be positive",), sub=False)
 case("sample-label-unconditional", _with("gan", "sample", "--checkpoint", "CKPT", "--label", "3"),
      ("needs a conditional model", "gan"), sub=False)
 case("sample-label-out-of-range", _with("cgan", "sample", "--checkpoint", "CKPT", "--label", "10"),
