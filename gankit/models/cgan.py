@@ -1,8 +1,8 @@
 """Conditional GAN: "given a label, produce the features" (Mirza & Osindero 2014).
 
-The DCGAN networks with a label on both sides: G reads a learned label embedding beside
-z; D reads the label as an extra input channel (a learned map per class), or, with
---projection, through the projection discriminator of Miyato & Koyama 2018. Sampling
+The DCGAN networks with a label on both sides: G reads a one-hot label beside z; D reads
+it as one-hot input channels (K constant maps), or, with --projection, through the
+projection discriminator of Miyato & Koyama 2018. Sampling
 takes labels: `gankit sample --label 7`, and the training grids show one class per row.
 """
 
@@ -16,12 +16,12 @@ from .dcgan import DCGAN, DCGANConfig
 @dataclass
 class CGANConfig(DCGANConfig):
     projection: bool = field(default=False, metadata={
-        "help": "projection discriminator (Miyato & Koyama 2018) instead of the label "
-                "as an extra input channel of D"})
+        "help": "projection discriminator (Miyato & Koyama 2018) instead of one-hot label "
+                "channels at D's input"})
 
 
 class CGAN(DCGAN):
-    """Label-conditioned DCGAN: label embedding in G, label map or projection in D."""
+    """Label-conditioned DCGAN: one-hot label beside z in G; label channels or projection in D."""
 
     Config = CGANConfig
     conditional = True

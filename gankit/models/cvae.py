@@ -1,8 +1,8 @@
 """Conditional VAE (Sohn et al. 2015, "Learning Structured Output Representation using
 Deep Conditional Generative Models"): the VAE with a label on both sides.
 
-The encoder q(z|x, y) reads the label as an extra input channel (a learned map per
-class); the decoder p(x|z, y) reads a learned label embedding beside z; the prior stays
+The encoder q(z|x, y) reads the label as one-hot input channels (K constant maps); the
+decoder p(x|z, y) reads a one-hot label beside z; the prior stays
 N(0, I). Sampling takes labels: `gankit sample --label 7`; the training grids show one
 class per row, the same z in every row, so a column keeps its style across classes.
 """
