@@ -89,7 +89,10 @@ def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | to
     """
     from .metrics.classifier import reference_split
     train, held_out, description = reference_split(data_cfg)
-    extractor = get_extractor(features, data_cfg, list(train.class_names), device, progress)
+    # Building (or training) the extractor draws from torch's global RNG (layer init); a
+    # training run that evaluates must take the same steps as one that does not.
+    with torch.random.fork_rng(devices=[]):
+        extractor = get_extractor(features, data_cfg, list(train.class_names), device, progress)
     images = train.images
     if max_real is not None and len(images) > max_real:
         keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:max_real]

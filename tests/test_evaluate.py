@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import gankit
@@ -119,3 +120,13 @@ def test_inception_without_its_weights_is_one_line():
     if r.returncode == 0:
         pytest.skip("torch-fidelity and its Inception weights are installed here")
     one_line_error(r, "inception")
+
+
+def test_evaluating_during_training_does_not_change_the_training(tmp_path):
+    opts = dict(steps=20, batch_size=16, log_every=5, sample_every=20, checkpoint_every=20,
+                device="cpu", progress=False)
+    gankit.train("dcgan", "mnist", out=tmp_path / "plain", **opts)
+    gankit.train("dcgan", "mnist", out=tmp_path / "scored", eval_every=10, **opts)
+    a, _ = checkpoint.load(tmp_path / "plain")
+    b, _ = checkpoint.load(tmp_path / "scored")
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("model.", "optim.")))
