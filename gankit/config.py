@@ -41,6 +41,21 @@ def _finite_positive(cfg, *names: str) -> None:
             raise GankitError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _unit_interval(cfg, *names: str) -> None:
+    """Each named field in [0, 1) (Adam's betas)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise GankitError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _finite_nonnegative(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise GankitError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
 def _one_of(cfg, name: str, options: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in options:

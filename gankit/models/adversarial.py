@@ -8,7 +8,6 @@ GAN keeps its Keras-era quirks by overriding the three small methods marked belo
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,8 +15,8 @@ import torch
 from torch import nn
 
 from ..augment import diff_augment
-from ..config import ModelConfig, _finite_positive, _one_of, _positive
-from ..errors import GankitError
+from ..config import (ModelConfig, _finite_nonnegative, _finite_positive, _one_of, _positive,
+                      _unit_interval)
 from ..losses import LOSSES, gradient_penalty
 from .base import GenerativeModel, adam
 
@@ -50,12 +49,8 @@ class AdversarialConfig(ModelConfig):
         _positive(self, "latent_dim", "d_steps")
         _finite_positive(self, "lr_g", "lr_d")
         _one_of(self, "loss", tuple(LOSSES))
-        for name in ("beta1", "beta2"):
-            b = getattr(self, name)
-            if not (math.isfinite(b) and 0 <= b < 1):
-                raise GankitError(f"{name} must be in [0, 1), got {b!r}")
-        if not (math.isfinite(self.gp) and self.gp >= 0):
-            raise GankitError(f"gp must be a finite number >= 0, got {self.gp!r}")
+        _unit_interval(self, "beta1", "beta2")
+        _finite_nonnegative(self, "gp")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn("--loss wasserstein without --gp or --spectral-norm: nothing keeps the "
                           "critic Lipschitz, so its scores can grow without bound; add --gp 10")

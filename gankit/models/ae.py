@@ -15,14 +15,12 @@ trainer's sample grids), slerp walks and seeds keep their meaning while the fit 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig, _finite_positive, _positive
-from ..errors import GankitError
+from ..config import ModelConfig, _finite_positive, _positive, _unit_interval
 from .base import GenerativeModel, adam
 from .nets import ConvEncoder, ConvGenerator
 
@@ -49,10 +47,7 @@ class AEConfig(ModelConfig):
     def __post_init__(self):
         _positive(self, "latent_dim", "width")
         _finite_positive(self, "lr")
-        for name in ("beta1", "beta2"):
-            b = getattr(self, name)
-            if not (math.isfinite(b) and 0 <= b < 1):
-                raise GankitError(f"{name} must be in [0, 1), got {b!r}")
+        _unit_interval(self, "beta1", "beta2")
 
 
 class AE(GenerativeModel):

@@ -14,13 +14,12 @@ z ~ N(0, I), the prior. A subclass that sets `conditional = True` is the CVAE.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..config import _finite_positive, _one_of
+from ..config import _finite_nonnegative, _finite_positive, _one_of
 from ..errors import GankitError
 from ..losses import bernoulli_nll, gaussian_nll, kl_normal
 from .ae import AEConfig
@@ -51,8 +50,7 @@ class VAEConfig(AEConfig):
         super().__post_init__()
         _one_of(self, "decoder", DECODERS)
         _finite_positive(self, "sigma")
-        if not (math.isfinite(self.beta) and self.beta >= 0):
-            raise GankitError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        _finite_nonnegative(self, "beta")
 
 
 class VAE(GenerativeModel):
