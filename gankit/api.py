@@ -105,5 +105,6 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
     if ema and averaged:
         getattr(model, model.sampling_network).load_state_dict(averaged)
     model.class_names = meta.get("class_names", [])
+    model.class_counts = meta.get("class_counts", [])   # absent in older checkpoints
     model.run_config = cfg
     return model.to(device).eval()

@@ -71,7 +71,11 @@ def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, ste
     return {"gankit_version": __version__, "torch_version": torch.__version__,
             "model": cfg.model, "config": cfg.to_tables(), "step": step,
             "image_shape": list(model.image_shape), "num_classes": model.num_classes,
-            "class_names": list(data.class_names), "dataset": data.name}
+            "class_names": list(data.class_names), "dataset": data.name,
+            # How many training images each class had: the class prior p(y) that Bayes' rule
+            # needs when a conditional model classifies (gankit classify).
+            "class_counts": ([] if data.labels is None
+                             else torch.bincount(data.labels, minlength=len(data.class_names)).tolist())}
 
 
 def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
