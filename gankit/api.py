@@ -14,8 +14,9 @@ from .errors import GankitError
 from .models import GenerativeModel, build_model, get_model_class
 
 # Flags that may differ from a run's saved config when it is resumed: they change how long
-# or where it runs, not what it computes.
-RESUMABLE = {"steps", "device", "threads", "keep"}
+# or where it runs, not what it computes (--sync-bn does, but it exists only on GPUs and
+# only under torchrun, and a run may move to a CPU or to a single process).
+RESUMABLE = {"steps", "device", "threads", "keep", "sync_bn"}
 
 
 def _fields(cls) -> set[str]:
@@ -36,8 +37,8 @@ def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dic
     for key, value in options.items():
         if key not in RESUMABLE | {"out"} and key in flat and flat[key] != value:
             raise GankitError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
-                              f"{flat[key]!r}: only --steps, --device, --threads and --keep "
-                              "may change on resume")
+                              f"{flat[key]!r}: only --steps, --device, --threads, --keep and "
+                              "--sync-bn may change on resume")
     tables = {t: dict(saved[t]) for t in ("model", "data", "train")}
     tables["train"]["out"] = str(out)
     return tables

@@ -89,7 +89,9 @@ class TrainConfig:
     steps: int = field(default=30_000, metadata=_help(
         "training iterations (the original's 'epochs' are iterations: 30,000 x batch 32 "
         "is about 16 passes over MNIST)"))
-    batch_size: int = field(default=32, metadata=_help("images per iteration"))
+    batch_size: int = field(default=32, metadata=_help(
+        "images per iteration, per process: under `torchrun --nproc-per-node K` every "
+        "process draws this many, so a step sees K times as many (the global batch)"))
     seed: int = field(default=0, metadata=_help("random seed; CPU runs with the same seed are identical"))
     out: str = field(default="runs/gan", metadata=_help("run folder (config, metrics, samples, checkpoints)"))
     sample_every: int = field(default=200, metadata=_help("write a 5x5 sample grid every N steps"))
@@ -111,6 +113,10 @@ class TrainConfig:
     ema: float = field(default=0.0, metadata=_help(
         "keep an exponential moving average of the generator's (decoder's) weights with "
         "this decay, e.g. 0.999; sample grids and `gankit sample` use it; 0 turns it off"))
+    sync_bn: bool = field(default=False, metadata=_help(
+        "under torchrun on GPUs: BatchNorm normalises with the statistics of the global "
+        "batch (torch.nn.SyncBatchNorm) instead of each process's own; no effect in a "
+        "single process; not available on CPU"))
 
     def __post_init__(self):
         _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
@@ -206,9 +212,10 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
-def write_toml(path: str, tables: dict[str, dict[str, Any]]) -> None:
-    """Write tables of scalars (None values are left out: TOML has no null)."""
-    lines = []
+def write_toml(path: str, tables: dict[str, dict[str, Any]], comment: str = "") -> None:
+    """Write tables of scalars (None values are left out: TOML has no null), after an
+    optional comment (one '# ' line per line of it)."""
+    lines = [f"# {line}" for line in comment.splitlines()]
     for table, values in tables.items():
         lines.append(f"[{table}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]

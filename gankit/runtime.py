@@ -31,16 +31,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads() -> int:
-    """Threads for small models on the CPU.
+def default_threads(processes: int = 1) -> int:
+    """Threads for small models on the CPU, for each of `processes` training processes on
+    this machine (torchrun --nproc-per-node).
 
     Measured on our 2-core machines (benchmarks/throughput.py): the seed GAN's matrices are
     so small that a second thread gains little when the machine is quiet and loses badly
     when another process holds a core. Keep one core free for the rest of the machine on
-    small machines; use most of a big one.
+    small machines; use most of a big one. Several processes share the cores: more threads
+    than cores would make them wait for each other at every gradient exchange.
     """
     cores = available_cores()
-    return 1 if cores <= 2 else min(cores - 1, 8)
+    if cores <= 2:
+        return 1
+    return max(1, min(cores - 1, 8 * processes) // processes)
 
 
 def configure_threads(threads: int | None, device: torch.device) -> None:

@@ -3,6 +3,9 @@
 batches (drawn by index from the resident uint8 tensor) -> model.training_step -> metrics
 -> scheduled hooks (sample grids, checkpoints) ; resume ; Ctrl-C. Nothing here knows which
 model it is training: a model contributes its step, the loop does the rest.
+
+Under torchrun every process runs this same loop on its own batches and noise, and
+gankit/distributed.py keeps their weights identical; rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, __version__
+from . import checkpoint, distributed, __version__
 from .config import RunConfig, write_toml
 from .data import ImageData, load_data, to_float
 from .errors import GankitError
@@ -43,6 +47,8 @@ class Run:
     metrics: list[dict[str, float]] = field(default_factory=list)
     interrupted: int | None = None   # the signal number that stopped the run, if any
     ema: EMA | None = None            # the averaged sampling weights, with --ema
+    rank: int = 0                     # under torchrun: this process's rank (0 writes files)
+    world_size: int = 1               # and how many processes trained together
 
     def sample(self, n: int, seed: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -67,9 +73,12 @@ def state_tensors(model: GenerativeModel, batch_gen: torch.Generator,
     return tensors, skeleton
 
 
-def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, step: int) -> dict:
+def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, step: int,
+                    parallel: dict | None = None) -> dict:
     return {"gankit_version": __version__, "torch_version": torch.__version__,
             "model": cfg.model, "config": cfg.to_tables(), "step": step,
+            # processes, and the batch per process and per step (torchrun)
+            "data_parallel": parallel or distributed.Solo().describe(cfg.train.batch_size),
             "image_shape": list(model.image_shape), "num_classes": model.num_classes,
             "class_names": list(data.class_names), "dataset": data.name,
             # How many training images each class had: the class prior p(y) that Bayes' rule
@@ -178,10 +187,16 @@ def create_out(path: Path) -> None:
 
 
 class StopSignals:
-    """First SIGINT/SIGTERM asks the loop to stop after this step and save; a second exits."""
+    """First SIGINT/SIGTERM asks the loop to stop after this step and save; a second exits.
 
-    def __init__(self):
+    Under torchrun a second signal does not exit: torchrun itself SIGKILLs a process that
+    has not ended 30 s (its --shutdown-timeout) after the signal it sent, and older
+    torchruns leave Ctrl-C to reach the processes twice (from the terminal and from them).
+    """
+
+    def __init__(self, exit_on_second: bool = True):
         self.signum: int | None = None
+        self.exit_on_second = exit_on_second
         self._old = {}
 
     def __enter__(self):
@@ -191,7 +206,7 @@ class StopSignals:
         return self
 
     def _handle(self, signum, frame):
-        if self.signum is not None:       # second signal: leave now; every write is atomic
+        if self.signum is not None and self.exit_on_second:   # leave now; writes are atomic
             os._exit(128 + signum)
         self.signum = signum
 
@@ -203,33 +218,66 @@ class StopSignals:
 # --- the loop ----------------------------------------------------------------------------
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
-    tc = cfg.train
-    out = check_out(tc.out, resume)
-    device = pick_device(tc.device)
+    """Train; under torchrun, as one of its processes (see gankit/distributed.py)."""
+    job = distributed.from_env()
+    try:
+        with warnings.catch_warnings():
+            if not job.main:   # the same warnings would come once per process
+                warnings.simplefilter("ignore")
+            return _train(cfg, resume, progress and job.main, job)
+    except RuntimeError as e:
+        # torch.distributed's errors (DistError and gloo's plain RuntimeErrors) when another
+        # process died or went silent; anything else is a bug and keeps its traceback.
+        if isinstance(job, distributed.Job) and distributed.is_collective_error(e):
+            raise distributed.lost_contact(e) from None
+        raise
+    finally:
+        job.leave()
+
+
+def _train(cfg: RunConfig, resume: bool, progress: bool, job: distributed.Solo) -> Run:
+    tc, main = cfg.train, job.main   # only the main process (rank 0) writes files
+    out = check_out(tc.out, resume) if main else Path(tc.out)
+    device = job.device(pick_device(tc.device))   # under torchrun: joins the process group
     if device.type == "cpu" and tc.threads is None:
         # Record the thread count: it changes the float rounding of matrix products, so a
         # resumed run must use the same count to match an uninterrupted one bit for bit.
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, threads=default_threads()))
+        threads = default_threads(job.local_world_size)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, threads=threads))
         tc = cfg.train
     configure_threads(tc.threads, device)
 
-    data = load_data(cfg.data)
+    with job.local_main_first():   # one download per machine, not one per process
+        data = load_data(cfg.data)
     torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
     model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
+    if tc.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, job, device, resumed=resume)
     evaluator = None
-    if tc.eval_every:   # may train the dataset's feature classifier first (once; cached)
+    if tc.eval_every and main:   # may train the dataset's feature classifier first (once; cached)
         from .evaluate import InTraining
         evaluator = InTraining(cfg.data, tc.eval_samples, device, progress)
-    create_out(out)   # only now: a bad device, dataset or model leaves no empty run folder
+    if main:
+        create_out(out)   # only now: a bad device, dataset or model leaves no empty run folder
     model.optimizers = model.configure_optimizers()
     ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
     batch_gen = torch.Generator(device=device).manual_seed(tc.seed)
-    step = 0
+    step, saved = 0, None
     if resume:
-        tensors, meta = checkpoint.load(checkpoint.last_in(out))
-        restore(model, batch_gen, ema, tensors, meta, out)
+        saved, meta = checkpoint.load(checkpoint.last_in(out))
+        restore(model, batch_gen, ema, saved, meta, out)
         step = meta["step"]
-    write_toml(out / "config.toml", cfg.to_tables())
+    job.wait_for_main()   # rank 0 may have spent minutes on the feature classifier
+    job.attach(model, *([ema.average] if ema else []))   # rank 0's weights everywhere
+    distributed.seed_rank(job, tc.seed, batch_gen, step, saved)   # other batches and noise
+    parallel = job.describe(tc.batch_size)
+    if main:
+        note = ""
+        if job.world_size > 1:
+            note = (f"{job.world_size} processes ({job.backend}) x batch_size {tc.batch_size} "
+                    f"= {parallel['global_batch_size']} images per step; batch_size is per process")
+            print(f"gankit: {note}; rank 0 writes {out}", flush=True)
+        write_toml(out / "config.toml", cfg.to_tables(), comment=note)
 
     images = data.images.to(device)
     labels = data.labels.to(device) if data.labels is not None else None
@@ -240,8 +288,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     if evaluator is not None:
         best = {"fid": meta.get("best_fid", math.inf) if resume else math.inf}
     last_good = {"step": step if resume else None}
-    log = MetricsLog(out, model.metric_names, resume_step=step,
-                     extra=("fid", "class_entropy") if evaluator else ())
+    log = (MetricsLog(out, model.metric_names, resume_step=step,
+                      extra=("fid", "class_entropy") if tc.eval_every else ()) if main else None)
+    ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states, for checkpoints
 
     def save_samples(s):
         with averaged(model, ema):
@@ -258,7 +307,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             raise Diverged(s, f"weights {', '.join(bad[:2])}{' ...' if len(bad) > 2 else ''} "
                            "became NaN or infinite", out, last_good["step"])
         tensors, skeleton = state_tensors(model, batch_gen, ema)
-        meta = {**checkpoint_meta(cfg, model, data, s), "optim": skeleton}
+        tensors.update(ranks_rng)
+        meta = {**checkpoint_meta(cfg, model, data, s, parallel), "optim": skeleton}
         if best is not None:   # what the run's fid column means, and its best value
             meta.update(best_fid=best["fid"], evaluation=evaluator.describe())
         path = out / "checkpoints" / f"{name}.safetensors"
@@ -291,28 +341,42 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     hooks: list[tuple[int, Callable[[int], None]]] = [
         (tc.log_every, log_metrics), (tc.sample_every, save_samples),
         (tc.checkpoint_every, save_checkpoint)]
-    if evaluator is not None:
+    if tc.eval_every:
         hooks.insert(0, (tc.eval_every, evaluate))
+
+    def run_hooks(s, due):
+        if not due:
+            return
+        ranks_rng.update(job.rng_states(batch_gen))
+        if main:
+            for hook in due:
+                hook(s)
+        job.wait_for_main()   # the others wait while rank 0 writes
+
+    hashes = distributed.step_hashes(job.rank)   # a debugging aid; off unless asked for
     try:
-        with StopSignals() as stop:
-            while step < tc.steps and stop.signum is None:
+        with StopSignals(exit_on_second=not isinstance(job, distributed.Job)) as stop:
+            while step < tc.steps and job.agree_to_stop(stop.signum) is None:
                 idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
                 out_metrics = model.training_step(to_float(images[idx]),
                                                   labels[idx] if labels is not None else None)
+                job.sync_buffers(model)   # BatchNorm statistics and the like: rank 0's
                 step += 1
                 if ema is not None:
                     ema.update(getattr(model, model.sampling_network))
-                log.add(out_metrics)
+                if log is not None:
+                    log.add(out_metrics)
                 bar.update(1)
-                for every, hook in hooks:
-                    if step % every == 0:
-                        hook(step)
+                if hashes is not None:
+                    hashes.write(step, model, idx)
+                run_hooks(step, [hook for every, hook in hooks if step % every == 0])
+            interrupted = job.agree_to_stop(stop.signum)
             # The end, or a stop request: whatever was not just written, write now.
-            for every, hook in hooks:
-                if step % every != 0:
-                    hook(step)
+            run_hooks(step, [hook for every, hook in hooks if step % every != 0])
     finally:   # also on divergence: metrics.csv and loss.png show how it went
         bar.close()
-        log.close()
-    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows,
-               interrupted=stop.signum, ema=ema)
+        if log is not None:
+            log.close()
+    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows if log else [],
+               interrupted=interrupted or stop.signum, ema=ema, rank=job.rank,
+               world_size=job.world_size)
