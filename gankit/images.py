@@ -135,3 +135,60 @@ def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],
     draw.text((x0, base), f"step {s_min}", fill="black", font=font)
     draw.text((x1 - 70, base), f"step {s_max}", fill="black", font=font)
     return img
+
+
+def _font(size: int):
+    """A scalable font where Pillow has one (>= 10.1 with FreeType), else its bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def confusion_image(matrix, class_names: Sequence[str], title: str | None = None,
+                    cell: int = 44) -> Image.Image:
+    """A confusion matrix (K, K) as a heatmap: row = true class, column = predicted class,
+    the count written in every cell. A cell's shade is its share of its row, so the
+    diagonal reads as each class's recall whether the class is rare or common."""
+    m = np.asarray(matrix, dtype=np.int64)
+    k = len(m)
+    names = [str(n) for n in class_names] if len(class_names) == k else [str(i) for i in range(k)]
+    font, small = _font(14), _font(12)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    fit = [_fit_text(probe, n, small, cell - 4) for n in names]          # column heads
+    left = 16 + max(probe.textlength(n[:24], font=small) for n in names + ["true"])
+    top = 72 if title else 40
+    width = max(left + k * cell + 12, 16 + probe.textlength(title or "", font=font), 220)
+    img = Image.new("RGB", (int(width), top + k * cell + 30), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((8, 6), title, fill="black", font=font)
+    draw.text((left, top - 38), "predicted", fill="black", font=font)
+    draw.text((8, top - 20), "true", fill="black", font=small)
+    rows = np.maximum(m.sum(1, keepdims=True), 1)
+    for i in range(k):
+        draw.text((8, top + i * cell + cell // 2 - 7), names[i][:24], fill="black", font=small)
+        w = probe.textlength(fit[i], font=small)
+        draw.text((left + i * cell + (cell - w) / 2, top - 18), fit[i], fill="black", font=small)
+        for j in range(k):
+            share = m[i, j] / rows[i, 0]
+            x, y = left + j * cell, top + i * cell
+            shade = tuple(int(255 + share * (c - 255)) for c in (8, 48, 107))   # white -> navy
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=shade, outline="#cccccc")
+            text = str(m[i, j])
+            w = probe.textlength(text, font=small)
+            draw.text((x + (cell - w) / 2, y + cell / 2 - 7), text,
+                      fill="white" if share > 0.5 else "black", font=small)
+    total, right = int(m.sum()), int(np.trace(m))
+    footer = f"{right:,} of {total:,} correct ({100 * right / max(total, 1):.1f}%)"
+    draw.text((8, img.height - 22), footer, fill="black", font=small)
+    return img
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> str:
+    """`text`, cut (with a trailing '.') until it fits `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and draw.textlength(text + ".", font=font) > width:
+        text = text[:-1]
+    return text + "."
