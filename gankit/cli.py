@@ -160,6 +160,74 @@ def build_parser(model: str = "gan") -> argparse.ArgumentParser:
                    "run kept an average (--ema)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    p = sub.add_parser("classify", help="classify images with a conditional model (Bayes' rule)",
+                       description="Use a conditional generative model with a likelihood (a "
+                       "cvae) as a classifier: p(y|x) is proportional to p(x|y) p(y), with "
+                       "log p(x|y) estimated by the importance-weighted bound (Burda et al. "
+                       "2016) and p(y) the training class frequencies the checkpoint records "
+                       "(else uniform). Prints one line per image (index, predicted class, its "
+                       "probability); with labels, prints the accuracy and the confusion "
+                       "matrix instead and draws it as a PNG.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a run folder or a .safetensors checkpoint of a conditional model "
+                   "with a likelihood (cvae)")
+    p.add_argument("--images", required=True, metavar="DIR_OR_NPY", help="a .npy of uint8 "
+                   "(N, H, W) / (N, H, W, C) at the model's size, or a folder of images "
+                   "(resized); a folder with one subfolder per class named as the model's "
+                   "classes gives the labels")
+    p.add_argument("--labels", metavar="FILE.npy", help="true classes of a .npy of images: "
+                   "integers (N,) in 0..K-1, in the order of the model's class names")
+    p.add_argument("--samples", type=int, default=10, metavar="N", help="importance samples "
+                   "per image and class: 1 is the ELBO; more tighten the bound, in "
+                   "proportionally more time (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the samples (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--confusion", metavar="FILE.png", help="confusion-matrix picture to write "
+                   "when labels are known (default: confusion.png)")
+    p.add_argument("--out", metavar="FILE.csv", help="write the predictions (and every class's "
+                   "probability) as CSV instead of printing them")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+
+    p = sub.add_parser("inpaint", help="fill the masked pixels of images with a trained model",
+                       description="Fill the pixels a mask hides, keeping every other pixel "
+                       "exactly. GANs search the latent code whose image fits the known pixels "
+                       "and looks real to D, then Poisson-blend it in (Yeh et al. 2017); "
+                       "autoencoders and VAEs reconstruct with the known pixels clamped "
+                       "(Rezende et al. 2014). One --image writes the filled image to --out; "
+                       "--images writes a grid of (input with the hole in grey, fill) pairs.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a run folder or a .safetensors checkpoint of a GAN, an autoencoder "
+                   "or a VAE")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", metavar="FILE", help="one picture at the model's size (not "
+                     "resized; gray <-> RGB converted by Pillow)")
+    src.add_argument("--images", metavar="DIR_OR_NPY", help="a folder of pictures at the "
+                     "model's size, or a .npy of uint8 (N, H, W) / (N, H, W, C) as `gankit "
+                     "sample --npy` writes")
+    p.add_argument("--mask", required=True, metavar="SPEC", help="what to fill: box:X,Y,W,H "
+                   "(left column, top row, 0-based; width, height), random:F (each pixel with "
+                   "probability F, another pattern per image), or a mask picture of the "
+                   "images' size (white = fill, black = keep)")
+    p.add_argument("--out", default="inpainted.png", metavar="FILE.png",
+                   help="picture to write (default: inpainted.png)")
+    p.add_argument("--npy", metavar="FILE.npy", help="also write the filled images as uint8 "
+                   "(N, H, W) for one channel, (N, H, W, C) otherwise")
+    p.add_argument("--label", type=int, metavar="K", help="conditional models: the class of "
+                   "every image (default: try every class, keep the best fit per image)")
+    p.add_argument("--steps", type=int, metavar="N", help="search steps: Adam steps on the "
+                   "latent code (GANs, default 100) or clamped iterations (autoencoders, "
+                   "default 20)")
+    p.add_argument("--restarts", type=int, metavar="R", help="GANs: random "
+                   "starting codes, the best fit per image goes on (default: 4)")
+    p.add_argument("--blend", choices=["poisson", "copy"], default="poisson",
+                   help="GANs: poisson (match the fill's gradients, known pixels as the "
+                   "boundary; default) or copy (paste the generated pixels)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the search and random: masks "
+                   "(default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--no-ema", action="store_true", help="use the last weights even when the "
+                   "run kept an average (--ema)")
+
     sub.add_parser("info", help="list the models and datasets")
     return parser
 
@@ -172,9 +240,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                if k not in ("command", "model", "config", "resume", "quiet")}
     cfg = make_config(getattr(args, "model", None), args.config, args.resume, **options)
     run = train(cfg, resume=args.resume, progress=not args.quiet)
+    if run.rank != 0:   # under torchrun, rank 0 reports for the job
+        return 128 + run.interrupted if run.interrupted else 0
     if run.interrupted:
+        again = "gankit train" if run.world_size == 1 else "torchrun ... -m gankit train"
         print(f"stopped at step {run.step}: checkpoint saved in {run.out}/checkpoints; "
-              f"continue with: gankit train --resume --out {run.out}", file=sys.stderr)
+              f"continue with: {again} --resume --out {run.out}", file=sys.stderr)
         return 128 + run.interrupted
     last = run.metrics[-1] if run.metrics else {}
     summary = "  ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "seconds"))
@@ -324,6 +395,175 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify_inputs(args: argparse.Namespace, model) -> tuple:
+    """(images uint8 (N, C, H, W), labels (N,) or None), each checked against the model."""
+    import torch
+
+    from .classify import check_images, check_label_range, folder_labels, load_labels
+    from .evaluate import load_npy
+
+    names = model.class_names
+    if Path(args.images).is_dir():
+        from .data.folder import load_folder
+        c, h, _ = model.image_shape
+        data = load_folder(args.images, image_size=h, channels=c)
+        images, labels = data.images, folder_labels(data.labels, data.class_names, names, args.images)
+    else:
+        arr = torch.from_numpy(np.array(load_npy(args.images)))   # out of the memory map
+        images = arr.unsqueeze(1) if arr.ndim == 3 else arr.permute(0, 3, 1, 2).contiguous()
+        labels = load_labels(args.labels, len(images)) if args.labels else None
+    if not len(images):
+        raise GankitError(f"--images {args.images} holds no images")
+    check_images(model, images)
+    if labels is not None:
+        check_label_range(labels, names, f"--labels {args.labels}" if args.labels else args.images)
+    return images, labels
+
+
+def _classify_paths(args: argparse.Namespace) -> str | None:
+    """Check every input file and output path before a model loads; returns where the
+    confusion PNG goes (None when no labels can be known)."""
+    from .classify import load_labels
+    from .evaluate import load_npy
+
+    if args.samples < 1:
+        raise GankitError(f"--samples must be at least 1, got {args.samples}")
+    folder = Path(args.images).is_dir()
+    if folder and args.labels:
+        raise GankitError("--labels goes with a .npy of images: a folder gives its labels by "
+                          "one subfolder per class, named as the model's classes")
+    if not folder and args.labels:
+        load_labels(args.labels, len(load_npy(args.images)))
+    elif not folder:
+        load_npy(args.images)
+    labelled = bool(args.labels) or (folder and any(p.is_dir() for p in Path(args.images).iterdir()))
+    png = args.confusion or ("confusion.png" if labelled else None)
+    if png:
+        check_output(png, "--confusion", image=True)
+    if args.out:
+        check_output(args.out, "--out")
+    return png
+
+
+def _print_classified(args: argparse.Namespace, report: dict, pred, labels) -> None:
+    """Without labels: one line per image (index, class, probability), unless --out has
+    them; with labels: the accuracy and the confusion matrix."""
+    from .classify import format_confusion
+
+    names, n = report["class_names"], report["images"]
+    print(f"{n:,} images; log p(x|y) by the IWAE bound with k={args.samples}; prior: "
+          f"{pred.prior}", file=sys.stderr)
+    if labels is None and not args.out:
+        try:
+            for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs)):
+                print(f"{i}\t{names[y]}\t{float(p[y]):.4f}")
+        except BrokenPipeError:   # `| head`: the reader has what it wanted
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if labels is not None:
+        matrix = np.array(report["confusion"])
+        print(f"accuracy {report['accuracy']:.4f} ({int(np.trace(matrix))} of {n})")
+        print(format_confusion(matrix, names))
+        print(f"wrote {report['confusion_png']}")
+    if args.out:
+        print(f"wrote {n:,} predictions to {args.out}")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import load
+    from .classify import check_can_classify, classify, confusion_matrix, write_predictions
+    from .images import confusion_image, save_image
+    from .runtime import configure_threads, pick_device
+
+    png = _classify_paths(args)
+    device = pick_device(args.device)
+    configure_threads(None, device)
+    model = load(args.checkpoint, device=device)
+    check_can_classify(model)
+    model.class_names = list(model.class_names) or [str(k) for k in range(model.num_classes)]
+    names = model.class_names
+    images, labels = _classify_inputs(args, model)
+    if args.confusion and labels is None:
+        raise GankitError("--confusion needs labels: pass --labels, or a folder with one "
+                          "subfolder per class named as the model's classes")
+    pred = classify(model, images, samples=args.samples, seed=args.seed)
+    report = {"checkpoint": args.checkpoint, "images": len(images), "samples": args.samples,
+              "seed": args.seed, "prior": pred.prior, "class_names": names}
+    if labels is not None:
+        matrix = confusion_matrix(labels, pred.labels, len(names))
+        report.update(accuracy=float((pred.labels == labels).double().mean()),
+                      confusion=matrix.tolist(), confusion_png=png)
+        save_image(confusion_image(matrix, names, title=f"{args.checkpoint}: IWAE k="
+                                   f"{args.samples}, {len(images):,} images"), png)
+    if args.out:
+        write_predictions(args.out, pred, names, labels)
+    if args.json:
+        report.update(predicted=[names[y] for y in pred.labels.tolist()],
+                      probability=[round(float(p[y]), 6) for p, y in zip(pred.probs, pred.labels)])
+        print(json.dumps(report))
+    else:
+        _print_classified(args, report, pred, labels)
+    return 0
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    import torch
+    from PIL import Image
+
+    from .api import load
+    from .checkpoint import read_meta
+    from .images import save_image
+    from .inpaint import check_can_inpaint, inpaint, parse_mask, read_inputs, side_by_side
+    from .models import get_model_class
+    from .runtime import configure_threads, pick_device
+
+    for flag, value in (("--steps", args.steps), ("--restarts", args.restarts)):
+        if value is not None and value < 1:
+            raise GankitError(f"{flag} must be at least 1, got {value}")
+    source = args.image or args.images
+    for flag, out in (("--out", args.out), ("--npy", args.npy)):
+        if out and Path(out).resolve() == Path(source).resolve():
+            raise GankitError(f"{flag} {out} would overwrite the input: choose another {flag}")
+    check_output(args.out, "--out", image=True)
+    if args.npy:
+        check_output(args.npy, "--npy")
+    # Everything is checked against the checkpoint's metadata before any weights load.
+    meta = read_meta(args.checkpoint)
+    try:
+        shape, num_classes = tuple(meta["image_shape"]), meta["num_classes"]
+        model_cls = get_model_class(meta["model"])
+    except (KeyError, TypeError):
+        raise GankitError(f"checkpoint {args.checkpoint} has incomplete metadata: it was not "
+                          "written by gankit train, or was edited") from None
+    check_can_inpaint(model_cls, num_classes, args.label)
+    images = read_inputs(source, shape, "--image" if args.image else "--images")
+    known = parse_mask(args.mask, shape, len(images), seed=args.seed)
+    device = pick_device(args.device)
+    configure_threads(None, device)   # as in cmd_sample: same --seed, same pixels
+    model = load(args.checkpoint, device=device, ema=not args.no_ema)
+    labels = None if args.label is None else torch.full((len(images),), args.label)
+    options = {k: v for k, v in (("steps", args.steps), ("restarts", args.restarts)) if v}
+    filled = inpaint(model, images, known, labels, blend=args.blend, seed=args.seed,
+                     progress=True, **options)
+    if args.image:
+        arr = filled[0].permute(1, 2, 0).numpy()
+        save_image(Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr), args.out)
+    else:
+        save_image(side_by_side(images, known, filled), args.out)
+    if args.npy:
+        arr = filled.permute(0, 2, 3, 1).numpy()
+        try:
+            np.save(args.npy, arr[..., 0] if arr.shape[-1] == 1 else arr)
+        except OSError as e:
+            raise GankitError(f"cannot write {args.npy} ({e.strerror or e}): choose another --npy") from None
+    holes = int((~known).sum())
+    print(f"filled {holes:,} pixels in {len(images)} image(s): wrote {args.out}"
+          + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .data import dataset_names, describe
     from .models import MODELS
@@ -343,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     commands = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
-                "eval": cmd_eval,
+                "eval": cmd_eval, "classify": cmd_classify, "inpaint": cmd_inpaint,
                 "info": cmd_info}
     try:
         model = _peek_model(argv) if argv[:1] == ["train"] else "gan"
@@ -351,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(model if model in MODELS else "gan").parse_args(argv)
         return commands[args.command](args)
     except GankitError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        from .distributed import report_error   # under torchrun: names the rank
+        print(report_error(f"gankit: error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
