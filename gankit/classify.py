@@ -9,7 +9,7 @@ importance-weighted bound of Burda et al. 2016 ("Importance Weighted Autoencoder
 
 which is the ELBO for k = 1 and tightens towards log p(x|y) as k grows. A GAN has no
 p(x|y) at all, so it cannot classify this way. The baselines are the textbook pair that Ng &
-Jordan 2002 ("On Discriminative vs. Generative Classifiers") compare: Bernoulli naive
+Jordan, NIPS 2001 ("On Discriminative vs. Generative Classifiers") compare: Bernoulli naive
 Bayes (generative) and multinomial logistic regression (discriminative).
 """
 

@@ -1,4 +1,4 @@
-"""The `gankit` command: train, sample, interpolate, eval, info.
+"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, info.
 
 Training flags are derived from the config dataclasses (gankit/config.py and each model's
 Config), so a new config field is a new flag with its help text, and nothing here changes.
