@@ -87,7 +87,7 @@ def _iwae(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.T
 
 @torch.no_grad()
 def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
-                          batch_size: int = BATCH) -> torch.Tensor:
+                          batch_size: int = BATCH, progress: bool = False) -> torch.Tensor:
     """log p(x|y) for every image and class, (N, K) float64 on the CPU, by the IWAE bound.
 
     `images`: uint8 (N, C, H, W), or float in [-1, 1]. samples=1 is the ELBO. Every class
@@ -104,7 +104,9 @@ def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: 
     model.eval()                          # BatchNorm on running statistics, not the batch's
     out = []
     try:
-        for start in range(0, len(images), batch_size):
+        from tqdm.auto import tqdm
+        for start in tqdm(range(0, len(images), batch_size), desc="classifying", unit="batch",
+                          disable=not progress, leave=False):
             x = images[start:start + batch_size].to(model.device)
             x = to_float(x) if x.dtype == torch.uint8 else x.float()
             eps = torch.randn(samples, len(x), model.cfg.latent_dim, generator=gen).to(x.device)
@@ -122,12 +124,12 @@ class Prediction(NamedTuple):
 
 
 def classify(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
-             batch_size: int = BATCH) -> Prediction:
+             batch_size: int = BATCH, progress: bool = False) -> Prediction:
     """p(y|x) of a conditional generative model with a likelihood (a CVAE), by Bayes' rule."""
     check_can_classify(model)
     log_prior, prior = class_log_prior(model)
-    log_post = bayes_posterior(class_log_likelihoods(model, images, samples, seed, batch_size),
-                               log_prior)
+    log_lik = class_log_likelihoods(model, images, samples, seed, batch_size, progress)
+    log_post = bayes_posterior(log_lik, log_prior)
     return Prediction(log_post.argmax(1), log_post.exp(), prior)
 
 

@@ -454,12 +454,8 @@ def _print_classified(args: argparse.Namespace, report: dict, pred, labels) -> N
     print(f"{n:,} images; log p(x|y) by the IWAE bound with k={args.samples}; prior: "
           f"{pred.prior}", file=sys.stderr)
     if labels is None and not args.out:
-        try:
-            for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs)):
-                print(f"{i}\t{names[y]}\t{float(p[y]):.4f}")
-        except BrokenPipeError:   # `| head`: the reader has what it wanted
-            import os
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs)):
+            print(f"{i}\t{names[y]}\t{float(p[y]):.4f}")
     if labels is not None:
         matrix = np.array(report["confusion"])
         print(f"accuracy {report['accuracy']:.4f} ({int(np.trace(matrix))} of {n})")
@@ -488,7 +484,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.confusion and labels is None:
         raise GankitError("--confusion needs labels: pass --labels, or a folder with one "
                           "subfolder per class named as the model's classes")
-    pred = classify(model, images, samples=args.samples, seed=args.seed)
+    pred = classify(model, images, samples=args.samples, seed=args.seed, progress=not args.json)
     report = {"checkpoint": args.checkpoint, "images": len(images), "samples": args.samples,
               "seed": args.seed, "prior": pred.prior, "class_names": names}
     if labels is not None:
@@ -597,6 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `gankit classify ... | head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit
+        return 141            # 128 + SIGPIPE, as a shell reports a command cut off so
 
 
 if __name__ == "__main__":

@@ -211,3 +211,16 @@ def test_a_second_ctrl_c_leaves_at_once_and_corrupts_nothing(tmp_path):
     _, meta = checkpoint.load(run)           # whichever checkpoint is there is complete
     r = gankit_cli("train", "--resume", "--out", run, "--steps", str(meta["step"] + 5), "--quiet")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`gankit info | head -0`: the pipe is closed before gankit writes; it exits with
+    128 + SIGPIPE and says nothing (no BrokenPipeError traceback)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "info"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__)))})
+    proc.stdout.close()   # the reader is gone before the interpreter has even started
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
