@@ -397,10 +397,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _classify_inputs(args: argparse.Namespace, model) -> tuple:
     """(images uint8 (N, C, H, W), labels (N,) or None), each checked against the model."""
-    import torch
-
     from .classify import check_images, check_label_range, folder_labels, load_labels
-    from .evaluate import load_npy
+    from .evaluate import npy_images
 
     names = model.class_names
     if Path(args.images).is_dir():
@@ -409,8 +407,7 @@ def _classify_inputs(args: argparse.Namespace, model) -> tuple:
         data = load_folder(args.images, image_size=h, channels=c)
         images, labels = data.images, folder_labels(data.labels, data.class_names, names, args.images)
     else:
-        arr = torch.from_numpy(np.array(load_npy(args.images)))   # out of the memory map
-        images = arr.unsqueeze(1) if arr.ndim == 3 else arr.permute(0, 3, 1, 2).contiguous()
+        images = npy_images(args.images)
         labels = load_labels(args.labels, len(images)) if args.labels else None
     if not len(images):
         raise GankitError(f"--images {args.images} holds no images")

@@ -151,8 +151,12 @@ def read_images(path: str, ref: Reference) -> torch.Tensor:
     shape = ref.extractor.image_shape or tuple(ref.held_out.images.shape[1:])
     if Path(path).is_dir():
         return load_folder(path, image_size=shape[1], channels=shape[0]).images
-    arr = load_npy(path)
-    x = torch.from_numpy(np.array(arr))   # out of the read-only memory map
+    return npy_images(path)
+
+
+def npy_images(path: str) -> torch.Tensor:
+    """A .npy of uint8 images (N, H, W) or (N, H, W, C) as a uint8 tensor (N, C, H, W)."""
+    x = torch.from_numpy(np.array(load_npy(path)))   # out of the read-only memory map
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 

@@ -425,24 +425,17 @@ def read_inputs(path: str, image_shape: tuple[int, int, int], flag: str) -> torc
     """uint8 (N, C, H, W) from one image file (--image), or from a folder of images or a
     .npy as `gankit sample --npy` writes (--images). Never resized: a mask is given in
     pixel coordinates, so an image of another size is refused rather than rescaled."""
-    from .data.folder import EXTENSIONS
-    from .evaluate import load_npy
+    from .data.folder import EXTENSIONS, image_files
+    from .evaluate import npy_images
     source = Path(path)
     if flag == "--image":
         return _read_picture(source, image_shape, flag)[None]
     if source.is_dir():
-        files = sorted(f for f in source.rglob("*") if f.suffix.lower() in EXTENSIONS and
-                       f.is_file() and not f.relative_to(source).as_posix().startswith(".")
-                       and "/." not in f.relative_to(source).as_posix())   # no hidden files
-        if not files:
-            raise GankitError(f"no images in folder {path} (looked for "
-                              f"{', '.join(sorted(EXTENSIONS))})")
-        return torch.stack([_read_picture(f, image_shape, flag) for f in files])
+        return torch.stack([_read_picture(f, image_shape, flag) for f in image_files(source)])
     if source.suffix.lower() in EXTENSIONS:
         raise GankitError(f"--images {path} is one picture: pass it with --image, or give "
                           "--images a folder or a .npy")
-    arr = torch.from_numpy(np.array(load_npy(path)))                     # out of the memory map
-    images = arr.unsqueeze(1) if arr.ndim == 3 else arr.permute(0, 3, 1, 2).contiguous()
+    images = npy_images(path)
     if tuple(images.shape[1:]) != tuple(image_shape) or not len(images):
         raise GankitError(f"--images {path} holds {len(images)} images of shape (C, H, W) "
                           f"{tuple(images.shape[1:])}, but this model makes {tuple(image_shape)}: "

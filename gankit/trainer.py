@@ -15,7 +15,6 @@ import math
 import os
 import signal
 import threading
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -51,13 +51,19 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None,
     return ImageData(images, label_tensor, classes, f"folder:{root}")
 
 
-def _scan(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
-    """Image files (sorted) and, when subfolders hold images, their class indices."""
+def image_files(root: Path) -> list[Path]:
+    """Every image file under `root`, subfolders included, hidden ones left out, sorted."""
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS
                    and p.is_file() and not _hidden(p.relative_to(root)))
     if not files:
         raise GankitError(f"no images found in {root} (looked for "
                           f"{', '.join(sorted(EXTENSIONS))}, in subfolders too)")
+    return files
+
+
+def _scan(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
+    """Image files (sorted) and, when subfolders hold images, their class indices."""
+    files = image_files(root)
     top = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else None
            for p in files]
     classes = sorted({t for t in top if t is not None})
