@@ -275,6 +275,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .images import grid, save_image
     from .runtime import configure_threads, pick_device
     from .data import to_uint8
+    from .evaluate import npy_array
     from .interpolate import check_label
 
     if args.n is not None and args.n <= 0:
@@ -307,8 +308,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         save_image(grid(images, nrow=nrow), args.out)
         if args.npy:
-            arr = images.permute(0, 2, 3, 1).numpy()
-            np.save(args.npy, arr[..., 0] if arr.shape[-1] == 1 else arr)
+            np.save(args.npy, npy_array(images))
     except OSError as e:
         raise GankitError(f"cannot write samples ({e}): choose another --out / --npy") from None
     print(f"wrote {n} samples to {args.out}" + (f" and {args.npy}" if args.npy else ""))
@@ -507,6 +507,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     from .api import load
     from .checkpoint import read_meta
+    from .evaluate import npy_array
     from .images import save_image
     from .inpaint import check_can_inpaint, inpaint, parse_mask, read_inputs, side_by_side
     from .models import get_model_class
@@ -541,14 +542,12 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     filled = inpaint(model, images, known, labels, blend=args.blend, seed=args.seed,
                      progress=True, **options)
     if args.image:
-        arr = filled[0].permute(1, 2, 0).numpy()
-        save_image(Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr), args.out)
+        save_image(Image.fromarray(npy_array(filled)[0]), args.out)
     else:
         save_image(side_by_side(images, known, filled), args.out)
     if args.npy:
-        arr = filled.permute(0, 2, 3, 1).numpy()
         try:
-            np.save(args.npy, arr[..., 0] if arr.shape[-1] == 1 else arr)
+            np.save(args.npy, npy_array(filled))
         except OSError as e:
             raise GankitError(f"cannot write {args.npy} ({e.strerror or e}): choose another --npy") from None
     holes = int((~known).sum())

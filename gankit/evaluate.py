@@ -160,6 +160,13 @@ def npy_images(path: str) -> torch.Tensor:
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
+def npy_array(images: torch.Tensor) -> np.ndarray:
+    """The inverse of npy_images: uint8 (N, C, H, W) -> (N, H, W) for one channel, else
+    (N, H, W, C), the layout `gankit sample --npy` writes and Pillow reads per image."""
+    arr = images.cpu().permute(0, 2, 3, 1).numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
 def load_npy(path: str) -> np.ndarray:
     """A .npy of uint8 images (N, H, W) or (N, H, W, C), memory-mapped; refused in one line
     otherwise. Never unpickled: a file we were handed could run code."""

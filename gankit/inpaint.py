@@ -185,20 +185,12 @@ def check_can_inpaint(model_cls: type[GenerativeModel], num_classes: int,
                       label: int | None = None) -> None:
     """GankitError unless models of this class can fill images (and take `label`): the CLI
     asks before it loads the weights, from the checkpoint's metadata alone."""
-    from .models import MODELS
-    name = next((n for n, cls in MODELS.items() if cls is model_cls), model_cls.__name__)
     if not (issubclass(model_cls, AdversarialModel) or model_cls.reconstructs):
-        raise GankitError(f"{name} has neither a discriminator nor an encoder: inpaint with "
+        from .models import model_name
+        raise GankitError(f"{model_name(model_cls)} has neither a discriminator nor an encoder: inpaint with "
                           "a GAN, an autoencoder or a VAE checkpoint")
-    if label is None:
-        return
-    if not model_cls.conditional:
-        conditional = ", ".join(n for n, cls in MODELS.items() if cls.conditional)
-        raise GankitError(f"--label needs a conditional model ({conditional}); this "
-                          f"checkpoint is {name}: drop --label")
-    if not 0 <= label < num_classes:
-        raise GankitError(f"--label {label} is out of range: this model has {num_classes} "
-                          f"classes, use 0 to {num_classes - 1}")
+    from .interpolate import check_label
+    check_label(model_cls, label, num_classes)
 
 
 def _check_args(model, images, known, labels, steps, restarts, blend) -> None:

@@ -70,18 +70,22 @@ def strip_indices(n_points: int, frames_per_leg: int, per_row: int = 16) -> list
             for leg in range(n_points) for k in range(cols)]
 
 
-def check_label(model: GenerativeModel, label: int | None) -> None:
-    """GankitError unless `label` suits the model: only for conditional ones, in range."""
+def check_label(model, label: int | None, num_classes: int | None = None) -> None:
+    """GankitError unless `label` suits the model: only for conditional ones, in range.
+
+    `model` is a model or its class (the CLI asks before loading weights, with the
+    checkpoint's `num_classes`)."""
     if label is None:
         return
-    if not model.conditional:
-        from .models import MODELS, model_name
-        conditional = ", ".join(n for n, cls in MODELS.items() if cls.conditional)
+    from .models import MODELS, model_name
+    num_classes = model.num_classes if num_classes is None else num_classes
+    if not model.conditional:   # a class attribute: a model class answers too
+        conditional = ", ".join(n for n, c in MODELS.items() if c.conditional)
         raise GankitError(f"--label needs a conditional model ({conditional}); "
-                          f"this checkpoint is {model_name(model)}")
-    if not 0 <= label < model.num_classes:
+                          f"this checkpoint is {model_name(model)}: drop --label")
+    if not 0 <= label < num_classes:
         raise GankitError(f"--label {label} is out of range: this model has "
-                          f"{model.num_classes} classes, use 0 to {model.num_classes - 1}")
+                          f"{num_classes} classes, use 0 to {num_classes - 1}")
 
 
 @torch.no_grad()

@@ -33,12 +33,13 @@ def get_model_class(name: str) -> type[GenerativeModel]:
         raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)}") from None
 
 
-def model_name(model: GenerativeModel) -> str:
-    """The registry name of a model instance (what checkpoints record)."""
+def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
+    """The registry name of a model or model class (what checkpoints record)."""
+    wanted = model if isinstance(model, type) else type(model)
     for name, cls in MODELS.items():
-        if type(model) is cls:
+        if wanted is cls:
             return name
-    raise KeyError(type(model).__name__)
+    raise KeyError(wanted.__name__)
 
 
 def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:
