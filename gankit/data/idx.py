@@ -20,8 +20,6 @@ from ..errors import GankitError
 
 GZIP_MAGIC = b"\x1f\x8b"
 UBYTE = 0x08
-IMAGES_MAGIC = 0x00000803   # ubyte, 3 dims: (N, rows, cols)
-LABELS_MAGIC = 0x00000801   # ubyte, 1 dim: (N,)
 FIX = "delete it and run again to re-download, or replace it with an intact copy"
 
 
