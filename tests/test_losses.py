@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.nn.functional import binary_cross_entropy
 
 from gankit.losses import LOSSES, gradient_penalty
 
@@ -30,6 +31,23 @@ def test_adversarial_losses(name, d_real, d_fake, g):
     assert loss.d_real(R).item() == pytest.approx(d_real, rel=1e-6)
     assert loss.d_fake(F).item() == pytest.approx(d_fake, rel=1e-6)
     assert loss.g(F).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_bce_loss_on_logits_is_bce_on_sigmoid_outputs():
+    """gankit's BCE loss takes D's logits; it must equal torch's binary cross-entropy on
+    sigmoid(D) with target 1 (D on reals, G's non-saturating loss) and 0 (D on fakes), for
+    every logit from -8 to 8 (each alone, so that the mean cannot hide one wrong value)."""
+    bce = LOSSES["bce"]
+    x = torch.linspace(-8, 8, 101, dtype=torch.float64)
+    on = lambda term: torch.stack([term(v.view(1)) for v in x])
+    ones = binary_cross_entropy(torch.sigmoid(x), torch.ones_like(x), reduction="none")
+    zeros = binary_cross_entropy(torch.sigmoid(x), torch.zeros_like(x), reduction="none")
+    assert torch.allclose(on(bce.d_real), ones, atol=1e-5)
+    assert torch.allclose(on(bce.g), ones, atol=1e-5)
+    assert torch.allclose(on(bce.d_fake), zeros, atol=1e-5)
+    # and on a batch, the mean of those
+    assert bce.d_real(x).item() == pytest.approx(ones.mean().item(), abs=1e-5)
+    assert bce.d_fake(x).item() == pytest.approx(zeros.mean().item(), abs=1e-5)
 
 
 def test_gradient_penalty_hand_computed():
