@@ -286,7 +286,6 @@ class Case:
     env: dict | None = None                 # environment additions ({} values relative to d)
     marker: bool = False                    # a MARKER file must NOT appear (no code ran)
     not_as_root: str = ""                   # reason to skip when running as root
-    known_bug: str = ""                     # xfail (not strict) with this reason
 
 
 CASES: list[Case] = []
@@ -601,8 +600,6 @@ case("eval-images-wrong-shape", _wrong_shape, ("(1, 10, 10)", "(1, 28, 28)"), su
 
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
-PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.known_bug, strict=False)]
-                       if c.known_bug else []) for c in CASES]
 
 
 # --- running them -------------------------------------------------------------------------
@@ -681,7 +678,7 @@ def world(tmp_path_factory, request):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.mark.parametrize("c", PARAMS)
+@pytest.mark.parametrize("c", CASES, ids=IDS)
 def test_bad_input_is_one_clear_line(c: Case, world):
     ctx, shared, prepared, futures = world
     if c.not_as_root and os.geteuid() == 0:
@@ -715,10 +712,6 @@ def test_the_code_pickle_is_live(tmp_path):
     marker = tmp_path / "MARKER"
     pickle.loads(pickle.dumps(RunsCode(marker)))
     assert marker.exists()
-
-
-def test_there_are_enough_distinct_cases():
-    assert len([c for c in CASES if not c.known_bug]) >= 35
 
 
 # --- borderline images: accepted, and read correctly ------------------------------------
