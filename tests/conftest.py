@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,3 +25,23 @@ def gankit_cli(*args, cwd=None, timeout=300, env=None, **popen):
     return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **popen)
+
+
+def make_model(name, shape=(1, 28, 28), num_classes=10, seed=0, optimizers=True, **cfg):
+    """The registered model `name` as the tests use it: torch seeded with `seed` first (so
+    its weights are repeatable), built from its own Config(**cfg) for images of `shape`,
+    and, unless optimizers=False, with its optimizers attached as the trainer attaches
+    them (what training_step needs). In train mode, as built."""
+    from gankit.models import MODELS, build_model
+
+    torch.manual_seed(seed)
+    model = build_model(name, MODELS[name].Config(**cfg), shape, num_classes)
+    if optimizers:
+        model.optimizers = model.configure_optimizers()
+    return model
+
+
+@pytest.fixture(name="make_model")
+def make_model_fixture():
+    """make_model above, for tests: `def test_x(make_model): model = make_model("gan")`."""
+    return make_model

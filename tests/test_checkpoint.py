@@ -9,19 +9,20 @@ import torch
 from gankit import checkpoint
 from gankit.api import load
 from gankit.errors import GankitError
-from gankit.models.gan import GAN, GANConfig
 from gankit.trainer import load_weights, restore, state_tensors
 
 
-def trained_gan(shape=(1, 28, 28)):
-    torch.manual_seed(0)
-    model = GAN(GANConfig(), shape)
-    model.optimizers = model.configure_optimizers()
-    model.training_step(torch.rand(4, *shape) * 2 - 1, None)
-    return model
+@pytest.fixture
+def trained_gan(make_model):
+    """trained_gan(shape): the guide's GAN (seed 0) after one training step."""
+    def trained(shape=(1, 28, 28)):
+        model = make_model("gan", shape, num_classes=0)
+        model.training_step(torch.rand(4, *shape) * 2 - 1, None)
+        return model
+    return trained
 
 
-def test_optimizer_state_round_trips_exactly():
+def test_optimizer_state_round_trips_exactly(trained_gan):
     model = trained_gan()
     tensors = {}
     skeleton = checkpoint.flatten(model.optimizers["d"].state_dict(), "optim.d", tensors)
@@ -36,7 +37,7 @@ def test_optimizer_state_round_trips_exactly():
             assert torch.equal(back["state"][i][k], v)
 
 
-def test_training_state_restores_bit_for_bit(tmp_path):
+def test_training_state_restores_bit_for_bit(tmp_path, trained_gan):
     model = trained_gan()
     gen = torch.Generator().manual_seed(3)
     tensors, skeleton = state_tensors(model, gen)
@@ -85,10 +86,10 @@ def test_foreign_safetensors_file_is_refused(tmp_path):
         checkpoint.load(tmp_path / "x.safetensors")
 
 
-def test_weights_of_another_shape_or_with_missing_tensors(tmp_path):
+def test_weights_of_another_shape_or_with_missing_tensors(tmp_path, trained_gan, make_model):
     model = trained_gan((1, 28, 28))
     tensors, _ = state_tensors(model, torch.Generator())
-    rgb = GAN(GANConfig(), (3, 32, 32))
+    rgb = make_model("gan", (3, 32, 32), num_classes=0, optimizers=False)
     with pytest.raises(GankitError, match="does not fit"):
         load_weights(rgb, tensors, "c")
     missing = {k: v for k, v in tensors.items() if not k.endswith("net.0.weight")}

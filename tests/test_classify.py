@@ -21,7 +21,6 @@ from gankit.errors import GankitError
 from gankit.images import confusion_image
 from gankit.losses import kl_normal
 from gankit.metrics.classifier import reference_split
-from gankit.models import build_model, get_model_class
 
 from conftest import gankit_cli
 
@@ -94,18 +93,20 @@ def test_confusion_matrix_rows_are_true_classes():
 
 # --- the IWAE bound against an exact likelihood -------------------------------------------
 
-def z_blind_cvae(mu: float, var: float):
-    """A CVAE on 8x8 images whose decoder ignores z (p(x|z, y) = p(x|y), so the true
-    posterior is the prior N(0, I)) and whose encoder says q(z|x, y) = N(mu, var I)."""
-    torch.manual_seed(0)
-    cls = get_model_class("cvae")
-    model = build_model("cvae", cls.Config(width=8, latent_dim=4), (1, 8, 8), 2).eval()
-    with torch.no_grad():
-        model.decoder.net[0].weight[:, :4] = 0              # the columns that read z
-        head = model.encoder.head
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([mu] * 4 + [math.log(var)] * 4))
-    return model
+@pytest.fixture
+def z_blind_cvae(make_model):
+    """z_blind_cvae(mu, var): a CVAE on 8x8 images whose decoder ignores z (p(x|z, y) =
+    p(x|y), so the true posterior is the prior N(0, I)) and whose encoder says
+    q(z|x, y) = N(mu, var I)."""
+    def z_blind(mu: float, var: float):
+        model = make_model("cvae", (1, 8, 8), 2, optimizers=False, width=8, latent_dim=4).eval()
+        with torch.no_grad():
+            model.decoder.net[0].weight[:, :4] = 0              # the columns that read z
+            head = model.encoder.head
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor([mu] * 4 + [math.log(var)] * 4))
+        return model
+    return z_blind
 
 
 def exact_log_likelihood(model, x):
@@ -116,7 +117,7 @@ def exact_log_likelihood(model, x):
                             for y in range(model.num_classes)], 1).double()
 
 
-def test_iwae_is_exact_when_q_is_the_true_posterior():
+def test_iwae_is_exact_when_q_is_the_true_posterior(z_blind_cvae):
     model = z_blind_cvae(0.0, 1.0)
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     exact = exact_log_likelihood(model, x)
@@ -125,7 +126,7 @@ def test_iwae_is_exact_when_q_is_the_true_posterior():
                                    rtol=0, atol=1e-3)
 
 
-def test_elbo_falls_short_by_the_kl_and_iwae_closes_the_gap():
+def test_elbo_falls_short_by_the_kl_and_iwae_closes_the_gap(z_blind_cvae):
     # q = N(1, 0.5) but the posterior is N(0, 1): the ELBO is log p(x|y) - KL(q || p) in
     # expectation, and the IWAE bound climbs towards log p(x|y) as k grows (Burda et al.).
     model = z_blind_cvae(1.0, 0.5)
@@ -193,9 +194,8 @@ def test_prior_is_uniform_without_class_counts(trained):
 
 
 @pytest.mark.parametrize("name, why", [("vae", "unconditional"), ("cgan", "no likelihood")])
-def test_models_without_p_x_given_y_are_refused(name, why):
-    cls = get_model_class(name)
-    model = build_model(name, cls.Config(), (1, 28, 28), 10)
+def test_models_without_p_x_given_y_are_refused(name, why, make_model):
+    model = make_model(name, optimizers=False)
     with pytest.raises(GankitError, match=why) as e:
         classify(model, torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     assert "cvae" in str(e.value) and "\n" not in str(e.value)

@@ -245,10 +245,8 @@ def test_cpu_threads_are_shared_between_the_processes_of_a_machine(monkeypatch):
     assert default_threads() == default_threads(2) == 1
 
 
-def test_sync_bn_keeps_checkpoint_names_and_is_refused_on_cpu():
-    from gankit.models import build_model, get_model_class
-
-    model = build_model("dcgan", get_model_class("dcgan").Config(width=8), (1, 28, 28))
+def test_sync_bn_keeps_checkpoint_names_and_is_refused_on_cpu(make_model):
+    model = make_model("dcgan", num_classes=0, optimizers=False, width=8)
     names = {k: v.shape for k, v in model.state_dict().items()}
     job = distributed.Job(rank=0, world_size=2, local_rank=0, local_world_size=2)
     with pytest.raises(GankitError, match="--sync-bn needs CUDA"):

@@ -11,7 +11,7 @@ from gankit.config import DataConfig
 from gankit.errors import GankitError
 from gankit.inpaint import importance_weights, inpaint, parse_mask, poisson_blend, read_inputs
 from gankit.metrics.classifier import reference_split
-from gankit.models import MODELS, build_model
+from gankit.models import MODELS
 from test_cli import one_line_error
 
 SHAPE = (1, 28, 28)
@@ -33,11 +33,6 @@ def runs(tmp_path_factory, digits):
     gankit.train(model="dcgan", steps=300, width=8, out=str(base / "dcgan"), **fast)
     gankit.train(model="vae", steps=400, width=8, out=str(base / "vae"), **fast)
     return base
-
-
-def tiny(name, shape=SHAPE):
-    torch.manual_seed(0)
-    return build_model(name, MODELS[name].Config(), shape, num_classes=10).eval()
 
 
 def random_images(n, shape=SHAPE, seed=0):
@@ -88,8 +83,8 @@ def test_bad_specs_name_the_problem(spec, words):
 # --- the fill -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_known_pixels_come_back_byte_identical(name):
-    model = tiny(name)
+def test_known_pixels_come_back_byte_identical(name, make_model):
+    model = make_model(name, optimizers=False).eval()
     images = random_images(3)
     known = parse_mask("random:0.5", SHAPE, n=3)
     out = inpaint(model, images, known, steps=2, restarts=2)         # conditional: class search
@@ -105,8 +100,8 @@ def test_known_pixels_come_back_byte_identical(name):
         assert torch.equal(copied[keep], images[keep])
 
 
-def test_labels_choose_the_class():
-    model = tiny("cgan")
+def test_labels_choose_the_class(make_model):
+    model = make_model("cgan", optimizers=False).eval()
     images, known = random_images(2), parse_mask("box:4,4,8,8", SHAPE, n=2)
     a = inpaint(model, images, known, torch.tensor([1, 1]), steps=3, restarts=1)
     b = inpaint(model, images, known, torch.tensor([7, 7]), steps=3, restarts=1)

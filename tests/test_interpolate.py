@@ -13,8 +13,7 @@ from gankit.errors import GankitError
 from gankit.images import save_gif
 from gankit.interpolate import (check_label, latent_walk, lerp, slerp, strip_indices,
                                 walk_latents)
-from gankit.models import MODELS, build_model
-from gankit.models.gan import GANConfig
+from gankit.models import MODELS
 
 T = torch.linspace(0, 1, 11)
 
@@ -60,11 +59,6 @@ def test_nearly_parallel_codes_give_no_nan(b_of_a):
 
 # --- the walk ----------------------------------------------------------------------------
 
-def tiny_gan():
-    torch.manual_seed(0)
-    return build_model("gan", GANConfig(), (1, 28, 28)).eval()
-
-
 @pytest.mark.parametrize("mode", ["slerp", "lerp"])
 def test_walk_passes_every_point_and_closes_the_loop_smoothly(mode):
     z = torch.randn(3, 100, generator=torch.Generator().manual_seed(3))
@@ -83,8 +77,8 @@ def test_walk_passes_every_point_and_closes_the_loop_smoothly(mode):
         assert torch.allclose(path.norm(dim=1), torch.full((24,), 10.0), rtol=1e-5)
 
 
-def test_latent_walk_decodes_the_path():
-    model = tiny_gan()
+def test_latent_walk_decodes_the_path(make_model):
+    model = make_model("gan", num_classes=0, optimizers=False).eval()
     frames = latent_walk(model, 3, 5, "slerp", torch.Generator().manual_seed(4))
     assert frames.shape == (15, 1, 28, 28) and frames.min() >= -1 and frames.max() <= 1
     ring = torch.cat([frames, frames[:1]])                     # last frame -> first frame too
@@ -97,9 +91,8 @@ def test_latent_walk_decodes_the_path():
     assert torch.allclose(frames, small, atol=1e-6)
 
 
-def test_conditional_model_walks_with_one_fixed_label():
-    torch.manual_seed(0)
-    model = build_model("cgan", MODELS["cgan"].Config(), (1, 28, 28), num_classes=10)
+def test_conditional_model_walks_with_one_fixed_label(make_model):
+    model = make_model("cgan", optimizers=False)
     frames = latent_walk(model, 2, 40, label=7, generator=torch.Generator().manual_seed(1), chunk=32)
     path = walk_latents(model.latents(2, torch.Generator().manual_seed(1)), 40, "slerp")
     sevens = model.sample(latents=path, labels=torch.full((len(path),), 7))
@@ -115,8 +108,8 @@ def test_conditional_model_walks_with_one_fixed_label():
         check_label(model, -1)
 
 
-def test_labels_are_refused_for_unconditional_models():
-    model = tiny_gan()
+def test_labels_are_refused_for_unconditional_models(make_model):
+    model = make_model("gan", num_classes=0, optimizers=False).eval()
     check_label(model, None)
     with pytest.raises(GankitError, match=r"needs a conditional model \(cgan"):
         latent_walk(model, 2, 2, label=0)
@@ -204,9 +197,8 @@ def test_interpolate_mistakes_are_one_line(run, tmp_path):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_every_model_walks(name):
-    torch.manual_seed(0)
-    model = build_model(name, MODELS[name].Config(), (1, 28, 28), num_classes=10)
+def test_every_model_walks(name, make_model):
+    model = make_model(name, optimizers=False)
     frames = latent_walk(model, 2, 3, generator=torch.Generator().manual_seed(0),
                          label=4 if model.conditional else None)
     assert frames.shape == (6, 1, 28, 28) and torch.isfinite(frames).all()

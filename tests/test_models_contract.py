@@ -6,18 +6,11 @@ import torch
 from gankit import checkpoint
 from gankit.api import load
 from gankit.config import RunConfig
-from gankit.models import MODELS, build_model, model_name
+from gankit.models import MODELS, model_name
 from gankit.trainer import checkpoint_meta, state_tensors
 from gankit.data import ImageData
 
 SHAPES = [(1, 28, 28), (3, 16, 16)]
-
-
-def make(name, shape, seed=0):
-    torch.manual_seed(seed)
-    model = build_model(name, MODELS[name].Config(), shape, num_classes=10)
-    model.optimizers = model.configure_optimizers()
-    return model
 
 
 def batch(model, n=8, seed=0):
@@ -29,16 +22,16 @@ def batch(model, n=8, seed=0):
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("shape", SHAPES)
-def test_sample_shape_and_range(name, shape):
-    model = make(name, shape)
+def test_sample_shape_and_range(name, shape, make_model):
+    model = make_model(name, shape)
     x = model.sample(5)
     assert x.shape == (5, *shape)
     assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_step_returns_declared_metrics_and_every_network_learns(name):
-    model = make(name, SHAPES[0])
+def test_step_returns_declared_metrics_and_every_network_learns(name, make_model):
+    model = make_model(name, SHAPES[0])
     before = {k: v.clone() for k, v in model.named_parameters()}
     out = model.training_step(*batch(model))
     assert tuple(out) == model.metric_names
@@ -49,8 +42,8 @@ def test_step_returns_declared_metrics_and_every_network_learns(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_same_seed_same_first_steps(name):
-    a, b = make(name, SHAPES[0], seed=1), make(name, SHAPES[0], seed=1)
+def test_same_seed_same_first_steps(name, make_model):
+    a, b = make_model(name, SHAPES[0], seed=1), make_model(name, SHAPES[0], seed=1)
     for i in range(2):
         torch.manual_seed(10 + i)
         ra = a.training_step(*batch(a, seed=i))
@@ -61,8 +54,8 @@ def test_same_seed_same_first_steps(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path):
-    model = make(name, SHAPES[1])
+def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path, make_model):
+    model = make_model(name, SHAPES[1])
     model.training_step(*batch(model))
     cfg = RunConfig(model=name, model_cfg=model.cfg)
     data = ImageData(torch.zeros(1, *SHAPES[1], dtype=torch.uint8), None, [str(i) for i in range(10)])
@@ -76,8 +69,8 @@ def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if cls.conditional])
-def test_conditional_models_honour_their_labels(name):
-    model = make(name, SHAPES[0])
+def test_conditional_models_honour_their_labels(name, make_model):
+    model = make_model(name, SHAPES[0])
     model.training_step(*batch(model))
     z = model.latents(6, torch.Generator().manual_seed(0))
     ones, twos = (model.sample(latents=z, labels=torch.full((6,), k)) for k in (1, 2))
@@ -88,8 +81,8 @@ def test_conditional_models_honour_their_labels(name):
 
 
 @pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if cls.reconstructs])
-def test_models_with_an_encoder_reconstruct(name):
-    model = make(name, SHAPES[1])
+def test_models_with_an_encoder_reconstruct(name, make_model):
+    model = make_model(name, SHAPES[1])
     real, labels = batch(model, 4)
     model.training_step(real, labels)
     again = model.reconstruct(real, labels if model.conditional else None)

@@ -7,18 +7,12 @@ import torch
 from torch import nn
 
 from gankit.errors import GankitError
-from gankit.models.gan import GAN, GANConfig
+from gankit.models.gan import GANConfig
 
 
-def make(**kw):
-    torch.manual_seed(0)
-    model = GAN(GANConfig(**kw), (1, 28, 28))
-    model.optimizers = model.configure_optimizers()
-    return model
-
-
-def test_batchnorm_is_keras_momentum_08_not_eps_08():
-    bns = [m for m in make().generator.modules() if isinstance(m, nn.BatchNorm1d)]
+def test_batchnorm_is_keras_momentum_08_not_eps_08(make_model):
+    generator = make_model("gan", num_classes=0).generator
+    bns = [m for m in generator.modules() if isinstance(m, nn.BatchNorm1d)]
     assert [bn.num_features for bn in bns] == [256, 512, 1024]
     for bn in bns:
         assert bn.momentum == pytest.approx(0.2)   # Keras momentum=0.8 keeps 0.8 of the old stats
@@ -26,8 +20,9 @@ def test_batchnorm_is_keras_momentum_08_not_eps_08():
         assert bn.affine and bn.track_running_stats
 
 
-def test_batchnorm_momentum_matches_keras_update_rule():
-    bn = [m for m in make().generator.modules() if isinstance(m, nn.BatchNorm1d)][0]
+def test_batchnorm_momentum_matches_keras_update_rule(make_model):
+    generator = make_model("gan", num_classes=0).generator
+    bn = [m for m in generator.modules() if isinstance(m, nn.BatchNorm1d)][0]
     x = torch.randn(64, 256) + 3.0
     bn.train()
     bn(x)
@@ -35,8 +30,9 @@ def test_batchnorm_momentum_matches_keras_update_rule():
     assert torch.allclose(bn.running_mean, 0.2 * x.mean(0), atol=1e-6)
 
 
-def test_architecture_is_the_guides():
-    g, d = make().generator, make().discriminator
+def test_architecture_is_the_guides(make_model):
+    g = make_model("gan", num_classes=0).generator
+    d = make_model("gan", num_classes=0).discriminator
     g_lin = [(m.in_features, m.out_features) for m in g.modules() if isinstance(m, nn.Linear)]
     d_lin = [(m.in_features, m.out_features) for m in d.modules() if isinstance(m, nn.Linear)]
     assert g_lin == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
@@ -51,8 +47,8 @@ def test_architecture_is_the_guides():
     assert kinds == ["Linear", "LeakyReLU", "BatchNorm1d"]
 
 
-def test_dense_layers_use_keras_init():
-    model = make()
+def test_dense_layers_use_keras_init(make_model):
+    model = make_model("gan", num_classes=0)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             limit = math.sqrt(6 / (m.in_features + m.out_features))   # Glorot uniform
@@ -61,15 +57,15 @@ def test_dense_layers_use_keras_init():
             assert torch.all(m.bias == 0)
 
 
-def test_adam_settings_and_separate_learning_rates():
-    model = make(lr_g=3e-4, lr_d=1e-4)
+def test_adam_settings_and_separate_learning_rates(make_model):
+    model = make_model("gan", num_classes=0, lr_g=3e-4, lr_d=1e-4)
     g, d = model.optimizers["g"].param_groups[0], model.optimizers["d"].param_groups[0]
     assert (g["lr"], d["lr"]) == (3e-4, 1e-4)
     assert tuple(g["betas"]) == tuple(d["betas"]) == (0.5, 0.999)
 
 
-def test_step_follows_the_original():
-    model = make()
+def test_step_follows_the_original(make_model):
+    model = make_model("gan", num_classes=0)
     modes = []
     model.generator.register_forward_pre_hook(lambda m, inp: modes.append((m.training, inp[0].shape[0])))
     d_inputs = []
@@ -88,8 +84,8 @@ def test_step_follows_the_original():
     assert 0 <= out["d_acc"] <= 1
 
 
-def test_g_step_leaves_discriminator_weights_alone():
-    model = make()
+def test_g_step_leaves_discriminator_weights_alone(make_model):
+    model = make_model("gan", num_classes=0)
     real = torch.rand(16, 1, 28, 28) * 2 - 1
     snapshots = []
     # record D's weights right after its second update (before the G step)
@@ -103,8 +99,8 @@ def test_g_step_leaves_discriminator_weights_alone():
     assert all(torch.equal(a, b) for a, b in zip(snapshots[0], after))
 
 
-def test_every_network_learns_in_one_step():
-    model = make()
+def test_every_network_learns_in_one_step(make_model):
+    model = make_model("gan", num_classes=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.training_step(torch.rand(16, 1, 28, 28) * 2 - 1, None)
     after = model.state_dict()
@@ -113,8 +109,8 @@ def test_every_network_learns_in_one_step():
             assert not torch.equal(before[name], after[name]), name
 
 
-def test_sample_shape_range_and_inference_mode():
-    model = make()
+def test_sample_shape_range_and_inference_mode(make_model):
+    model = make_model("gan", num_classes=0)
     x = model.sample(10)
     assert x.shape == (10, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert model.generator.training   # sample() restores the mode it found
@@ -122,8 +118,8 @@ def test_sample_shape_range_and_inference_mode():
     assert torch.equal(model.sample(latents=z), model.sample(latents=z))
 
 
-def test_other_image_shapes():
-    model = GAN(GANConfig(), (3, 32, 32))
+def test_other_image_shapes(make_model):
+    model = make_model("gan", (3, 32, 32), num_classes=0, optimizers=False)
     assert model.sample(2).shape == (2, 3, 32, 32)
 
 

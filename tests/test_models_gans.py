@@ -13,13 +13,6 @@ GANS = [name for name, cls in MODELS.items() if issubclass(cls, AdversarialModel
 SHAPE = (1, 28, 28)
 
 
-def make(name, shape=SHAPE, num_classes=10, **cfg):
-    torch.manual_seed(0)
-    model = build_model(name, MODELS[name].Config(**cfg), shape, num_classes)
-    model.optimizers = model.configure_optimizers()
-    return model
-
-
 def real_batch(model, bs=8):
     n = model.real_batch_size(bs)
     return torch.rand(n, *model.image_shape) * 2 - 1, torch.randint(0, 10, (n,))
@@ -31,15 +24,15 @@ def optimizer_steps(opt):
 
 @pytest.mark.parametrize("name", GANS)
 @pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge", "wasserstein"])
-def test_every_loss_trains(name, loss):
-    model = make(name, loss=loss, gp=1.0 if loss == "wasserstein" else 0.0)
+def test_every_loss_trains(name, loss, make_model):
+    model = make_model(name, loss=loss, gp=1.0 if loss == "wasserstein" else 0.0)
     out = model.training_step(*real_batch(model))
     assert all(torch.isfinite(v) for v in out.values())
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_d_steps_is_the_number_of_d_updates_per_g_update(name):
-    one, three = make(name, d_steps=1), make(name, d_steps=3)
+def test_d_steps_is_the_number_of_d_updates_per_g_update(name, make_model):
+    one, three = make_model(name, d_steps=1), make_model(name, d_steps=3)
     assert three.real_batch_size(8) == 3 * one.real_batch_size(8)
     one.training_step(*real_batch(one))
     three.training_step(*real_batch(three))
@@ -47,11 +40,11 @@ def test_d_steps_is_the_number_of_d_updates_per_g_update(name):
     assert optimizer_steps(three.optimizers["d"]) == 3 * optimizer_steps(one.optimizers["d"])
 
 
-def test_wgan_gp_defaults_are_the_papers():
+def test_wgan_gp_defaults_are_the_papers(make_model):
     cfg = MODELS["wgan-gp"].Config()   # Gulrajani et al. 2017, Algorithm 1
     assert (cfg.loss, cfg.d_steps, cfg.gp, cfg.lr_d, cfg.lr_g, cfg.beta1, cfg.beta2) == \
         ("wasserstein", 5, 10.0, 1e-4, 1e-4, 0.0, 0.9)
-    model = make("wgan-gp")
+    model = make_model("wgan-gp")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.generator.modules())
     assert model.metric_names == ("d_loss", "gp", "g_loss")
@@ -60,8 +53,8 @@ def test_wgan_gp_defaults_are_the_papers():
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_spectral_norm_bounds_d_layers(name):
-    model = make(name, spectral_norm=True)
+def test_spectral_norm_bounds_d_layers(name, make_model):
+    model = make_model(name, spectral_norm=True)
     for _ in range(3):
         model.training_step(*real_batch(model))
     layers = [m for m in model.discriminator.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
@@ -72,10 +65,10 @@ def test_spectral_norm_bounds_d_layers(name):
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_augment_changes_what_d_sees_of_real_and_fake(name):
+def test_augment_changes_what_d_sees_of_real_and_fake(name, make_model):
     seen = []
     for augment in (False, True):
-        model = make(name, augment=augment)
+        model = make_model(name, augment=augment)
         inputs = []
         model.discriminator.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach()))
         real, labels = real_batch(model)
@@ -91,8 +84,8 @@ def test_augment_changes_what_d_sees_of_real_and_fake(name):
     assert all(not torch.equal(a, b) for a, b in zip(plain, augmented))
 
 
-def test_cgan_follows_its_labels():
-    model = make("cgan")
+def test_cgan_follows_its_labels(make_model):
+    model = make_model("cgan")
     for _ in range(2):
         model.training_step(*real_batch(model))
     z = model.latents(4, torch.Generator().manual_seed(0))
@@ -105,8 +98,8 @@ def test_cgan_follows_its_labels():
     assert torch.allclose(cycled, model.sample(latents=zs, labels=torch.arange(10)), atol=1e-6)
 
 
-def test_cgan_projection_discriminator():
-    concat, proj = make("cgan"), make("cgan", projection=True)
+def test_cgan_projection_discriminator(make_model):
+    concat, proj = make_model("cgan"), make_model("cgan", projection=True)
     assert concat.discriminator.label_channels == 10 and concat.discriminator.project is None
     assert proj.discriminator.project is not None and proj.discriminator.label_channels == 0
     x, y = real_batch(proj)
@@ -121,17 +114,17 @@ def test_conditional_model_needs_labels():
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
-def test_dcgan_sizes(size):
-    model = make("dcgan", shape=(3, size, size), num_classes=0)
+def test_dcgan_sizes(size, make_model):
+    model = make_model("dcgan", shape=(3, size, size), num_classes=0)
     assert model.sample(2).shape == (2, 3, size, size)
     x = torch.rand(2, 3, size, size) * 2 - 1
     assert model.discriminator(x).shape == (2, 1)
 
 
 @pytest.mark.parametrize("size, fragment", [(27, "even image size"), (6, "even image size")])
-def test_dcgan_refuses_sizes_it_cannot_build(size, fragment):
+def test_dcgan_refuses_sizes_it_cannot_build(size, fragment, make_model):
     with pytest.raises(GankitError, match=fragment):
-        make("dcgan", shape=(1, size, size))
+        make_model("dcgan", shape=(1, size, size))
 
 
 @pytest.mark.parametrize("kw, fragment", [

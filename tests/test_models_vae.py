@@ -11,19 +11,9 @@ from gankit.config import DataConfig
 from gankit.data import load_data, to_float
 from gankit.errors import GankitError
 from gankit.losses import bernoulli_nll, gaussian_nll, kl_normal
-from gankit.models import build_model
-from gankit.models.ae import AEConfig
 from gankit.models.vae import VAEConfig
 
 SHAPE = (1, 28, 28)
-
-
-def make(name, seed=0, **cfg):
-    torch.manual_seed(seed)
-    config = (AEConfig if name == "ae" else VAEConfig)(**cfg)
-    model = build_model(name, config, SHAPE, num_classes=10)
-    model.optimizers = model.configure_optimizers()
-    return model
 
 
 def images(n=16, seed=0):
@@ -80,8 +70,8 @@ def test_gaussian_nll_matches_torch_normal(sigma):
 # --- the VAE's loss is the negative ELBO per image -----------------------------------------
 
 @pytest.mark.parametrize("name", ["vae", "cvae"])
-def test_reported_loss_is_rec_plus_beta_kl(name):
-    model = make(name, beta=3.0)
+def test_reported_loss_is_rec_plus_beta_kl(name, make_model):
+    model = make_model(name, beta=3.0)
     real, labels = images()
     with torch.no_grad():   # train mode, as in the step: the same batch statistics
         mu, logvar = model.posterior(real, labels)
@@ -92,11 +82,11 @@ def test_reported_loss_is_rec_plus_beta_kl(name):
     assert out["kl"] > 0 and out["loss"] > out["rec"]   # added, not subtracted
 
 
-def test_beta_scales_only_the_kl_term():
+def test_beta_scales_only_the_kl_term(make_model):
     real, labels = images()
     runs = {}
     for beta in (1.0, 4.0):
-        model = make("vae", beta=beta)
+        model = make_model("vae", beta=beta)
         torch.manual_seed(5)    # the same reparameterisation noise
         runs[beta] = model.training_step(real, labels)
     a, b = runs[1.0], runs[4.0]
@@ -105,10 +95,10 @@ def test_beta_scales_only_the_kl_term():
 
 
 @pytest.mark.parametrize("decoder", ["bernoulli", "gaussian"])
-def test_reconstruction_term_is_summed_over_pixels(decoder):
+def test_reconstruction_term_is_summed_over_pixels(decoder, make_model):
     # A zeroed last layer makes the decoder output exactly 0: Bernoulli p = 1/2, or
     # Gaussian mean tanh(0) = 0, so the reconstruction term has a closed form per image.
-    model = make("vae", decoder=decoder, sigma=0.5)
+    model = make_model("vae", decoder=decoder, sigma=0.5)
     last = model.decoder.net[-1]
     nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
     real, labels = images()
@@ -123,8 +113,8 @@ def test_reconstruction_term_is_summed_over_pixels(decoder):
 
 
 @pytest.mark.parametrize("name", ["ae", "vae", "cvae"])
-def test_reconstruct_is_deterministic_and_leaves_the_model_as_it_was(name):
-    model = make(name)
+def test_reconstruct_is_deterministic_and_leaves_the_model_as_it_was(name, make_model):
+    model = make_model(name)
     real, labels = images(8)
     model.training_step(real, labels)
     stats = {k: v.clone() for k, v in model.state_dict().items()}
@@ -134,9 +124,9 @@ def test_reconstruct_is_deterministic_and_leaves_the_model_as_it_was(name):
     assert model.training and all(torch.equal(stats[k], v) for k, v in model.state_dict().items())
 
 
-def test_cvae_needs_labels_to_reconstruct():
+def test_cvae_needs_labels_to_reconstruct(make_model):
     with pytest.raises(GankitError, match="label"):
-        make("cvae").reconstruct(images(4)[0])
+        make_model("cvae").reconstruct(images(4)[0])
 
 
 @pytest.mark.parametrize("bad", [dict(decoder="poisson"), dict(sigma=0.0), dict(beta=-1.0),
@@ -148,8 +138,8 @@ def test_bad_config_names_the_field(bad):
 
 # --- the AE's fitted Gaussian --------------------------------------------------------------
 
-def test_ae_fit_starts_from_the_first_batch_then_moves_one_percent_per_batch():
-    model = make("ae")
+def test_ae_fit_starts_from_the_first_batch_then_moves_one_percent_per_batch(make_model):
+    model = make_model("ae")
     real, _ = images(32)
     with torch.no_grad():
         codes = model.encoder(real)   # train mode, as in the step
@@ -166,8 +156,8 @@ def test_ae_fit_starts_from_the_first_batch_then_moves_one_percent_per_batch():
     torch.testing.assert_close(model.code_cov, 0.99 * old_cov + 0.01 * torch.cov(new.T))
 
 
-def test_ae_samples_come_from_the_fitted_gaussian():
-    model = make("ae", latent_dim=3)
+def test_ae_samples_come_from_the_fitted_gaussian(make_model):
+    model = make_model("ae", latent_dim=3)
     mean = torch.tensor([1.0, -2.0, 0.5])
     a = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [-0.3, 0.2, 0.4]])
     cov = a @ a.T   # correlated
@@ -178,8 +168,8 @@ def test_ae_samples_come_from_the_fitted_gaussian():
     torch.testing.assert_close(torch.cov(codes.T), cov, atol=0.03, rtol=0)
 
 
-def test_ae_sampling_survives_collapsed_codes():
-    model = make("ae")
+def test_ae_sampling_survives_collapsed_codes(make_model):
+    model = make_model("ae")
     model.code_cov.zero_()   # every code equal: the jitter keeps Cholesky defined
     x = model.sample(4)
     assert torch.isfinite(x).all()
@@ -196,9 +186,9 @@ def digits():
 
 @pytest.mark.filterwarnings("ignore:mnist")
 @pytest.mark.parametrize("name", ["vae", "ae"])
-def test_loss_drops_on_a_fixed_batch_of_digits(name, digits):
+def test_loss_drops_on_a_fixed_batch_of_digits(name, digits, make_model):
     torch.set_num_threads(1)
-    model = make(name)
+    model = make_model(name)
     key = model.metric_names[0]
     losses = [model.training_step(*digits)[key].item() for _ in range(150)]
     # The VAE starts near 784 log 2 = 543 nats per image (p = 1/2 everywhere).
