@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from . import checkpoint
-from .config import DataConfig, RunConfig, TrainConfig, read_toml
+from .config import DataConfig, RunConfig, TrainConfig, default_out, from_dict, read_toml
 from .errors import GankitError
-from .models import GenerativeModel, build_model, get_model_class
+from .models import DEFAULT, GenerativeModel, build_model, get_model_class
+
+TABLES = ("model", "data", "train")
 
 # Flags that may differ from a run's saved config when it is resumed: they change how long
 # or where it runs, not what it computes (--sync-bn does, but it exists only on GPUs and
@@ -23,13 +25,53 @@ def _fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _check_tables(tables: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise GankitError(f"unknown table or key {', '.join(unknown)} at the top of {where}: "
+                          "put settings under [model], [data] or [train]")
+    for table in TABLES:
+        if not isinstance(tables.get(table, {}), dict):
+            raise GankitError(f"{table} in {where} must be a table: write [{table}]")
+
+
+def config_from_tables(tables: dict[str, Any], where: str = "config") -> RunConfig:
+    """A RunConfig from [model] (with its registry `name`), [data] and [train] tables, as
+    TOML files, checkpoints and config.toml hold them; missing keys take their defaults,
+    unknown ones are refused."""
+    _check_tables(tables, where)
+    model_values = dict(tables.get("model", {}))
+    name = model_values.pop("name", None) or DEFAULT
+    model_cls = get_model_class(name)
+    return RunConfig(model=name,
+                     model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
+                     data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
+                     train=from_dict(TrainConfig, tables.get("train", {}), f"[train] of {where}"))
+
+
+def model_for(model: str | None = None, config_file: str | None = None, resume: bool = False,
+              out: str | None = None) -> str:
+    """The model a training call means: `model`, else (on --resume) the saved run's, else
+    the config file's, else the default. `gankit train` asks it to offer that model's flags."""
+    if model is not None:
+        return model
+    named = _config_file_tables(config_file)["model"].get("name") if config_file else None
+    if resume:
+        last = checkpoint.last_in(out or default_out(named or DEFAULT))
+        if last.is_file():
+            return checkpoint.read_meta(last).get("model") or named or DEFAULT
+    return named or DEFAULT
+
+
+def _config_file_tables(config_file: str) -> dict[str, dict[str, Any]]:
+    tables = {"model": {}, "data": {}, "train": {}, **read_toml(config_file)}
+    _check_tables(tables, config_file)
+    return tables
+
+
 def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dict[str, dict]:
     """The saved run's config tables, after checking that `options` do not contradict it."""
-    last = checkpoint.last_in(out)
-    if not last.is_file():
-        raise GankitError(f"nothing to resume in {out}: no checkpoints/last.safetensors "
-                          "(drop --resume to start a new run)")
-    saved = checkpoint.read_meta(last)["config"]
+    saved = checkpoint.read_meta(checkpoint.to_resume(out))["config"]
     if model is not None and model != saved["model"]["name"]:
         raise GankitError(f"--model {model} differs from the resumed run's model "
                           f"{saved['model']['name']}: drop it, or start a new run")
@@ -39,7 +81,7 @@ def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dic
             raise GankitError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
                               f"{flat[key]!r}: only --steps, --device, --threads, --keep and "
                               "--sync-bn may change on resume")
-    tables = {t: dict(saved[t]) for t in ("model", "data", "train")}
+    tables = {t: dict(saved[t]) for t in TABLES}
     tables["train"]["out"] = str(out)
     return tables
 
@@ -47,18 +89,14 @@ def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dic
 def make_config(model: str | None = None, config_file: str | None = None,
                 resume: bool = False, **options: Any) -> RunConfig:
     """Defaults < config file < options; on resume, the run's saved config < options."""
-    tables: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
-    if config_file:
-        tables.update(read_toml(config_file))
-        for name in ("model", "data", "train"):
-            if not isinstance(tables[name], dict):
-                raise GankitError(f"{name} in {config_file} must be a table: write [{name}]")
+    tables = _config_file_tables(config_file) if config_file else {t: {} for t in TABLES}
     if resume:
-        out = options.get("out") or tables["train"].get("out") or TrainConfig.out
+        name = model or tables["model"].get("name") or DEFAULT
+        out = options.get("out") or tables["train"].get("out") or default_out(name)
         tables = _resumed_tables(out, model, options)
     if model is not None:
         tables["model"] = {**tables["model"], "name": model}
-    model_cls = get_model_class(tables["model"].get("name", "gan"))
+    model_cls = get_model_class(tables["model"].get("name") or DEFAULT)
     owners = [("data", _fields(DataConfig)), ("train", _fields(TrainConfig)),
               ("model", _fields(model_cls.Config))]
     for key, value in options.items():
@@ -67,7 +105,7 @@ def make_config(model: str | None = None, config_file: str | None = None,
             valid = sorted(set().union(*(names for _, names in owners)))
             raise GankitError(f"unknown option {key!r}: valid options are {', '.join(valid)}")
         tables[table] = {**tables[table], key: value}
-    return RunConfig.from_tables(tables, where=config_file or "options")
+    return config_from_tables(tables, where=config_file or "options")
 
 
 def train(model: str | None = None, data: str | None = None, *, config: str | None = None,
@@ -85,27 +123,31 @@ def train(model: str | None = None, data: str | None = None, *, config: str | No
     return run_loop(cfg, resume=resume, progress=progress)
 
 
+def run_spec(meta: dict[str, Any], where: str | Path) -> tuple[RunConfig, tuple[int, int, int], int]:
+    """(run config, image shape, number of classes) from a checkpoint's metadata: enough to
+    build its model, or to check a command's arguments before any weights load."""
+    try:
+        cfg = config_from_tables(meta["config"], where=str(where))
+        return cfg, tuple(meta["image_shape"]), int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError):
+        raise GankitError(f"checkpoint {where} has incomplete metadata: it was not written by "
+                          "gankit train, or was edited") from None
+
+
 def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> GenerativeModel:
     """Rebuild a trained model from a checkpoint (file or run folder) alone.
 
     The model comes back in inference mode; `model.sample(16)` gives 16 images in [-1, 1].
     A run trained with --ema samples with the averaged weights, unless `ema=False`.
     """
-    from .trainer import load_weights
-
     tensors, meta = checkpoint.load(path)
-    try:
-        cfg = RunConfig.from_tables(meta["config"], where=str(path))
-        model = build_model(meta["model"], cfg.model_cfg, tuple(meta["image_shape"]),
-                            meta["num_classes"])
-    except (KeyError, TypeError):
-        raise GankitError(f"checkpoint {path} has incomplete metadata: it was not written by "
-                          "gankit train, or was edited") from None
-    load_weights(model, tensors, path)
+    cfg, shape, num_classes = run_spec(meta, path)
+    model = build_model(cfg.model, cfg.model_cfg, shape, num_classes)
+    checkpoint.load_weights(model, tensors, path)
     averaged = checkpoint.prefixed(tensors, "ema.")
     if ema and averaged:
         getattr(model, model.sampling_network).load_state_dict(averaged)
-    model.class_names = meta.get("class_names", [])
-    model.class_counts = meta.get("class_counts", [])   # absent in older checkpoints
+    model.class_names = list(meta.get("class_names") or model.class_names)
+    model.class_counts = list(meta.get("class_counts") or [])   # absent in older checkpoints
     model.run_config = cfg
     return model.to(device).eval()

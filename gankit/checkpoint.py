@@ -13,21 +13,27 @@ JSON skeleton that names them, and put back by `unflatten`.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as serialize
 
 from .errors import GankitError
+from .files import write_bytes
+
+if TYPE_CHECKING:
+    from .ema import EMA
+    from .models import GenerativeModel
 
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
+KEPT = ("the previous file is untouched, and a training run continues from its last "
+        "checkpoint with --resume")
 
 
 def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -72,37 +78,82 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     text = json.dumps(meta, indent=1)
     # safetensors refuses tensors that share memory (e.g. views); give each its own copy.
-    # Serialized here and written by _write_atomic, not by safetensors' save_file: that one
-    # writes through a randomly named temporary of its own, which a killed process leaves
-    # behind for good (a checkpoint's size each time).
+    # Serialized here and written by files.write_bytes (PATH.tmp, fsync, rename), not by
+    # safetensors' save_file: that one writes through a randomly named temporary of its
+    # own, which a killed process leaves behind for good (a checkpoint's size each time).
     data = serialize({k: v.clone() for k, v in tensors.items()}, metadata={"gankit": text})
-    _write_atomic(path, data)
+    write_bytes(path, data, fsync=True, fix=KEPT)
     del data
-    _write_atomic(path.with_suffix(".json"), text.encode())
+    write_bytes(path.with_suffix(".json"), text.encode(), fsync=True, fix=KEPT)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """PATH.tmp, fsync, rename over PATH: readers see the old file or the new one, never a
-    mix. The temporary's name is fixed, so one left by a killed process is replaced by the
-    next write instead of piling up."""
-    tmp = path.with_name(path.name + ".tmp")
+# --- the training state: what a run saves and what --resume restores --------------------
+
+def run_meta(cfg, model: GenerativeModel, step: int, dataset: str = "",
+             parallel: dict | None = None) -> dict[str, Any]:
+    """A training checkpoint's metadata: with the weights, enough to rebuild the model
+    (gankit.load) and, with training_state's tensors, to resume the run. `cfg` is the run's
+    RunConfig; `parallel` the torchrun job's processes and batch sizes."""
+    from . import __version__, distributed
+    return {"gankit_version": __version__, "torch_version": torch.__version__,
+            "model": cfg.model, "config": cfg.to_tables(), "step": step,
+            # processes, and the batch per process and per step (torchrun)
+            "data_parallel": parallel or distributed.Solo().describe(cfg.train.batch_size),
+            "image_shape": list(model.image_shape), "num_classes": model.num_classes,
+            "class_names": list(model.class_names), "dataset": dataset,
+            "class_counts": list(model.class_counts)}
+
+
+def training_state(model: GenerativeModel, batch_gen: torch.Generator,
+                   ema: EMA | None = None) -> tuple[dict, dict]:
+    """Weights, optimizer states and RNG states as (tensors, JSON skeleton of the
+    optimizers' state_dicts, which `restore` reads back from the metadata's "optim")."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:   # the sampling weights: `gankit sample` prefers them
+        tensors.update({f"ema.{k}": v for k, v in ema.average.state_dict().items()})
+    skeleton = {name: flatten(opt.state_dict(), f"optim.{name}", tensors)
+                for name, opt in model.optimizers.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.batch"] = batch_gen.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    return tensors, skeleton
+
+
+def load_weights(model: GenerativeModel, tensors: dict, where: str | Path) -> None:
+    """The checkpoint's "model." tensors into `model`; one line when they do not fit it."""
+    weights = prefixed(tensors, "model.")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{len(names)} {what} (e.g. {names[0]})" for names, what in
+                 ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape"))
+                 if names]
+        raise GankitError(f"checkpoint {where} does not fit this model: tensors {', '.join(parts)}; "
+                          "it belongs to another model or image shape")
+    model.load_state_dict(weights, strict=True)
+
+
+def restore(model: GenerativeModel, batch_gen: torch.Generator, ema: EMA | None,
+            tensors: dict, meta: dict, where: str | Path) -> None:
+    """Everything `training_state` saved, back into a freshly built model (--resume)."""
+    load_weights(model, tensors, where)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        full = e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-        fix = ("the disk is full or the file too large: free space (or raise the file-size "
-               "limit)" if full else "check that its folder exists and is writable")
-        raise GankitError(f"cannot write {path} ({e.strerror or e}): {fix}; the previous file "
-                          "is untouched, and a training run continues from its last "
-                          "checkpoint with --resume") from None
+        if ema is not None:
+            ema.average.load_state_dict(prefixed(tensors, "ema."))
+        for name, opt in model.optimizers.items():
+            opt.load_state_dict(unflatten(meta["optim"][name], tensors))
+        torch.set_rng_state(tensors["rng.torch"])
+        batch_gen.set_state(tensors["rng.batch"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise GankitError(f"checkpoint {where} lacks part of the training state ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:80] if str(e) else '?'}): it was edited or "
+                          "damaged; `gankit sample` can still use its weights, or start a new "
+                          "run") from None
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
 
 
 def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -113,6 +164,15 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 def last_in(run: str | Path) -> Path:
     """Where a run folder keeps its newest checkpoint."""
     return Path(run) / "checkpoints" / "last.safetensors"
+
+
+def to_resume(run: str | Path) -> Path:
+    """The checkpoint `--resume` continues from; one line when there is none."""
+    last = last_in(run)
+    if not last.is_file():
+        raise GankitError(f"nothing to resume in {run}: no checkpoints/last.safetensors "
+                          "(drop --resume to start a new run)")
+    return last
 
 
 def resolve(path: str | Path) -> Path:

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 from .data import to_float
 from .errors import GankitError
+from .files import atomic_write
+from .runtime import evaluating
 
 BATCH = 100          # images per batch; x K classes x k samples latents per decoder pass
 
@@ -39,26 +41,33 @@ def bayes_posterior(log_likelihood: torch.Tensor, log_prior: torch.Tensor) -> to
 
 def check_can_classify(model) -> None:
     """Refuse, in one line, a model without a class-conditional likelihood p(x|y)."""
+    from .models import names_that
     kind = type(model).__name__
+    suggest = names_that(lambda c: c.conditional and c.has_likelihood)
     if not model.conditional:
         raise GankitError(f"{kind} is unconditional: it models p(x), not p(x|y), so it cannot "
                           "tell classes apart; train a conditional model with a likelihood "
-                          "(gankit train --model cvae)")
-    if not (hasattr(model, "posterior") and hasattr(model, "nll")):
+                          f"(gankit train --model {suggest})")
+    if not model.has_likelihood:
         raise GankitError(f"{kind} has no likelihood p(x|y) (it generates samples but gives "
-                          "no density), so Bayes' rule has nothing to work on; train a cvae "
-                          "(gankit train --model cvae)")
+                          f"no density), so Bayes' rule has nothing to work on; train a {suggest} "
+                          f"(gankit train --model {suggest})")
 
 
 def class_log_prior(model) -> tuple[torch.Tensor, str]:
     """log p(y) (K,): the training class counts the checkpoint records, else uniform."""
     k = model.num_classes
-    counts = list(getattr(model, "class_counts", None) or [])
+    counts = list(model.class_counts)
     if len(counts) == k and sum(counts) > 0:
         c = torch.tensor(counts, dtype=torch.float64)
         return (c / c.sum()).log(), "training class frequencies (from the checkpoint)"
     return torch.full((k,), -math.log(k), dtype=torch.float64), \
         "uniform (the checkpoint records no class counts)"
+
+
+def check_samples(samples: int) -> None:
+    if samples < 1:
+        raise GankitError(f"--samples must be at least 1, got {samples}")
 
 
 def check_images(model, images: torch.Tensor) -> None:
@@ -71,49 +80,34 @@ def check_images(model, images: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def _iwae(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """The IWAE bound (B,) for images x (B, C, H, W), labels y (B,), noise eps (k, B, D)."""
-    k, b, d = eps.shape
-    mu, logvar = model.posterior(x, y)                       # (B, D) each
-    z = mu + eps * (0.5 * logvar).exp()                      # (k, B, D)
-    # log p(z) - log q(z|x, y) for diagonal Gaussians: the 2 pi terms cancel, and
-    # (z - mu) / sigma is eps itself.
-    log_ratio = 0.5 * (eps.pow(2) - z.pow(2) + logvar).sum(-1)          # (k, B)
-    decoder = getattr(model, model.sampling_network)
-    raw = decoder(z.reshape(k * b, d), y.repeat(k))          # raw outputs, (k*B, C, H, W)
-    log_px = -model.nll(raw, x.repeat(k, 1, 1, 1)).view(k, b)
-    return torch.logsumexp(log_px + log_ratio, dim=0) - math.log(k)   # logmeanexp over k
-
-
-@torch.no_grad()
 def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
                           batch_size: int = BATCH, progress: bool = False) -> torch.Tensor:
-    """log p(x|y) for every image and class, (N, K) float64 on the CPU, by the IWAE bound.
+    """log p(x|y) for every image and class, (N, K) float64 on the CPU, by the model's
+    bound (a CVAE: the IWAE bound with k = `samples`; 1 is the ELBO).
 
-    `images`: uint8 (N, C, H, W), or float in [-1, 1]. samples=1 is the ELBO. Every class
-    of an image gets the same noise (common random numbers): the posterior compares
-    classes, and shared noise cancels from the comparison instead of adding to it. The
-    same seed and batch size give the same numbers.
+    `images`: uint8 (N, C, H, W), or float in [-1, 1]. Every class of an image gets the same
+    noise (common random numbers: the generator is rewound for each class): the posterior
+    compares classes, and shared noise cancels from the comparison instead of adding to
+    it. The same seed and batch size give the same numbers.
     """
+    from tqdm.auto import tqdm
     check_can_classify(model)
     check_images(model, images)
-    if samples < 1:
-        raise GankitError(f"samples must be at least 1, got {samples}")
+    check_samples(samples)
     gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()                          # BatchNorm on running statistics, not the batch's
     out = []
-    try:
-        from tqdm.auto import tqdm
+    with evaluating(model):               # BatchNorm on running statistics, not the batch's
         for start in tqdm(range(0, len(images), batch_size), desc="classifying", unit="batch",
                           disable=not progress, leave=False):
             x = images[start:start + batch_size].to(model.device)
             x = to_float(x) if x.dtype == torch.uint8 else x.float()
-            eps = torch.randn(samples, len(x), model.cfg.latent_dim, generator=gen).to(x.device)
-            out.append(torch.stack([_iwae(model, x, torch.full((len(x),), y, device=x.device), eps)
-                                    for y in range(model.num_classes)], dim=1).double().cpu())
-    finally:
-        model.train(was_training)
+            noise = gen.get_state()
+            per_class = []
+            for y in range(model.num_classes):
+                gen.set_state(noise)
+                labels = torch.full((len(x),), y, device=x.device)
+                per_class.append(model.log_likelihood(x, labels, samples, gen))
+            out.append(torch.stack(per_class, dim=1).double().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.num_classes, dtype=torch.float64)
 
 
@@ -267,20 +261,11 @@ def write_predictions(path: str, pred: Prediction, class_names: list[str],
     """CSV, one row per image: index, predicted class, its probability, [label,] p(y|x) per class.
     Written to a temporary file and renamed, so a reader never sees half of it."""
     import csv
-    import os
-    from pathlib import Path
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            out = csv.writer(f)
-            truth_column = ["label"] if labels is not None else []
-            out.writerow(["index", "predicted", "probability", *truth_column,
-                          *(f"p_{n}" for n in class_names)])
-            for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs.tolist())):
-                truth = [class_names[int(labels[i])]] if labels is not None else []
-                out.writerow([i, class_names[y], f"{p[y]:.6g}", *truth, *(f"{q:.6g}" for q in p)])
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise GankitError(f"cannot write {path} ({e.strerror or e}): choose another "
-                          "--out") from None
+    with atomic_write(path, "w", fix="choose another --out") as f:
+        out = csv.writer(f)
+        truth_column = ["label"] if labels is not None else []
+        out.writerow(["index", "predicted", "probability", *truth_column,
+                      *(f"p_{n}" for n in class_names)])
+        for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs.tolist())):
+            truth = [class_names[int(labels[i])]] if labels is not None else []
+            out.writerow([i, class_names[y], f"{p[y]:.6g}", *truth, *(f"{q:.6g}" for q in p)])

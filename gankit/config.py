@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from .errors import GankitError
+from .files import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,7 +94,8 @@ class TrainConfig:
         "images per iteration, per process: under `torchrun --nproc-per-node K` every "
         "process draws this many, so a step sees K times as many (the global batch)"))
     seed: int = field(default=0, metadata=_help("random seed; CPU runs with the same seed are identical"))
-    out: str = field(default="runs/gan", metadata=_help("run folder (config, metrics, samples, checkpoints)"))
+    out: str | None = field(default=None, metadata=_help(
+        "run folder: config, metrics, samples, checkpoints (default: runs/MODEL)"))
     sample_every: int = field(default=200, metadata=_help("write a 5x5 sample grid every N steps"))
     checkpoint_every: int = field(default=1000, metadata=_help("save checkpoints/last every N steps (and at the end)"))
     keep: int = field(default=0, metadata=_help(
@@ -132,8 +134,8 @@ class TrainConfig:
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
             raise GankitError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
-        if not self.out:
-            raise GankitError("out is empty: name a run folder, e.g. --out runs/gan")
+        if self.out == "":
+            raise GankitError("out is empty: name a run folder, e.g. --out runs/try")
 
 
 @dataclass
@@ -220,40 +222,31 @@ def write_toml(path: str, tables: dict[str, dict[str, Any]], comment: str = "") 
         lines.append(f"[{table}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
         lines.append("")
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         f.write("\n".join(lines))
-    os.replace(tmp, path)
+
+
+def default_out(model: str) -> str:
+    """The run folder of a run that names none."""
+    return f"runs/{model}"
 
 
 @dataclass
 class RunConfig:
-    """Everything a training run is made of; written to the run folder as config.toml."""
-    model: str = "gan"
-    model_cfg: ModelConfig = field(default_factory=ModelConfig)
+    """Everything a training run is made of; written to the run folder as config.toml.
+
+    Built from tables (a TOML file, a checkpoint, keyword options) by gankit.api, which
+    knows the model registry; this module does not import the models, whose configs
+    import it."""
+    model: str                 # a registry name
+    model_cfg: ModelConfig
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.train.out is None:
+            self.train = dataclasses.replace(self.train, out=default_out(self.model))
 
     def to_tables(self) -> dict[str, dict[str, Any]]:
         return {"model": {"name": self.model, **to_dict(self.model_cfg)},
                 "data": to_dict(self.data), "train": to_dict(self.train)}
-
-    @classmethod
-    def from_tables(cls, tables: dict[str, Any], where: str = "config") -> "RunConfig":
-        """Inverse of to_tables; missing keys take their defaults, unknown ones are refused."""
-        from .models import get_model_class   # models import this module: import late
-
-        unknown = sorted(set(tables) - {"model", "data", "train"})
-        if unknown:
-            raise GankitError(f"unknown table or key {', '.join(unknown)} at the top of {where}: "
-                              "put settings under [model], [data] or [train]")
-        for table in ("model", "data", "train"):
-            if not isinstance(tables.get(table, {}), dict):
-                raise GankitError(f"{table} in {where} must be a table, e.g. [{table}]")
-        model_values = dict(tables.get("model", {}))
-        name = model_values.pop("name", "gan")
-        model_cls = get_model_class(name)
-        return cls(model=name,
-                   model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
-                   data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
-                   train=from_dict(TrainConfig, tables.get("train", {}), f"[train] of {where}"))

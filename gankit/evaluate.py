@@ -20,6 +20,7 @@ import torch
 from .config import DataConfig
 from .data import ImageData, to_uint8
 from .errors import GankitError
+from .files import npy_images
 from .metrics import (class_entropy, class_histogram, collapse_alarm, feature_stats,
                       frechet_distance, inception_score, kid, precision_recall)
 
@@ -152,41 +153,6 @@ def read_images(path: str, ref: Reference) -> torch.Tensor:
     if Path(path).is_dir():
         return load_folder(path, image_size=shape[1], channels=shape[0]).images
     return npy_images(path)
-
-
-def npy_images(path: str) -> torch.Tensor:
-    """A .npy of uint8 images (N, H, W) or (N, H, W, C) as a uint8 tensor (N, C, H, W)."""
-    x = torch.from_numpy(np.array(load_npy(path)))   # out of the read-only memory map
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-
-
-def npy_array(images: torch.Tensor) -> np.ndarray:
-    """The inverse of npy_images: uint8 (N, C, H, W) -> (N, H, W) for one channel, else
-    (N, H, W, C), the layout `gankit sample --npy` writes and Pillow reads per image."""
-    arr = images.cpu().permute(0, 2, 3, 1).numpy()
-    return arr[..., 0] if arr.shape[-1] == 1 else arr
-
-
-def load_npy(path: str) -> np.ndarray:
-    """A .npy of uint8 images (N, H, W) or (N, H, W, C), memory-mapped; refused in one line
-    otherwise. Never unpickled: a file we were handed could run code."""
-    expected = "a .npy of uint8 images as `gankit sample --npy` writes, or a folder of images"
-    if not Path(path).is_file():
-        raise GankitError(f"--images {path} does not exist: pass {expected}")
-    try:
-        with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise GankitError(f"--images {path} is not a readable .npy file (no NumPy "
-                                  f"header): pass {expected}")
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        why = ("it holds Python objects, which gankit never unpickles" if "object" in str(e).lower()
-               else " ".join(str(e).split()) or type(e).__name__)
-        raise GankitError(f"--images {path} is not a readable .npy file ({why}): pass {expected}") from None
-    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise GankitError(f"--images {path} holds {arr.dtype} of shape {arr.shape}: expected uint8 "
-                          "(N, H, W) or (N, H, W, C), as `gankit sample --npy` writes")
-    return arr
 
 
 def draw(sample: Callable[[int], torch.Tensor], n: int, progress: bool = False) -> torch.Tensor:

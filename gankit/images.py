@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .data import to_uint8
 from .errors import GankitError
+from .files import atomic_write
 
 MIN_CELL = 56   # upscale small images (28x28) so a grid is comfortable to look at
 
@@ -53,26 +52,9 @@ def image_format(path: str | Path) -> str:
 
 def save_image(picture: Image.Image, path: str | Path) -> None:
     """Write via a temporary file so a reader never sees half a PNG."""
-    path = Path(path)
     fmt = image_format(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with _removed_on_failure(tmp):
-        picture.save(tmp, format=fmt)
-        os.replace(tmp, path)
-
-
-@contextmanager
-def _removed_on_failure(tmp: Path):
-    """A failed write (disk full, the target is a folder, Ctrl-C) leaves no temp file, and
-    an OSError becomes one line."""
-    try:
-        yield
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise GankitError(f"cannot write {tmp.with_suffix('')} ({e.strerror or e}): free "
-                              "space or choose another folder") from None
-        raise
+    with atomic_write(path) as f:
+        picture.save(f, format=fmt)
 
 
 def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
@@ -89,13 +71,10 @@ def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
         pictures = list(frames)
     if not pictures:
         raise ValueError("save_gif needs at least one frame")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     extra = {} if loop is None else {"loop": loop}
-    with _removed_on_failure(tmp):
-        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+    with atomic_write(path) as f:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
                          duration=duration_ms, **extra)
-        os.replace(tmp, path)
 
 
 def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],

@@ -1,13 +1,14 @@
 """Inpainting: given some pixels of an image, fill in the others with a trained model.
 
 A use of trained weights, not a fork of a model. The method follows from what the model
-offers, never from its name:
+declares it can do (gankit/models/base.py), never from its name:
 
-- a GAN (it has a discriminator): Yeh et al. 2017, "Semantic Image Inpainting with Deep
-  Generative Models" (CVPR). Search the latent z whose G(z) matches the known pixels (an
-  importance-weighted L1 "context loss") and that D finds real (the "prior loss"), then
-  Poisson-blend G(z) into the hole so its edges meet the known pixels.
-- a model with an encoder (ae, vae, cvae): clamped iteration, the imputation of Rezende,
+- any model, by latent search: Yeh et al. 2017, "Semantic Image Inpainting with Deep
+  Generative Models" (CVPR). Search the latent z whose decoded image matches the known
+  pixels (an importance-weighted L1 "context loss") and that the model finds realistic (the
+  "prior loss": a GAN's D, through the model's `realism_loss`), then Poisson-blend it into
+  the hole so its edges meet the known pixels.
+- a model that `reconstructs` (ae, vae, cvae): clamped iteration, the imputation of Rezende,
   Mohamed & Wierstra 2014 ("Stochastic Backpropagation and Approximate Inference in Deep
   Generative Models", section 5.3): x <- known ? y : reconstruct(x), repeated. We take the
   posterior and decoder means rather than samples, so the chain is deterministic.
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from .data import to_float, to_uint8
 from .errors import GankitError
 from .models import GenerativeModel
-from .models.adversarial import AdversarialModel
+from .runtime import evaluating
 
 # Yeh et al. 2017, section 3.3 and their experiments: lambda = 0.003 weighs the prior loss
 # against the context loss, and the importance weights count holes in a 7x7 window. On
@@ -159,8 +160,7 @@ def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
     iterations (autoencoders); lr, restarts (best of R starting points) and blend
     ("poisson" or "copy") concern the GAN search. Same seed, same output.
     """
-    search = _LatentSearch(model, lr, blend) if isinstance(model, AdversarialModel) else \
-        _ClampedSearch(model)
+    search = _ClampedSearch(model) if model.reconstructs else _LatentSearch(model, lr, blend)
     _check_args(model, images, known, labels, steps, restarts, blend)
     known = known.expand(len(images), 1, *images.shape[2:])
     steps = steps or search.default_steps
@@ -181,27 +181,13 @@ def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
     return torch.where(known, images, torch.cat(parts))
 
 
-def check_can_inpaint(model_cls: type[GenerativeModel], num_classes: int,
-                      label: int | None = None) -> None:
-    """GankitError unless models of this class can fill images (and take `label`): the CLI
-    asks before it loads the weights, from the checkpoint's metadata alone."""
-    if not (issubclass(model_cls, AdversarialModel) or model_cls.reconstructs):
-        from .models import model_name
-        raise GankitError(f"{model_name(model_cls)} has neither a discriminator nor an encoder: inpaint with "
-                          "a GAN, an autoencoder or a VAE checkpoint")
-    from .interpolate import check_label
-    check_label(model_cls, label, num_classes)
-
-
 def _check_args(model, images, known, labels, steps, restarts, blend) -> None:
-    check_can_inpaint(type(model), model.num_classes)
     if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
         raise GankitError(f"images must be uint8 {('N', *model.image_shape)} for this model, got "
                           f"{images.dtype} {tuple(images.shape)}")
     if known.dtype != torch.bool or known.shape[-2:] != images.shape[-2:]:
         raise GankitError("the mask must be bool (N, 1, H, W), True = known (see parse_mask)")
-    if (steps is not None and steps < 1) or restarts < 1:
-        raise GankitError(f"steps and restarts must be at least 1, got {steps} and {restarts}")
+    check_search(steps, restarts)
     if blend not in BLENDS:
         raise GankitError(f"unknown blend {blend!r}: use {' or '.join(BLENDS)}")
     if labels is not None:
@@ -209,6 +195,12 @@ def _check_args(model, images, known, labels, steps, restarts, blend) -> None:
             raise GankitError("labels need a conditional model; this one takes none")
         if len(labels) != len(images) or labels.min() < 0 or labels.max() >= model.num_classes:
             raise GankitError(f"labels must be one class in 0..{model.num_classes - 1} per image")
+
+
+def check_search(steps: int | None, restarts: int | None) -> None:
+    for flag, value in (("--steps", steps), ("--restarts", restarts)):
+        if value is not None and value < 1:
+            raise GankitError(f"{flag} must be at least 1, got {value}")
 
 
 def _search(search, y, known, labels, steps, screen, starts, gen, bar) -> torch.Tensor:
@@ -264,12 +256,12 @@ def context_loss(images: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) ->
 
 
 class _LatentSearch:
-    """GANs, Yeh et al. 2017: Adam on z against context + lambda * prior loss, then blend."""
+    """Yeh et al. 2017: Adam on z against context + lambda * prior loss, then blend."""
 
     random_start = True
     default_steps = GAN_STEPS
 
-    def __init__(self, model: AdversarialModel, lr: float, blend: str):
+    def __init__(self, model: GenerativeModel, lr: float, blend: str):
         self.model, self.lr, self.blend = model, lr, blend
 
     def start(self, y, known, gen):
@@ -282,12 +274,13 @@ class _LatentSearch:
         opt = torch.optim.Adam([z], lr=self.lr)
         for _ in range(steps):
             fake = self.model.decode(z, labels)
-            # The GAN losses are batch means; times B it is the sum of per-image losses, so
-            # each image's z gets the gradient of its own objective (networks in eval mode:
-            # no BatchNorm statistics couple the images). D itself, not discriminate(),
-            # which would apply training-time DiffAugment.
-            prior = self.model.loss.g(self.model.discriminator(fake, labels).view(-1)) * len(z)
-            loss = context_loss(fake, y, weight).sum() + PRIOR_WEIGHT * prior
+            loss = context_loss(fake, y, weight).sum()
+            # The realism loss is a batch mean; times B it is the sum of per-image losses,
+            # so each image's z gets the gradient of its own objective (networks in eval
+            # mode: no BatchNorm statistics couple the images).
+            prior = self.model.realism_loss(fake, labels)
+            if prior is not None:
+                loss = loss + PRIOR_WEIGHT * (prior * len(z))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -393,16 +386,14 @@ def _frozen(model: GenerativeModel):
     """Eval mode (BatchNorm's running statistics, no spectral-norm power steps) and no
     parameter gradients while z is searched; the model's state is restored afterwards."""
     flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        yield
+        with evaluating(model):
+            yield
     finally:
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
-        model.train(was_training)
 
 
 def _bar(total: int, progress: bool):
@@ -418,7 +409,7 @@ def read_inputs(path: str, image_shape: tuple[int, int, int], flag: str) -> torc
     .npy as `gankit sample --npy` writes (--images). Never resized: a mask is given in
     pixel coordinates, so an image of another size is refused rather than rescaled."""
     from .data.folder import EXTENSIONS, image_files
-    from .evaluate import npy_images
+    from .files import npy_images
     source = Path(path)
     if flag == "--image":
         return _read_picture(source, image_shape, flag)[None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .errors import GankitError
-from .models import GenerativeModel
+from .models import GenerativeModel, check_label
 
 MODES = ("slerp", "lerp")
 # Below this angle (about 1.8 degrees) slerp and lerp differ by less than 0.02% and
@@ -70,22 +70,10 @@ def strip_indices(n_points: int, frames_per_leg: int, per_row: int = 16) -> list
             for leg in range(n_points) for k in range(cols)]
 
 
-def check_label(model, label: int | None, num_classes: int | None = None) -> None:
-    """GankitError unless `label` suits the model: only for conditional ones, in range.
-
-    `model` is a model or its class (the CLI asks before loading weights, with the
-    checkpoint's `num_classes`)."""
-    if label is None:
-        return
-    from .models import MODELS, model_name
-    num_classes = model.num_classes if num_classes is None else num_classes
-    if not model.conditional:   # a class attribute: a model class answers too
-        conditional = ", ".join(n for n, c in MODELS.items() if c.conditional)
-        raise GankitError(f"--label needs a conditional model ({conditional}); "
-                          f"this checkpoint is {model_name(model)}: drop --label")
-    if not 0 <= label < num_classes:
-        raise GankitError(f"--label {label} is out of range: this model has "
-                          f"{num_classes} classes, use 0 to {num_classes - 1}")
+def check_walk(n_points: int, frames_per_leg: int) -> None:
+    for flag, value in (("--points", n_points), ("--frames", frames_per_leg)):
+        if value < 2:
+            raise GankitError(f"{flag} must be at least 2, got {value}")
 
 
 @torch.no_grad()
@@ -98,9 +86,7 @@ def latent_walk(model: GenerativeModel, n_points: int = 4, frames_per_leg: int =
     one class for the whole walk (`label`, default 0), so only the latent code changes.
     Decoded `chunk` frames at a time to bound memory for long walks.
     """
-    if n_points < 2 or frames_per_leg < 2:
-        raise GankitError(f"a walk needs at least 2 points and 2 frames per leg, got "
-                          f"{n_points} and {frames_per_leg}")
+    check_walk(n_points, frames_per_leg)
     check_label(model, label)
     path = walk_latents(model.latents(n_points, generator), frames_per_leg, mode)
     frames = []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .files import atomic_write
 from .images import plot_curves, save_image
 
 
@@ -39,12 +40,10 @@ class MetricsLog:
         return [r for r in rows if r.get("step", 0) <= resume_step]
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.path, "w") as f:
             writer = csv.DictWriter(f, self.columns)
             writer.writeheader()
             writer.writerows({**r, "step": int(r["step"])} for r in self.rows)
-        tmp.replace(self.path)
         self._file = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._file, self.columns)
 

@@ -1,10 +1,13 @@
-"""Device and CPU-thread choices."""
+"""Device and CPU-thread choices, and the inference mode of a network."""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
+from torch import nn
 
 from .errors import GankitError
 
@@ -51,3 +54,15 @@ def configure_threads(threads: int | None, device: torch.device) -> None:
     if device.type == "cpu":
         torch.set_num_threads(threads or default_threads())
     # On a GPU the CPU only launches kernels: leave torch's thread default alone.
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, `module` is in eval mode (BatchNorm on its running statistics,
+    no spectral-norm power steps); afterwards it is back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, distributed, __version__
+from . import checkpoint, distributed
 from .config import RunConfig, write_toml
 from .data import ImageData, load_data, to_float
 from .errors import GankitError
@@ -31,6 +31,7 @@ from .images import grid, save_image
 from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model
+from .runlock import RunLock
 from .runtime import configure_threads, default_threads, pick_device
 
 GRID = 25   # the original's 5x5 sample grid
@@ -55,91 +56,6 @@ class Run:
             return self.model.sample(n, generator=gen, labels=labels)
 
 
-# --- the training state a checkpoint holds ---------------------------------------------
-
-def state_tensors(model: GenerativeModel, batch_gen: torch.Generator,
-                  ema: EMA | None = None) -> tuple[dict, dict]:
-    """Weights, optimizer states and RNG states as (tensors, JSON skeleton)."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if ema is not None:   # the sampling weights: `gankit sample` prefers them
-        tensors.update({f"ema.{k}": v for k, v in ema.average.state_dict().items()})
-    skeleton = {name: checkpoint.flatten(opt.state_dict(), f"optim.{name}", tensors)
-                for name, opt in model.optimizers.items()}
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.batch"] = batch_gen.get_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    return tensors, skeleton
-
-
-def checkpoint_meta(cfg: RunConfig, model: GenerativeModel, data: ImageData, step: int,
-                    parallel: dict | None = None) -> dict:
-    return {"gankit_version": __version__, "torch_version": torch.__version__,
-            "model": cfg.model, "config": cfg.to_tables(), "step": step,
-            # processes, and the batch per process and per step (torchrun)
-            "data_parallel": parallel or distributed.Solo().describe(cfg.train.batch_size),
-            "image_shape": list(model.image_shape), "num_classes": model.num_classes,
-            "class_names": list(data.class_names), "dataset": data.name,
-            # How many training images each class had: the class prior p(y) that Bayes' rule
-            # needs when a conditional model classifies (gankit classify).
-            "class_counts": ([] if data.labels is None
-                             else torch.bincount(data.labels, minlength=len(data.class_names)).tolist())}
-
-
-def load_weights(model: GenerativeModel, tensors: dict, where: str) -> None:
-    weights = checkpoint.prefixed(tensors, "model.")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    reshaped = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
-    if missing or unexpected or reshaped:
-        parts = [f"{len(names)} {what} (e.g. {names[0]})" for names, what in
-                 ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape"))
-                 if names]
-        raise GankitError(f"checkpoint {where} does not fit this model: tensors {', '.join(parts)}; "
-                          "it belongs to another model or image shape")
-    model.load_state_dict(weights, strict=True)
-
-
-def restore(model, batch_gen, ema, tensors, meta, where) -> None:
-    load_weights(model, tensors, where)
-    try:
-        if ema is not None:
-            ema.average.load_state_dict(checkpoint.prefixed(tensors, "ema."))
-        for name, opt in model.optimizers.items():
-            opt.load_state_dict(checkpoint.unflatten(meta["optim"][name], tensors))
-        torch.set_rng_state(tensors["rng.torch"])
-        batch_gen.set_state(tensors["rng.batch"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise GankitError(f"checkpoint {where} lacks part of the training state ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:80] if str(e) else '?'}): it was edited or "
-                          "damaged; `gankit sample` can still use its weights, or start a new "
-                          "run") from None
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-
-
-# --- what the sample grids show --------------------------------------------------------
-
-def grid_latents(model: GenerativeModel, seed: int):
-    """Fixed noise (and labels) for the grids, from its own generator so that drawing it
-    does not move the run's RNG. A conditional model gets one row per class (up to 10),
-    with the same noise in every row, so each column keeps its style across classes."""
-    gen = torch.Generator().manual_seed(seed)
-    if model.conditional:
-        rows = min(model.num_classes, 10)
-        z = model.latents(10, gen).repeat(rows, 1)
-        return z, torch.arange(rows).repeat_interleave(10), 10
-    return model.latents(GRID, gen), None, 5
-
-
-def grid_images(data: ImageData, seed: int, device: torch.device, n: int = 10):
-    """n fixed training images (and labels) to show beside their reconstructions."""
-    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]
-    labels = data.labels[idx].to(device) if data.labels is not None else None
-    return to_float(data.images[idx].to(device)), labels
-
-
 # --- divergence ------------------------------------------------------------------------
 
 class Diverged(GankitError):
@@ -158,31 +74,49 @@ def nonfinite_weights(model: GenerativeModel) -> list[str]:
 
 # --- the run folder ----------------------------------------------------------------------
 
-def check_out(out: str, resume: bool) -> Path:
-    """Refuse a run folder that would lose work, before anything is loaded or written."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise GankitError(f"run folder {path} is a file: choose another --out")
-    last = checkpoint.last_in(path)
-    if resume and not last.is_file():
-        raise GankitError(f"nothing to resume in {path}: no checkpoints/last.safetensors "
-                          "(drop --resume to start a new run)")
-    if not resume and last.is_file():
-        raise GankitError(f"{path} already holds a run: pass --resume to continue it, "
-                          "or --out NEW_FOLDER to start another")
-    return path
+class RunFolder:
+    """Rank 0's run folder: refused when it would lose work, locked while training, created
+    only once everything it needs has loaded (a bad device, dataset or model leaves none)."""
 
+    def __init__(self, out: str, resume: bool):
+        self.path, self.resume = Path(out), resume
+        self.lock = RunLock(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise GankitError(f"run folder {self.path} is a file: choose another --out")
+        if resume:
+            checkpoint.to_resume(self.path)   # before anything is loaded
+        if self.path.is_dir():
+            self._claim()
 
-def create_out(path: Path) -> None:
-    try:
-        (path / "samples").mkdir(parents=True, exist_ok=True)
-        (path / "checkpoints").mkdir(exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
-                          "choose another --out") from None
+    def _claim(self) -> None:
+        """Take the lock, then look: another process may have written a run meanwhile."""
+        self.lock.acquire()
+        try:
+            if self.resume:
+                checkpoint.to_resume(self.path)
+            elif checkpoint.last_in(self.path).is_file():
+                raise GankitError(f"{self.path} already holds a run: pass --resume to "
+                                  "continue it, or --out NEW_FOLDER to start another")
+        except GankitError:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def create(self) -> None:
+        path = self.path
+        try:
+            (path / "samples").mkdir(parents=True, exist_ok=True)
+            (path / "checkpoints").mkdir(exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
+                              "choose another --out") from None
+        if not self.lock.held:
+            self._claim()
 
 
 class StopSignals:
@@ -219,11 +153,13 @@ class StopSignals:
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
     """Train; under torchrun, as one of its processes (see gankit/distributed.py)."""
     job = distributed.from_env()
+    folder = None
     try:
         with warnings.catch_warnings():
             if not job.main:   # the same warnings would come once per process
                 warnings.simplefilter("ignore")
-            return _train(cfg, resume, progress and job.main, job)
+            folder = RunFolder(cfg.train.out, resume) if job.main else None
+            return Trainer(cfg, resume, progress and job.main, job, folder).fit()
     except RuntimeError as e:
         # torch.distributed's errors (DistError and gloo's plain RuntimeErrors) when another
         # process died or went silent; anything else is a bug and keeps its traceback.
@@ -231,151 +167,223 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             raise distributed.lost_contact(e) from None
         raise
     finally:
+        if folder is not None:
+            folder.release()
         job.leave()
 
 
-def _train(cfg: RunConfig, resume: bool, progress: bool, job: distributed.Solo) -> Run:
-    tc, main = cfg.train, job.main   # only the main process (rank 0) writes files
-    out = check_out(tc.out, resume) if main else Path(tc.out)
-    device = job.device(pick_device(tc.device))   # under torchrun: joins the process group
-    if device.type == "cpu" and tc.threads is None:
-        # Record the thread count: it changes the float rounding of matrix products, so a
-        # resumed run must use the same count to match an uninterrupted one bit for bit.
-        threads = default_threads(job.local_world_size)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, threads=threads))
-        tc = cfg.train
-    configure_threads(tc.threads, device)
+class Trainer:
+    """One run of the loop. Set up in the constructor (in an order that fixes what the
+    RNG draws: a resumed run must continue bit for bit), then `fit()`:
 
-    with job.local_main_first():   # one download per machine, not one per process
-        data = load_data(cfg.data)
-    torch.manual_seed(tc.seed)   # weight init; a resumed run overwrites it below
-    model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes).to(device)
-    if tc.sync_bn:
-        model = distributed.convert_sync_batchnorm(model, job, device, resumed=resume)
-    evaluator = None
-    if tc.eval_every and main:   # may train the dataset's feature classifier first (once; cached)
-        from .evaluate import InTraining
-        evaluator = InTraining(cfg.data, tc.eval_samples, device, progress)
-    if main:
-        create_out(out)   # only now: a bad device, dataset or model leaves no empty run folder
-    model.optimizers = model.configure_optimizers()
-    ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
-    batch_gen = torch.Generator(device=device).manual_seed(tc.seed)
-    step, saved = 0, None
-    if resume:
-        saved, meta = checkpoint.load(checkpoint.last_in(out))
-        restore(model, batch_gen, ema, saved, meta, out)
-        step = meta["step"]
-    job.wait_for_main()   # rank 0 may have spent minutes on the feature classifier
-    job.attach(model, *([ema.average] if ema else []))   # rank 0's weights everywhere
-    distributed.seed_rank(job, tc.seed, batch_gen, step, saved)   # other batches and noise
-    parallel = job.describe(tc.batch_size)
-    if main:
+        while steps remain: step() -> every N steps: evaluate(), log(), save_samples(),
+        save_checkpoint() -> at the end (or on Ctrl-C) whichever of them did not just run.
+
+    Under torchrun every process runs it; only the main process (rank 0) writes files.
+    """
+
+    def __init__(self, cfg: RunConfig, resume: bool, progress: bool, job: distributed.Solo,
+                 folder: RunFolder | None):
+        self.job, self.main, self.resume, self.folder = job, job.main, resume, folder
+        self.out = Path(cfg.train.out)
+        self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
+        self.cfg = cfg = _with_threads(cfg, self.device, job)
+        self.tc = tc = cfg.train
+        configure_threads(tc.threads, self.device)
+        with job.local_main_first():   # one download per machine, not one per process
+            self.data = load_data(cfg.data)
+        self._build_model()
+        self.evaluator = None
+        if tc.eval_every and self.main:   # may train the feature classifier first (once; cached)
+            from .evaluate import InTraining
+            self.evaluator = InTraining(cfg.data, tc.eval_samples, self.device, progress)
+        if self.main:
+            self.folder.create()   # only now, with everything loaded
+        self._training_state()
+        self._write_config()
+        self._grid_inputs()
+        self.log = (MetricsLog(self.out, self.model.metric_names, resume_step=self.step,
+                               extra=("fid", "class_entropy") if tc.eval_every else ())
+                    if self.main else None)
+        self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{cfg.model} {self.data.name}",
+                        unit="it", disable=not progress, dynamic_ncols=True, mininterval=0.5)
+        # The one scheduled place for everything that happens "every N steps". Evaluation
+        # first, so that its scores go into this step's row and checkpoint.
+        self.hooks: list[tuple[int, Callable[[], None]]] = [
+            *([(tc.eval_every, self.evaluate)] if tc.eval_every else []),
+            (tc.log_every, self.log_metrics), (tc.sample_every, self.save_samples),
+            (tc.checkpoint_every, self.save_checkpoint)]
+        self.ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states
+        self.interrupted: int | None = None
+
+    # --- set up ------------------------------------------------------------------------
+
+    def _build_model(self) -> None:
+        cfg, data = self.cfg, self.data
+        torch.manual_seed(cfg.train.seed)   # weight init; a resumed run overwrites it
+        model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes)
+        model.class_names = list(data.class_names)
+        model.class_counts = _class_counts(data)
+        self.model = model.to(self.device)
+        if cfg.train.sync_bn:
+            self.model = distributed.convert_sync_batchnorm(self.model, self.job, self.device,
+                                                            resumed=self.resume)
+
+    def _training_state(self) -> None:
+        """Optimizers, EMA and the batch RNG, restored from the checkpoint on resume; then
+        every process gets rank 0's weights and its own random streams."""
+        model, tc, job = self.model, self.tc, self.job
+        model.optimizers = model.configure_optimizers()
+        self.ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
+        self.batch_gen = torch.Generator(device=self.device).manual_seed(tc.seed)
+        self.step, saved, meta = 0, None, {}
+        if self.resume:
+            saved, meta = checkpoint.load(checkpoint.last_in(self.out))
+            checkpoint.restore(model, self.batch_gen, self.ema, saved, meta, self.out)
+            self.step = meta["step"]
+        self.last_good = self.step if self.resume else None   # the newest checkpoint's step
+        self.best_fid = meta.get("best_fid", math.inf)        # with --eval-every
+        job.wait_for_main()   # rank 0 may have spent minutes on the feature classifier
+        job.attach(model, *([self.ema.average] if self.ema else []))
+        distributed.seed_rank(job, tc.seed, self.batch_gen, self.step, saved)
+
+    def _write_config(self) -> None:
+        self.parallel = self.job.describe(self.tc.batch_size)
+        if not self.main:
+            return
         note = ""
-        if job.world_size > 1:
-            note = (f"{job.world_size} processes ({job.backend}) x batch_size {tc.batch_size} "
-                    f"= {parallel['global_batch_size']} images per step; batch_size is per process")
-            print(f"gankit: {note}; rank 0 writes {out}", flush=True)
-        write_toml(out / "config.toml", cfg.to_tables(), comment=note)
+        if self.job.world_size > 1:
+            note = (f"{self.job.world_size} processes ({self.job.backend}) x batch_size "
+                    f"{self.tc.batch_size} = {self.parallel['global_batch_size']} images per "
+                    "step; batch_size is per process")
+            print(f"gankit: {note}; rank 0 writes {self.out}", flush=True)
+        write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=note)
 
-    images = data.images.to(device)
-    labels = data.labels.to(device) if data.labels is not None else None
-    n_real = model.real_batch_size(tc.batch_size)
-    fixed_z, fixed_labels, nrow = grid_latents(model, tc.seed)
-    fixed_real = grid_images(data, tc.seed, device) if model.reconstructs else None
-    best = None
-    if evaluator is not None:
-        best = {"fid": meta.get("best_fid", math.inf) if resume else math.inf}
-    last_good = {"step": step if resume else None}
-    log = (MetricsLog(out, model.metric_names, resume_step=step,
-                      extra=("fid", "class_entropy") if tc.eval_every else ()) if main else None)
-    ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states, for checkpoints
+    def _grid_inputs(self) -> None:
+        """Fixed noise (and labels) for the sample grids, from a generator of their own so
+        that drawing it does not move the run's RNG; for models with an encoder, also n
+        fixed training images to show beside their reconstructions."""
+        model, seed, data = self.model, self.tc.seed, self.data
+        self.fixed_z, self.fixed_labels, self.nrow = model.grid_inputs(
+            GRID, torch.Generator().manual_seed(seed), per_class=10, max_classes=10)
+        self.fixed_real = None
+        if model.reconstructs:
+            pick = torch.Generator().manual_seed(seed)
+            idx = torch.randperm(len(data.images), generator=pick)[:10]
+            labels = data.labels[idx].to(self.device) if data.labels is not None else None
+            self.fixed_real = to_float(data.images[idx].to(self.device)), labels
 
-    def save_samples(s):
-        with averaged(model, ema):
-            fakes = model.sample(latents=fixed_z, labels=fixed_labels)
-        save_image(grid(fakes, nrow=nrow), out / "samples" / f"step_{s:06d}.png")
-        if fixed_real is not None:   # originals above, their reconstructions below
-            real, y = fixed_real
+    # --- the loop ----------------------------------------------------------------------
+
+    def fit(self) -> Run:
+        tc, job = self.tc, self.job
+        images = self.data.images.to(self.device)
+        labels = self.data.labels.to(self.device) if self.data.labels is not None else None
+        n_real = self.model.real_batch_size(tc.batch_size)
+        hashes = distributed.step_hashes(job.rank)   # a debugging aid; off unless asked for
+        try:
+            with StopSignals(exit_on_second=not isinstance(job, distributed.Job)) as stop:
+                while self.step < tc.steps and job.agree_to_stop(stop.signum) is None:
+                    idx = torch.randint(len(images), (n_real,), device=self.device,
+                                        generator=self.batch_gen)
+                    self.train_step(to_float(images[idx]),
+                                    labels[idx] if labels is not None else None)
+                    if hashes is not None:
+                        hashes.write(self.step, self.model, idx)
+                    self.run_hooks(lambda every: self.step % every == 0)
+                self.interrupted = job.agree_to_stop(stop.signum) or stop.signum
+                # The end, or a stop request: whatever was not just written, write now.
+                self.run_hooks(lambda every: self.step % every != 0)
+        finally:   # also on divergence: metrics.csv and loss.png show how it went
+            self.bar.close()
+            if self.log is not None:
+                self.log.close()
+        return Run(out=self.out, model=self.model, config=self.cfg, step=self.step,
+                   metrics=self.log.rows if self.log else [], interrupted=self.interrupted,
+                   ema=self.ema, rank=job.rank, world_size=job.world_size)
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> None:
+        metrics = self.model.training_step(real, labels)
+        self.job.sync_buffers(self.model)   # BatchNorm statistics and the like: rank 0's
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(getattr(self.model, self.model.sampling_network))
+        if self.log is not None:
+            self.log.add(metrics)
+        self.bar.update(1)
+
+    def run_hooks(self, due: Callable[[int], bool]) -> None:
+        """The hooks whose interval `due` accepts; rank 0 runs them while the others wait."""
+        hooks = [hook for every, hook in self.hooks if due(every)]
+        if not hooks:
+            return
+        self.ranks_rng.update(self.job.rng_states(self.batch_gen))
+        if self.main:
+            for hook in hooks:
+                hook()
+        self.job.wait_for_main()
+
+    # --- the hooks (rank 0) ------------------------------------------------------------
+
+    def log_metrics(self) -> None:
+        self.log.flush(self.step)
+        self.bar.set_postfix(self.log.postfix(), refresh=False)
+        bad = [k for k in self.model.metric_names if not math.isfinite(self.log.rows[-1][k])]
+        if bad:
+            raise Diverged(self.step, f"{', '.join(bad)} became NaN or infinite", self.out,
+                           self.last_good)
+
+    def save_samples(self) -> None:
+        model, folder = self.model, self.out / "samples"
+        with averaged(model, self.ema):
+            fakes = model.sample(latents=self.fixed_z, labels=self.fixed_labels)
+        save_image(grid(fakes, nrow=self.nrow), folder / f"step_{self.step:06d}.png")
+        if self.fixed_real is not None:   # originals above, their reconstructions below
+            real, y = self.fixed_real
             pair = torch.cat([real, model.reconstruct(real, y)])
-            save_image(grid(pair, nrow=len(real)), out / "samples" / f"recon_{s:06d}.png")
+            save_image(grid(pair, nrow=len(real)), folder / f"recon_{self.step:06d}.png")
 
-    def save_checkpoint(s, name="last"):
-        bad = nonfinite_weights(model)   # a diverged model must not replace the last good one
+    def evaluate(self) -> None:
+        with averaged(self.model, self.ema):
+            scores = self.evaluator(self.model)
+        self.log.note(scores)
+        if scores["fid"] < self.best_fid:
+            self.best_fid = scores["fid"]
+            self.save_checkpoint("best")
+
+    def save_checkpoint(self, name: str = "last") -> None:
+        s = self.step
+        bad = nonfinite_weights(self.model)   # a diverged model must not replace a good one
         if bad:
             raise Diverged(s, f"weights {', '.join(bad[:2])}{' ...' if len(bad) > 2 else ''} "
-                           "became NaN or infinite", out, last_good["step"])
-        tensors, skeleton = state_tensors(model, batch_gen, ema)
-        tensors.update(ranks_rng)
-        meta = {**checkpoint_meta(cfg, model, data, s, parallel), "optim": skeleton}
-        if best is not None:   # what the run's fid column means, and its best value
-            meta.update(best_fid=best["fid"], evaluation=evaluator.describe())
-        path = out / "checkpoints" / f"{name}.safetensors"
+                           "became NaN or infinite", self.out, self.last_good)
+        tensors, skeleton = checkpoint.training_state(self.model, self.batch_gen, self.ema)
+        tensors.update(self.ranks_rng)
+        meta = {**checkpoint.run_meta(self.cfg, self.model, s, self.data.name, self.parallel),
+                "optim": skeleton}
+        if self.evaluator is not None:   # what the run's fid column means, and its best value
+            meta.update(best_fid=self.best_fid, evaluation=self.evaluator.describe())
+        path = self.out / "checkpoints" / f"{name}.safetensors"
         checkpoint.save(path, tensors, meta)
         if name == "last":
-            last_good["step"] = s
-            if tc.keep:
-                checkpoint.keep_numbered(path, s, tc.keep)
+            self.last_good = s
+            if self.tc.keep:
+                checkpoint.keep_numbered(path, s, self.tc.keep)
 
-    def evaluate(s):
-        with averaged(model, ema):
-            scores = evaluator(model)
-        log.note(scores)
-        if scores["fid"] < best["fid"]:
-            best["fid"] = scores["fid"]
-            save_checkpoint(s, "best")
 
-    bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.model} {data.name}", unit="it",
-               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+def _with_threads(cfg: RunConfig, device: torch.device, job: distributed.Solo) -> RunConfig:
+    """The config with its CPU thread count filled in. Recorded because it changes the float
+    rounding of matrix products: a resumed run must use the same count to match an
+    uninterrupted one bit for bit."""
+    if device.type != "cpu" or cfg.train.threads is not None:
+        return cfg
+    threads = default_threads(job.local_world_size)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads))
 
-    def log_metrics(s):
-        log.flush(s)
-        bar.set_postfix(log.postfix(), refresh=False)
-        bad = [k for k in model.metric_names if not math.isfinite(log.rows[-1][k])]
-        if bad:
-            raise Diverged(s, f"{', '.join(bad)} became NaN or infinite", out, last_good["step"])
 
-    # The one scheduled place for everything that happens "every N steps".
-    # Evaluation first, so its scores go into this step's row and checkpoint.
-    hooks: list[tuple[int, Callable[[int], None]]] = [
-        (tc.log_every, log_metrics), (tc.sample_every, save_samples),
-        (tc.checkpoint_every, save_checkpoint)]
-    if tc.eval_every:
-        hooks.insert(0, (tc.eval_every, evaluate))
-
-    def run_hooks(s, due):
-        if not due:
-            return
-        ranks_rng.update(job.rng_states(batch_gen))
-        if main:
-            for hook in due:
-                hook(s)
-        job.wait_for_main()   # the others wait while rank 0 writes
-
-    hashes = distributed.step_hashes(job.rank)   # a debugging aid; off unless asked for
-    try:
-        with StopSignals(exit_on_second=not isinstance(job, distributed.Job)) as stop:
-            while step < tc.steps and job.agree_to_stop(stop.signum) is None:
-                idx = torch.randint(len(images), (n_real,), device=device, generator=batch_gen)
-                out_metrics = model.training_step(to_float(images[idx]),
-                                                  labels[idx] if labels is not None else None)
-                job.sync_buffers(model)   # BatchNorm statistics and the like: rank 0's
-                step += 1
-                if ema is not None:
-                    ema.update(getattr(model, model.sampling_network))
-                if log is not None:
-                    log.add(out_metrics)
-                bar.update(1)
-                if hashes is not None:
-                    hashes.write(step, model, idx)
-                run_hooks(step, [hook for every, hook in hooks if step % every == 0])
-            interrupted = job.agree_to_stop(stop.signum)
-            # The end, or a stop request: whatever was not just written, write now.
-            run_hooks(step, [hook for every, hook in hooks if step % every != 0])
-    finally:   # also on divergence: metrics.csv and loss.png show how it went
-        bar.close()
-        if log is not None:
-            log.close()
-    return Run(out=out, model=model, config=cfg, step=step, metrics=log.rows if log else [],
-               interrupted=interrupted or stop.signum, ema=ema, rank=job.rank,
-               world_size=job.world_size)
+def _class_counts(data: ImageData) -> list[int]:
+    """How many training images each class had: the class prior p(y) that Bayes' rule needs
+    when a conditional model classifies (gankit classify)."""
+    if data.labels is None:
+        return []
+    return torch.bincount(data.labels, minlength=len(data.class_names)).tolist()

@@ -9,7 +9,7 @@ import torch
 from gankit import checkpoint
 from gankit.api import load
 from gankit.errors import GankitError
-from gankit.trainer import load_weights, restore, state_tensors
+from gankit.checkpoint import load_weights, restore, training_state
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_optimizer_state_round_trips_exactly(trained_gan):
 def test_training_state_restores_bit_for_bit(tmp_path, trained_gan):
     model = trained_gan()
     gen = torch.Generator().manual_seed(3)
-    tensors, skeleton = state_tensors(model, gen)
+    tensors, skeleton = training_state(model, gen)
     checkpoint.save(tmp_path / "c.safetensors", tensors, {"optim": skeleton, "step": 1})
     loaded, meta = checkpoint.load(tmp_path / "c.safetensors")
     other = trained_gan()
@@ -88,7 +88,7 @@ def test_foreign_safetensors_file_is_refused(tmp_path):
 
 def test_weights_of_another_shape_or_with_missing_tensors(tmp_path, trained_gan, make_model):
     model = trained_gan((1, 28, 28))
-    tensors, _ = state_tensors(model, torch.Generator())
+    tensors, _ = training_state(model, torch.Generator())
     rgb = make_model("gan", (3, 32, 32), num_classes=0, optimizers=False)
     with pytest.raises(GankitError, match="does not fit"):
         load_weights(rgb, tensors, "c")

@@ -11,9 +11,8 @@ from test_cli import FAST, one_line_error
 
 from gankit.errors import GankitError
 from gankit.images import save_gif
-from gankit.interpolate import (check_label, latent_walk, lerp, slerp, strip_indices,
-                                walk_latents)
-from gankit.models import MODELS
+from gankit.interpolate import latent_walk, lerp, slerp, strip_indices, walk_latents
+from gankit.models import MODELS, check_label
 
 T = torch.linspace(0, 1, 11)
 

@@ -7,8 +7,7 @@ from gankit import checkpoint
 from gankit.api import load
 from gankit.config import RunConfig
 from gankit.models import MODELS, model_name
-from gankit.trainer import checkpoint_meta, state_tensors
-from gankit.data import ImageData
+from gankit.checkpoint import run_meta, training_state
 
 SHAPES = [(1, 28, 28), (3, 16, 16)]
 
@@ -58,10 +57,9 @@ def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path, make_mode
     model = make_model(name, SHAPES[1])
     model.training_step(*batch(model))
     cfg = RunConfig(model=name, model_cfg=model.cfg)
-    data = ImageData(torch.zeros(1, *SHAPES[1], dtype=torch.uint8), None, [str(i) for i in range(10)])
-    tensors, skeleton = state_tensors(model, torch.Generator())
+    tensors, skeleton = training_state(model, torch.Generator())
     checkpoint.save(tmp_path / "c.safetensors", tensors,
-                    {**checkpoint_meta(cfg, model, data, 1), "optim": skeleton})
+                    {**run_meta(cfg, model, 1), "optim": skeleton})
     again = load(tmp_path / "c.safetensors")
     assert model_name(again) == name
     z = model.latents(6, torch.Generator().manual_seed(3))

@@ -12,13 +12,13 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 from pathlib import Path
 
 from ..errors import GankitError
+from ..files import atomic_write
 
 # One timeout for connecting and for each read: short, so that an offline machine (or a
 # firewall that drops packets) costs seconds per mirror, not the OS's minutes.
@@ -74,19 +74,13 @@ def fetch(filename: str, mirrors: list[str], sha256: str, dest_dir: str | os.Pat
 
 
 def _download(url: str, dest: Path, sha256: str, timeout: float) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    done = False
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _stream(url, out, timeout, dest.name)
+    # A fresh temporary name: two processes may download the same file side by side. Any
+    # failure, Ctrl-C included, removes it: no partial file survives.
+    with atomic_write(dest, unique=True) as out:
+        digest = _stream(url, out, timeout, dest.name)
         if digest != sha256:
             raise _Failed(f"checksum mismatch (SHA-256 {digest[:16]}..., expected "
                           f"{sha256[:16]}...)")
-        os.replace(tmp, dest)
-        done = True
-    finally:
-        if not done:   # any failure, Ctrl-C included: no partial file survives
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _stream(url: str, out, timeout: float, label: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from ..files import cache_folder
 from . import ImageData
 from .download import DownloadError, fetch
 from .idx import read_images, read_labels
@@ -77,10 +78,7 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The data dir: the argument, else $GANKIT_DATA, else the user cache folder."""
     if data_dir:
         return Path(data_dir).expanduser()
-    if os.environ.get("GANKIT_DATA"):
-        return Path(os.environ["GANKIT_DATA"]).expanduser()
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("gankit")) / "data"
+    return cache_folder("GANKIT_DATA", "data")
 
 
 def is_offline(offline: bool | None = None) -> bool:

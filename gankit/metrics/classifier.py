@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..data import ImageData, to_float
 from ..errors import GankitError
-from ..runtime import configure_threads, default_threads
+from ..files import cache_folder
+from ..runtime import configure_threads, default_threads, evaluating
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -94,19 +95,15 @@ class Classifier(nn.Module):
             raise GankitError(f"images of shape {tuple(images.shape[1:])} given to a classifier "
                               f"trained on {self.image_shape}: evaluate against the dataset "
                               f"the model was trained on")
-        was_training = self.training
-        self.eval()
         device = next(self.parameters()).device
         feats, probs = [], []
-        try:
+        with evaluating(self):
             for start in range(0, len(images), batch_size):
                 x = images[start:start + batch_size].to(device)
                 x = to_float(x) if x.dtype == torch.uint8 else x.float()
                 f = self.body(x)
                 feats.append(f.float().cpu())
                 probs.append(F.softmax(self.head(f).float(), dim=1).cpu())
-        finally:
-            self.train(was_training)
         if not feats:
             return torch.zeros(0, FEATURE_DIM), torch.zeros(0, self.num_classes)
         return torch.cat(feats), torch.cat(probs)
@@ -288,10 +285,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """The argument, else $GANKIT_CACHE, else platformdirs' user cache folder for gankit."""
     if cache_dir:
         return Path(cache_dir).expanduser()
-    if os.environ.get("GANKIT_CACHE"):
-        return Path(os.environ["GANKIT_CACHE"]).expanduser()
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("gankit"))
+    return cache_folder("GANKIT_CACHE")
 
 
 def load_or_train(data_cfg: DataConfig, seed: int = 0, cache_dir: str | os.PathLike | None = None,

@@ -1,6 +1,7 @@
 """The model registry: the only place a model's name appears.
 
-Adding a model is one file in this folder and one line here.
+Adding a model is one file in this folder and one line here. Everything else asks a model
+what it can do (the capabilities declared in base.py), never which one it is.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ MODELS: dict[str, type[GenerativeModel]] = {
     "vae": VAE,
     "cvae": CVAE,
 }
+DEFAULT = "gan"   # the guide's own model: what `gankit train` trains when told nothing
 
 
-def get_model_class(name: str) -> type[GenerativeModel]:
+def get_model_class(name: str | None = None) -> type[GenerativeModel]:
+    """The class registered as `name` (None: the default model)."""
     try:
-        return MODELS[name]
-    except KeyError:
+        return MODELS[DEFAULT if name is None else name]
+    except (KeyError, TypeError):
         raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)}") from None
 
 
@@ -42,5 +45,28 @@ def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
     raise KeyError(wanted.__name__)
 
 
+def names_that(capable) -> str:
+    """The registered models for which `capable(cls)` holds, for error messages that
+    suggest one: e.g. names_that(lambda c: c.conditional) -> "cgan, cvae"."""
+    return ", ".join(name for name, cls in MODELS.items() if capable(cls))
+
+
 def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:
     return get_model_class(name)(cfg, image_shape, num_classes)
+
+
+def check_label(model: GenerativeModel | type[GenerativeModel], label: int | None,
+                num_classes: int | None = None) -> None:
+    """GankitError unless `label` suits the model: only for conditional ones, in range.
+
+    `model` is a model or its class (a command asks before loading weights, with the
+    checkpoint's `num_classes`). Serves `sample`, `interpolate` and `inpaint` alike."""
+    if label is None:
+        return
+    num_classes = model.num_classes if num_classes is None else num_classes
+    if not model.conditional:   # a class attribute: a model class answers too
+        raise GankitError(f"--label needs a conditional model ({names_that(lambda c: c.conditional)}); "
+                          f"this checkpoint is {model_name(model)}: drop --label")
+    if not 0 <= label < num_classes:
+        raise GankitError(f"--label {label} is out of range: this model has "
+                          f"{num_classes} classes, use 0 to {num_classes - 1}")

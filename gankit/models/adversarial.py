@@ -121,6 +121,11 @@ class AdversarialModel(GenerativeModel):
             x = diff_augment(x)
         return self.discriminator(x, labels).view(-1)
 
+    def realism_loss(self, images, labels=None):
+        """G's loss on D's verdict: low when D takes `images` for real. D itself, not
+        discriminate(), which would apply training-time DiffAugment."""
+        return self.loss.g(self.discriminator(images, labels).view(-1))
+
     def with_penalty(self, loss, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's loss plus the weighted gradient penalty, and the penalty (None when off)."""
         if not self.cfg.gp:

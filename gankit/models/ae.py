@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ModelConfig, _finite_positive, _positive, _unit_interval
+from ..runtime import evaluating
 from .base import GenerativeModel, adam
 from .nets import ConvEncoder, ConvGenerator
 
@@ -111,9 +112,5 @@ class AE(GenerativeModel):
 
     @torch.no_grad()
     def reconstruct(self, images, labels=None):
-        was_training = self.training
-        self.eval()   # BatchNorm's running statistics, not this batch's
-        try:
+        with evaluating(self):   # BatchNorm's running statistics, not this batch's
             return self.decoder(self.encoder(images))
-        finally:
-            self.train(was_training)

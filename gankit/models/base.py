@@ -1,8 +1,19 @@
-"""What every model gives the trainer.
+"""What every model gives the trainer, and what the uses of a trained model may ask of it.
 
 A model owns its networks, its optimizers and one `training_step`; the trainer owns
 everything else (devices, seeding, batches, logging, grids, checkpoints, resume). The
 trainer never asks which model it is running.
+
+The uses (gankit/inpaint.py, classify.py, interpolate.py, the CLI) ask a model what it
+can do through the capabilities below, each a class attribute with its hook, and never
+check its class or its attributes:
+
+    capability       hook                       used by
+    (every model)    latents(), decode(),       sample, interpolate; inpainting's latent
+                     sample(), realism_loss()   search (with D's verdict as its prior term)
+    conditional      labels in the above        sample --label, per-class grids, classify
+    reconstructs     reconstruct()              recon grids; inpainting by clamped iteration
+    has_likelihood   log_likelihood()           classify (Bayes' rule on log p(x|y))
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import GankitError
+from ..runtime import evaluating
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -44,6 +56,8 @@ class GenerativeModel(nn.Module):
     conditional: ClassVar[bool] = False
     # Has an encoder: reconstruct() maps images to their reconstructions.
     reconstructs: ClassVar[bool] = False
+    # Gives a lower bound on log p(x) (log p(x|y) if conditional): log_likelihood().
+    has_likelihood: ClassVar[bool] = False
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
@@ -51,6 +65,13 @@ class GenerativeModel(nn.Module):
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        # What the model knows of its data, set by the trainer and by gankit.load from the
+        # checkpoint: the classes' names, and how many training images each had (the
+        # class prior p(y) that classification needs; empty when unknown).
+        self.class_names: list[str] = [str(k) for k in range(num_classes)]
+        self.class_counts: list[int] = []
+        # gankit.load: the RunConfig the model was trained with (None for a new model).
+        self.run_config = None
         if self.conditional and num_classes < 2:
             raise GankitError(f"{type(self).__name__} is conditional and needs labelled data "
                               "with 2 or more classes: use mnist, fashion-mnist or a folder "
@@ -87,6 +108,23 @@ class GenerativeModel(nn.Module):
         net = getattr(self, self.sampling_network)
         return net(latents, labels) if self.conditional else net(latents)
 
+    def grid_inputs(self, n: int, generator: torch.Generator | None = None,
+                    label: int | None = None, per_class: int | None = None,
+                    max_classes: int | None = None):
+        """(latents, labels or None, images per row or None) for a grid of samples.
+
+        n codes for an unconditional model, or for class `label`. Otherwise one row per
+        class (the first `max_classes`), `per_class` codes each (default: n spread over
+        the classes), the same codes in every row, so that each column keeps its style
+        across classes and class and style can be told apart."""
+        if self.conditional and label is None:
+            rows = min(self.num_classes, max_classes or self.num_classes)
+            k = per_class or -(-n // self.num_classes)
+            z = self.latents(k, generator).repeat(rows, 1)
+            return z, torch.arange(rows).repeat_interleave(k), k
+        z = self.latents(n, generator)
+        return z, None if label is None else torch.full((n,), label), None
+
     @torch.no_grad()
     def sample(self, n: int | None = None, *, latents: torch.Tensor | None = None,
                labels: torch.Tensor | None = None,
@@ -102,15 +140,27 @@ class GenerativeModel(nn.Module):
             if labels is None:
                 labels = torch.arange(len(latents)) % self.num_classes
             labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
-        net = getattr(self, self.sampling_network)
-        was_training = net.training
-        net.eval()
-        try:
+        with evaluating(getattr(self, self.sampling_network)):
             return self.decode(latents, labels)
-        finally:
-            net.train(was_training)
+
+    # --- hooks of the capabilities above; a model that declares one overrides its hook ---
+
+    def realism_loss(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """A loss, averaged over the batch, that is low when `images` (in [-1, 1]) look like
+        the training data to the model, with gradients to the images: the prior term of
+        inpainting by latent search (Yeh et al. 2017). None: the model has no judge of
+        realism, and the search fits the known pixels alone."""
+        return None
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] -> their reconstructions (models with an encoder only)."""
-        raise NotImplementedError(f"{type(self).__name__} has no encoder")
+        """Images in [-1, 1] -> their reconstructions (models that declare `reconstructs`)."""
+        raise GankitError(f"{type(self).__name__} has no encoder: it cannot reconstruct images")
+
+    def log_likelihood(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                       samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A lower bound on log p(x) (log p(x|y) for a conditional model), per image (B,),
+        for images in [-1, 1]; `samples` tightens it where the bound is a Monte Carlo one,
+        whose noise is drawn from `generator` (models that declare `has_likelihood`)."""
+        raise GankitError(f"{type(self).__name__} gives no likelihood p(x) (it generates "
+                          "samples but gives no density)")

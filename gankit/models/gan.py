@@ -19,6 +19,7 @@ from torch import nn
 
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..runtime import evaluating
 from .adversarial import AdversarialConfig, AdversarialModel
 
 # Keras BatchNormalization(momentum=0.8) keeps 0.8 of the old running statistics; PyTorch's
@@ -90,11 +91,8 @@ class GAN(AdversarialModel):
 
     # ... fakes made like Keras' predict(), BatchNorm on its running statistics ...
     def make_fakes(self, n, labels):
-        self.generator.eval()
-        try:
+        with evaluating(self.generator):
             return super().make_fakes(n, labels)
-        finally:
-            self.generator.train()
 
     # ... two D updates, real then fake, as its two train_on_batch calls; the reported
     # d_loss is their mean, as Keras printed it ...

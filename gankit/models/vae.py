@@ -14,6 +14,7 @@ z ~ N(0, I), the prior. A subclass that sets `conditional = True` is the CVAE.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 from ..config import _finite_nonnegative, _finite_positive, _one_of
 from ..errors import GankitError
 from ..losses import bernoulli_nll, gaussian_nll, kl_normal
+from ..runtime import evaluating
 from .ae import AEConfig
 from .base import GenerativeModel, adam
 from .nets import ConvEncoder, ConvGenerator
@@ -60,6 +62,7 @@ class VAE(GenerativeModel):
     metric_names = ("loss", "rec", "kl")
     sampling_network = "decoder"
     reconstructs = True
+    has_likelihood = True
 
     def __init__(self, cfg: VAEConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
@@ -101,9 +104,14 @@ class VAE(GenerativeModel):
             return torch.sigmoid(raw) * 2 - 1
         return torch.tanh(raw)
 
+    @staticmethod
+    def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I): a sample of q(z|x) that gradients flow through."""
+        return mu + eps * (0.5 * logvar).exp()
+
     def training_step(self, real, labels=None):
         mu, logvar = self.posterior(real, labels)                # (B, D) each
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()     # reparameterisation
+        z = self.reparameterise(mu, logvar, torch.randn_like(mu))
         rec = self.nll(self.decoder(z, *self._labels(labels)), real)   # (B,)
         kl = kl_normal(mu, logvar)                               # (B,), summed over dims
         loss = (rec + self.cfg.beta * kl).mean()                 # -ELBO per image
@@ -120,10 +128,28 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def reconstruct(self, images, labels=None):
         """The decoder's mean at the posterior mean mu (no sampling noise)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             mu, _ = self.posterior(images, labels)
             return self.decode(mu, labels)
-        finally:
-            self.train(was_training)
+
+    @torch.no_grad()
+    def log_likelihood(self, images, labels=None, samples=1, generator=None):
+        """The importance-weighted bound of Burda et al. 2016 ("Importance Weighted
+        Autoencoders") on log p(x [| y]), per image (B,):
+
+            log p(x|y) >= log 1/k sum_i p(x|z_i, y) p(z_i) / q(z_i|x, y),   z_i ~ q(z|x, y),
+
+        the ELBO for k = `samples` = 1, tightening towards log p(x|y) as k grows. Call it in
+        eval mode (BatchNorm on its running statistics)."""
+        mu, logvar = self.posterior(images, labels)                   # (B, D) each
+        b, d = mu.shape
+        eps = torch.randn(samples, b, d, generator=generator).to(mu.device)
+        z = self.reparameterise(mu, logvar, eps)                      # (k, B, D)
+        # log p(z) - log q(z|x, y) for diagonal Gaussians: the 2 pi terms cancel, and
+        # (z - mu) / sigma is eps itself.
+        log_ratio = 0.5 * (eps.pow(2) - z.pow(2) + logvar).sum(-1)    # (k, B)
+        repeated = None if labels is None else labels.repeat(samples)
+        raw = getattr(self, self.sampling_network)(z.reshape(samples * b, d),
+                                                   *self._labels(repeated))
+        log_px = -self.nll(raw, images.repeat(samples, 1, 1, 1)).view(samples, b)
+        return torch.logsumexp(log_px + log_ratio, dim=0) - math.log(samples)   # logmeanexp

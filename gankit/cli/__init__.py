@@ -1,0 +1,68 @@
+"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, info.
+
+One module per subcommand (or pair of them), each with `add(subparsers)`, which defines its
+flags and sets `run`, the function that does it; the flags several commands share are
+defined once in common.py. Training flags are derived from the config dataclasses
+(gankit/config.py and each model's Config), so a new config field is a new flag with its
+help text, and nothing here changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import GankitError
+from . import classify, evaluate, generate, inpaint, train
+
+
+def build_parser(model: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `train` offers the flags of `model` (default: the default)."""
+    parser = argparse.ArgumentParser(
+        prog="gankit", description="Train, sample and inspect generative image models.")
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train.add(sub, model)
+    generate.add(sub)
+    evaluate.add(sub)
+    classify.add(sub)
+    inpaint.add(sub)
+    sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
+    return parser
+
+
+def info(args: argparse.Namespace) -> int:
+    from ..data import dataset_names, describe
+    from ..models import MODELS
+
+    print("models:")
+    for name, cls in MODELS.items():
+        print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    print("datasets:")
+    for name in dataset_names():
+        print(f"  {name:16s} {describe(name)}")
+    print("  PATH             any folder of images (subfolders become labels)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
+    warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
+    try:
+        model = train.peek_model(argv) if argv[:1] == ["train"] else None
+        args = build_parser(model).parse_args(argv)
+        return args.run(args)
+    except GankitError as e:
+        from ..distributed import report_error   # under torchrun: names the rank
+        print(report_error(f"gankit: error: {e}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:   # `gankit classify ... | head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit
+        return 141            # 128 + SIGPIPE, as a shell reports a command cut off so

@@ -1,0 +1,100 @@
+"""What several subcommands share, defined once: flags, output-path checks, loading."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..config import base_type, field_types
+from ..errors import GankitError
+
+
+# --- flags ---------------------------------------------------------------------------------
+
+def add_checkpoint(target, what: str = "", required: bool = True) -> None:
+    """--checkpoint PATH; `what` says which models the command takes, or what it does."""
+    target.add_argument("--checkpoint", required=required, metavar="PATH",
+                        help="a run folder or a .safetensors checkpoint" + (f" {what}" if what else ""))
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+
+
+def add_seed(parser: argparse.ArgumentParser, what: str, default: int | None = None) -> None:
+    shown = "random" if default is None else default
+    parser.add_argument("--seed", type=int, default=default,
+                        help=f"seed for {what} (default: {shown})")
+
+
+def add_no_ema(parser: argparse.ArgumentParser, what: str = "use the last weights") -> None:
+    parser.add_argument("--no-ema", action="store_true",
+                        help=f"{what} even when the run kept an average (--ema)")
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "instead of a table") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print one JSON object {what}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
+                     description: str | None = None) -> None:
+    """One flag per field of a config dataclass, with its help text and type: a new config
+    field is a new flag, and nothing in the CLI changes."""
+    group = parser.add_argument_group(title, description)
+    types = field_types(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        kw = dict(dest=f.name, default=argparse.SUPPRESS)
+        if base_type(types[f.name]) is bool:
+            group.add_argument(flag, action="store_true", help=help_text, **kw)
+        else:
+            default = "" if f.default is None else f" (default: {f.default})"
+            tp = base_type(types[f.name])
+            metavar = {int: "N", float: "X"}.get(tp, f.name.upper())
+            choices = f.metadata.get("choices")
+            if choices:
+                metavar = "{" + ",".join(choices) + "}"
+            group.add_argument(flag, type=tp, metavar=metavar, choices=choices,
+                               help=help_text + default, **kw)
+
+
+# --- checks and loading ---------------------------------------------------------------------
+
+def check_output(path: str, flag: str, image: bool = False) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    target = Path(path)
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise GankitError(f"cannot write {path}: folder {parent} does not exist "
+                          f"(create it or choose another {flag})")
+    if target.is_dir():
+        raise GankitError(f"cannot write {path}: it is a folder; give {flag} a file name")
+    if image:
+        from ..images import image_format
+        image_format(path)
+
+
+def check_not_input(source: str, *outputs: tuple[str, str | None]) -> None:
+    """Refuse an output (flag, path) that would overwrite the input file."""
+    for flag, out in outputs:
+        if out and Path(out).resolve() == Path(source).resolve():
+            raise GankitError(f"{flag} {out} would overwrite the input: choose another {flag}")
+
+
+def device_for(args: argparse.Namespace):
+    """The device of --device, with a fixed CPU thread count: MKL may otherwise pick fewer
+    threads on a busy machine, and a different count rounds differently, so the same
+    --seed could give other pixels."""
+    from ..runtime import configure_threads, pick_device
+    device = pick_device(args.device)
+    configure_threads(None, device)
+    return device
+
+
+def load_model(args: argparse.Namespace, device=None):
+    """The model of --checkpoint on the device of --device (its EMA weights unless --no-ema)."""
+    from ..api import load
+    return load(args.checkpoint, device=device or device_for(args),
+                ema=not getattr(args, "no_ema", False))

@@ -1,0 +1,73 @@
+"""gankit eval: FID, KID, IS, precision/recall and classes of a model's (or any) images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import GankitError
+from .common import add_checkpoint, add_device, add_json, add_no_ema, add_seed, device_for, load_model
+
+
+def add(sub) -> None:
+    p = sub.add_parser("eval", help="score samples: FID, KID, IS, precision/recall, classes",
+                       description="Score generated images against the dataset's training "
+                       "split, on features of a classifier gankit trains on that dataset (once; "
+                       "cached). Give exactly one of --checkpoint, --images, --reference.")
+    p.set_defaults(run=run)
+    what = p.add_mutually_exclusive_group(required=True)
+    add_checkpoint(what, ": samples are drawn from the model", required=False)
+    what.add_argument("--images", metavar="DIR_OR_NPY", help="any generator's output: a folder "
+                      "of images, or a .npy of uint8 (N, H, W) / (N, H, W, C) as `gankit sample "
+                      "--npy` writes")
+    what.add_argument("--reference", action="store_true", help="the real-vs-real floor: the "
+                      "held-out split scored against the training split")
+    p.add_argument("--data", help="dataset to compare with (default: the checkpoint's, else "
+                   "mnist)")
+    p.add_argument("--data-dir", help="where dataset files are found (as for train)")
+    p.add_argument("--offline", action="store_true", help="never touch the network")
+    p.add_argument("--n", type=int, help="samples to draw from a checkpoint (default: the size "
+                   "of the held-out split, so the numbers compare with --reference)")
+    p.add_argument("--features", choices=["classifier", "inception"], default="classifier",
+                   help="feature extractor (default: gankit's classifier; inception needs "
+                   "torch-fidelity and its weights)")
+    add_seed(p, "sampling and subsets", default=0)
+    add_device(p)
+    add_no_ema(p, "score the last weights")
+    add_json(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    import torch
+
+    from ..config import DataConfig
+    from ..evaluate import draw, finite, format_table, prepare, read_images, score
+    from ..files import load_npy
+
+    if args.n is not None and args.n < 2:
+        raise GankitError(f"--n must be at least 2, got {args.n}")
+    if args.images and not Path(args.images).is_dir():
+        load_npy(args.images)   # refuse a bad file before a first run trains the classifier
+    device = device_for(args)
+    model = load_model(args, device) if args.checkpoint else None
+    data_cfg = model.run_config.data if model is not None else DataConfig()
+    if args.data:
+        data_cfg = DataConfig(data=args.data)
+    data_cfg = dataclasses.replace(data_cfg, offline=args.offline or data_cfg.offline,
+                                   data_dir=args.data_dir or data_cfg.data_dir)
+    ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
+    if args.reference:
+        images, title = ref.held_out.images, f"reference floor: {ref.description}"
+    elif args.images:
+        images, title = read_images(args.images, ref), f"images {args.images}"
+    else:
+        gen = torch.Generator().manual_seed(args.seed)
+        n = args.n or len(ref.held_out)
+        images = draw(lambda k: model.sample(k, generator=gen), n, progress=not args.json)
+        title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
+    result = score(ref, images, seed=args.seed)
+    print(json.dumps(finite({"what": title, **result})) if args.json else format_table(result, title))
+    return 0
