@@ -176,8 +176,9 @@ class Trainer:
     """One run of the loop. Set up in the constructor (in an order that fixes what the
     RNG draws: a resumed run must continue bit for bit), then `fit()`:
 
-        while steps remain: step() -> every N steps: evaluate(), log(), save_samples(),
-        save_checkpoint() -> at the end (or on Ctrl-C) whichever of them did not just run.
+        while steps remain: train_step() -> run_hooks(): every N steps evaluate(),
+        log_metrics(), save_samples(), save_checkpoint() -> at the end (or on Ctrl-C),
+        whichever of them did not just run.
 
     Under torchrun every process runs it; only the main process (rank 0) writes files.
     """
