@@ -1,0 +1,45 @@
+"""gankit.api resolves settings into a RunConfig in one place: which model, which run
+folder, which tables."""
+
+import pytest
+
+import gankit
+from gankit.api import config_from_tables, model_for, run_spec
+from gankit.errors import GankitError
+from gankit.models import DEFAULT
+
+
+def test_the_run_folder_defaults_to_runs_model():
+    assert gankit.make_config().train.out == f"runs/{DEFAULT}"
+    assert gankit.make_config("dcgan").train.out == "runs/dcgan"
+    assert gankit.make_config("dcgan", out="elsewhere").train.out == "elsewhere"
+
+
+def test_which_model_a_training_call_means(tmp_path, monkeypatch):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[model]\nname = "vae"\n')
+    assert model_for() == DEFAULT
+    assert model_for(config_file=str(cfg)) == "vae"
+    assert model_for("cgan", config_file=str(cfg)) == "cgan"        # the flag wins
+    # On --resume the saved run's model wins over the config file's; without --out the
+    # run folder is the default one of the model named so far.
+    run = tmp_path / "runs" / "vae"
+    gankit.train(model="ae", data="mnist", offline=True, steps=1, batch_size=2, width=4,
+                 out=str(run), device="cpu", progress=False)
+    assert model_for(config_file=str(cfg), resume=True, out=str(run)) == "ae"
+    monkeypatch.chdir(tmp_path)
+    assert model_for(config_file=str(cfg), resume=True) == "ae"
+    assert model_for(resume=True) == DEFAULT                           # runs/gan: no run
+
+
+def test_tables_are_checked_by_name():
+    with pytest.raises(GankitError, match="unknown table or key extra"):
+        config_from_tables({"extra": {}})
+    with pytest.raises(GankitError, match=r"data in x must be a table: write \[data\]"):
+        config_from_tables({"data": 3}, where="x")
+    assert config_from_tables({}).model == DEFAULT
+
+
+def test_incomplete_checkpoint_metadata_is_one_line():
+    with pytest.raises(GankitError, match="checkpoint c has incomplete metadata"):
+        run_spec({"config": {"model": {"name": "gan"}}}, "c")   # no image_shape
