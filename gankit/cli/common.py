@@ -15,7 +15,7 @@ from ..errors import GankitError
 def add_checkpoint(target, what: str = "", required: bool = True) -> None:
     """--checkpoint PATH; `what` says which models the command takes, or what it does."""
     target.add_argument("--checkpoint", required=required, metavar="PATH",
-                        help="a run folder or a .safetensors checkpoint" + (f" {what}" if what else ""))
+                        help=" ".join(["a run folder or a .safetensors checkpoint", what]).strip())
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

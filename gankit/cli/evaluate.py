@@ -16,7 +16,7 @@ def add(sub) -> None:
                        "cached). Give exactly one of --checkpoint, --images, --reference.")
     p.set_defaults(run=run)
     what = p.add_mutually_exclusive_group(required=True)
-    add_checkpoint(what, ": samples are drawn from the model", required=False)
+    add_checkpoint(what, "(samples are drawn from its model)", required=False)
     what.add_argument("--images", metavar="DIR_OR_NPY", help="any generator's output: a folder "
                       "of images, or a .npy of uint8 (N, H, W) / (N, H, W, C) as `gankit sample "
                       "--npy` writes")
