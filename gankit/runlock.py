@@ -91,7 +91,7 @@ def _describe(content: bytes) -> str:
     """'process 1234 on host (gankit train ..., since 2026-11-30 10:00:00)', from the file."""
     try:
         me = json.loads(content.decode())
-        return (f"process {me['pid']} on {me['host']} ({me['command'][:80]}, "
-                f"since {me['started']})")
+        command = me["command"] if len(me["command"]) <= 80 else me["command"][:77] + "..."
+        return f"process {me['pid']} on {me['host']} ({command}, since {me['started']})"
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return "another process"   # it has locked the file but not yet written to it
