@@ -25,6 +25,7 @@ import os
 import pickle
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +139,16 @@ def reference(tmp_path_factory):
     return state(run)
 
 
+@pytest.fixture(scope="module")
+def first_checkpoint(tmp_path_factory):
+    """A run trained to its first checkpoint (step EVERY) and finished, for the tests that
+    resume it under a file-size limit: trained once, each test resumes its own copy."""
+    run = tmp_path_factory.mktemp("faults") / "first"
+    r = finish(train_cmd(run, steps=EVERY))
+    assert r.returncode == 0, r.stderr
+    return run
+
+
 def temporaries(ckdir: Path) -> dict[str, tuple[int, int, int]]:
     """The temporaries in a checkpoints folder, each with its inode, size and mtime."""
     found = {}
@@ -249,10 +260,10 @@ def file_size_limit(limit: int):
     return apply
 
 
-def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_one(tmp_path):
+def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_one(
+        tmp_path, first_checkpoint):
     run = tmp_path / "run"
-    r = finish(train_cmd(run, steps=EVERY))
-    assert r.returncode == 0, r.stderr
+    shutil.copytree(first_checkpoint, run)   # `gankit train --steps EVERY`, finished
     last = checkpoint.last_in(run)
     before = last.read_bytes()
     others = max(p.stat().st_size for p in run.rglob("*") if p.is_file() and p != last)
@@ -276,10 +287,9 @@ def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_one(
     assert checkpoint.load(last)[1]["step"] == 2 * EVERY
 
 
-def test_full_disk_during_a_sample_grid_write_is_one_line(tmp_path):
+def test_full_disk_during_a_sample_grid_write_is_one_line(tmp_path, first_checkpoint):
     run = tmp_path / "run"
-    r = finish(train_cmd(run, steps=EVERY))
-    assert r.returncode == 0, r.stderr
+    shutil.copytree(first_checkpoint, run)   # `gankit train --steps EVERY`, finished
     grid = (run / "samples" / f"step_{EVERY:06d}.png").stat().st_size
     small = max((run / n).stat().st_size for n in ("config.toml", "metrics.csv",
                                                     "checkpoints/last.json"))
