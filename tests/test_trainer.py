@@ -1,6 +1,7 @@
 """The training loop, through the API: run folder, determinism, resume, sampling."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,20 @@ def weights(run_or_path):
     path = run_or_path.out if hasattr(run_or_path, "out") else run_or_path
     tensors, meta = checkpoint.load(path)
     return tensors, meta
+
+
+@pytest.fixture(scope="module")
+def run10(tmp_path_factory):
+    """gankit.train(steps=10, **TINY), trained once for the tests that start from such a
+    finished run: they read it, or copy it before they resume or retrain into it."""
+    return gankit.train(out=tmp_path_factory.mktemp("trainer") / "r", steps=10, **TINY)
+
+
+@pytest.fixture(scope="module")
+def full30(tmp_path_factory):
+    """The weights of an uninterrupted 30-step run (seed 1), for every resume to match."""
+    return weights(gankit.train(out=tmp_path_factory.mktemp("trainer") / "full", steps=30,
+                                seed=1, **TINY))[0]
 
 
 def test_run_folder_has_everything(tmp_path):
@@ -51,8 +66,8 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path):
 
 
 @pytest.mark.parametrize("stop_at", [10, 15])
-def test_resume_matches_an_uninterrupted_run(tmp_path, stop_at):
-    full, _ = weights(gankit.train(out=tmp_path / "full", steps=30, seed=1, **TINY))
+def test_resume_matches_an_uninterrupted_run(tmp_path, stop_at, full30):
+    full = full30
     gankit.train(out=tmp_path / "part", steps=stop_at, seed=1, **TINY)
     run = gankit.train(out=tmp_path / "part", steps=30, resume=True, progress=False)
     assert run.step == 30
@@ -64,15 +79,15 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, stop_at):
     assert steps == list(range(5, 31, 5))
 
 
-def test_resume_refuses_changed_settings_but_takes_new_steps(tmp_path):
-    gankit.train(out=tmp_path / "r", steps=10, **TINY)
+def test_resume_refuses_changed_settings_but_takes_new_steps(tmp_path, run10):
+    shutil.copytree(run10.out, tmp_path / "r")       # gankit.train(steps=10, **TINY)
     with pytest.raises(GankitError, match="lr-d"):
         gankit.train(out=tmp_path / "r", steps=20, resume=True, lr_d=1e-3, progress=False)
     assert gankit.train(out=tmp_path / "r", steps=15, resume=True, progress=False).step == 15
 
 
-def test_existing_run_is_not_overwritten(tmp_path):
-    gankit.train(out=tmp_path / "r", steps=10, **TINY)
+def test_existing_run_is_not_overwritten(tmp_path, run10):
+    shutil.copytree(run10.out, tmp_path / "r")       # gankit.train(steps=10, **TINY)
     before = (tmp_path / "r" / "checkpoints" / "last.safetensors").read_bytes()
     with pytest.raises(GankitError, match="--resume"):
         gankit.train(out=tmp_path / "r", steps=10, **TINY)
@@ -84,10 +99,10 @@ def test_nothing_to_resume(tmp_path):
         gankit.train(out=tmp_path / "none", steps=10, resume=True, progress=False)
 
 
-def test_load_rebuilds_the_model_from_the_checkpoint_alone(tmp_path):
-    run = gankit.train(out=tmp_path / "r", steps=10, **TINY)
-    model = gankit.load(tmp_path / "r")   # the run folder
-    same = gankit.load(tmp_path / "r" / "checkpoints" / "last.safetensors")
+def test_load_rebuilds_the_model_from_the_checkpoint_alone(run10):
+    run = run10                           # gankit.train(steps=10, **TINY)
+    model = gankit.load(run.out)          # the run folder
+    same = gankit.load(run.out / "checkpoints" / "last.safetensors")
     z = run.model.latents(8, torch.Generator().manual_seed(0))
     x = model.sample(latents=z)
     assert x.shape == (8, 1, 28, 28) and -1 <= x.min() and x.max() <= 1
@@ -128,13 +143,12 @@ def test_config_file_sets_fields_and_flags_override(tmp_path):
         gankit.make_config(config_file=str(cfg))
 
 
-def test_tensorboard_events_when_installed(tmp_path):
+def test_tensorboard_events_when_installed(run10):
     pytest.importorskip("tensorboard")
-    gankit.train(out=tmp_path / "r", steps=10, **TINY)
-    events = list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+    events = list((run10.out / "tensorboard").glob("events.out.tfevents.*"))   # steps=10
     assert events and events[0].stat().st_size > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc = EventAccumulator(str(run10.out / "tensorboard"))
     acc.Reload()
     assert {"d_loss", "d_acc", "g_loss"} <= set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Scalars("g_loss")] == [5, 10]
