@@ -5,6 +5,10 @@ import sys
 import pytest
 import torch
 
+# Flags for a short CPU run of `gankit train` in the CLI tests.
+FAST = ["--batch-size", "16", "--log-every", "5", "--sample-every", "10",
+        "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_data(tmp_path_factory):
@@ -25,6 +29,16 @@ def gankit_cli(*args, cwd=None, timeout=300, env=None, **popen):
     return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **popen)
+
+
+@pytest.fixture(scope="session")
+def gan_cli_run(tmp_path_factory, _isolated_data):
+    """(run folder, result): a 20-step `gan` run trained once per session by the real
+    `gankit train --steps 20 ... FAST` in a subprocess, and that command's CompletedProcess.
+    Shared by the CLI tests that only read a gan checkpoint (sample, interpolate, --label
+    checks): the ~4 s of training is paid once. No test may write into the run folder."""
+    run = tmp_path_factory.mktemp("gan-cli") / "run"
+    return run, gankit_cli("train", "--steps", "20", "--out", run, *FAST)
 
 
 def make_model(name, shape=(1, 28, 28), num_classes=10, seed=0, optimizers=True, **cfg):

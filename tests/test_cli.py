@@ -9,10 +9,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from conftest import gankit_cli
-
-FAST = ["--batch-size", "16", "--log-every", "5", "--sample-every", "10",
-        "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
+from conftest import FAST, gankit_cli
 
 
 def one_line_error(result, *fragments):
@@ -24,9 +21,8 @@ def one_line_error(result, *fragments):
         assert f in lines[0], lines[0]
 
 
-def test_train_then_sample(tmp_path):
-    run = tmp_path / "run"
-    r = gankit_cli("train", "--steps", "20", "--out", run, *FAST)
+def test_train_then_sample(tmp_path, gan_cli_run):
+    run, r = gan_cli_run                      # gankit train --steps 20 --out RUN *FAST
     assert r.returncode == 0, r.stderr
     assert "5,000-digit" in r.stderr          # the offline warning, once, on one line
     assert r.stderr.count("gankit: warning") == 1
@@ -159,9 +155,9 @@ def test_conditional_sampling(tmp_path):
     one_line_error(gankit_cli("sample", "--checkpoint", run, "--label", "10"), "out of range")
 
 
-def test_label_on_an_unconditional_model_is_refused(tmp_path):
-    run = tmp_path / "g"
-    assert gankit_cli("train", "--steps", "2", "--out", run, *FAST).returncode == 0
+def test_label_on_an_unconditional_model_is_refused(gan_cli_run):
+    run, r = gan_cli_run                      # a gan trained by gankit train
+    assert r.returncode == 0, r.stderr
     one_line_error(gankit_cli("sample", "--checkpoint", run, "--label", "3"),
                    "needs a conditional model", "this checkpoint is gan")
 

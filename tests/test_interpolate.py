@@ -7,7 +7,7 @@ import torch
 from PIL import Image, ImageSequence
 
 from conftest import gankit_cli
-from test_cli import FAST, one_line_error
+from test_cli import one_line_error
 
 from gankit.errors import GankitError
 from gankit.images import save_gif
@@ -139,15 +139,12 @@ def test_save_gif_from_tensors_and_pictures(tmp_path):
 # --- the command -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One tiny trained gan run for every CLI test here (as conftest's env: offline data)."""
-    base = tmp_path_factory.mktemp("walk")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANKIT_OFFLINE", "1")
-        mp.setenv("GANKIT_DATA", str(tmp_path_factory.getbasetemp() / "gankit-data"))
-        r = gankit_cli("train", "--steps", "10", "--out", base / "run", *FAST)
+def run(gan_cli_run):
+    """One tiny gan run trained by `gankit train` for every CLI test here: conftest's,
+    shared read-only with test_cli (the walks write only under tmp_path)."""
+    path, r = gan_cli_run
     assert r.returncode == 0, r.stderr
-    return base / "run"
+    return path
 
 
 def gif_frames(path):
