@@ -45,68 +45,46 @@ def test_labels(tmp_path):
     assert out.shape == (10,) and list(out) == list(range(10))
 
 
-def test_wrong_magic(tmp_path):
-    path = tmp_path / "bad"
-    path.write_bytes(b"PK\x03\x04" + bytes(100))
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "magic", "delete it")
+def _raw(path, images, compress=False) -> bytearray:
+    write_idx(path, images, compress=compress)
+    data = path.read_bytes()
+    return bytearray(gzip.decompress(data) if compress else data)
 
 
-def test_labels_file_read_as_images(tmp_path):
-    path = tmp_path / "labels"
-    write_idx(path, np.zeros(5, np.uint8))
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "dimension")
-
-
-def test_wrong_dtype_code(tmp_path, images):
-    path = tmp_path / "float"
-    write_idx(path, images)
-    data = bytearray(path.read_bytes())
+def _wrong_dtype(path, images):
+    data = _raw(path, images)
     data[2] = 0x0D   # float
     path.write_bytes(bytes(data))
+
+
+def _counts_off(path, images):
+    data = _raw(path, images)
+    data[4:8] = (3).to_bytes(4, "big")   # header says 3, data holds 7
+    path.write_bytes(gzip.compress(bytes(data)))
+
+
+# name -> (writes a damaged file at the path, words its one-line error must hold)
+DAMAGED = {
+    "wrong-magic": (lambda p, x: p.write_bytes(b"PK\x03\x04" + bytes(100)), ("magic", "delete it")),
+    "labels-read-as-images": (lambda p, x: write_idx(p, np.zeros(5, np.uint8)), ("dimension",)),
+    "wrong-dtype-code": (_wrong_dtype, ("dtype",)),
+    "counts-do-not-match": (_counts_off, ("do not match",)),
+    "truncated-data": (lambda p, x: p.write_bytes(bytes(_raw(p, x)[:-100])),
+                       ("truncated", "re-download")),
+    "truncated-header": (lambda p, x: p.write_bytes(bytes([0, 0, 8, 3, 0, 0])), ("truncated",)),
+    "truncated-gzip": (lambda p, x: p.write_bytes(gzip.compress(bytes(_raw(p, x)))[:2000]),
+                       ("gzip",)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED))
+def test_a_damaged_file_is_one_line_naming_it(tmp_path, images, damage):
+    write, words = DAMAGED[damage]
+    path = tmp_path / damage
+    write(path, images)
     with pytest.raises(GankitError) as err:
         read_images(path)
-    assert_one_line_naming(err, path, "dtype")
-
-
-def test_counts_do_not_match(tmp_path, images):
-    path = tmp_path / "extra.gz"
-    write_idx(path, images)
-    data = gzip.decompress(path.read_bytes())
-    data = data[:4] + (3).to_bytes(4, "big") + data[8:]   # header says 3, data holds 7
-    path.write_bytes(gzip.compress(data))
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "do not match")
-
-
-def test_truncated_data(tmp_path, images):
-    path = tmp_path / "short"
-    write_idx(path, images)
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "truncated", "re-download")
-
-
-def test_truncated_header(tmp_path):
-    path = tmp_path / "hdr"
-    path.write_bytes(bytes([0, 0, 8, 3, 0, 0]))
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "truncated")
-
-
-def test_truncated_gzip(tmp_path, images):
-    path = tmp_path / "cut.gz"
-    write_idx(path, images)
-    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    with pytest.raises(GankitError) as err:
-        read_images(path)
-    assert_one_line_naming(err, path, "gzip")
+    assert_one_line_naming(err, path, *words)
 
 
 def test_missing_file(tmp_path):
