@@ -215,6 +215,7 @@ class Job(Solo):
             dist.destroy_process_group()   # every group, the control group with it
         elif self.control is not None:     # the caller's group stays; ours goes
             dist.destroy_process_group(self.control)
+        self.control = None   # no handle on a destroyed group outlives the job
 
 
 def from_env() -> Solo:

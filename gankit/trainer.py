@@ -209,11 +209,14 @@ class Trainer:
         self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{cfg.model} {self.data.name}",
                         unit="it", disable=not progress, dynamic_ncols=True, mininterval=0.5)
         # The one scheduled place for everything that happens "every N steps". Evaluation
-        # first, so that its scores go into this step's row and checkpoint.
-        self.hooks: list[tuple[int, Callable[[], None]]] = [
-            *([(tc.eval_every, self.evaluate)] if tc.eval_every else []),
-            (tc.log_every, self.log_metrics), (tc.sample_every, self.save_samples),
-            (tc.checkpoint_every, self.save_checkpoint)]
+        # first, so that its scores go into this step's row and checkpoint. Functions of
+        # the class, not bound methods: bound ones would tie the trainer into a reference
+        # cycle, which outlives train() until the garbage collector runs, perhaps at exit,
+        # after torch.distributed has shut down, where freeing it aborted the process.
+        self.hooks: list[tuple[int, Callable[[Trainer], None]]] = [
+            *([(tc.eval_every, Trainer.evaluate)] if tc.eval_every else []),
+            (tc.log_every, Trainer.log_metrics), (tc.sample_every, Trainer.save_samples),
+            (tc.checkpoint_every, Trainer.save_checkpoint)]
         self.ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states
         self.interrupted: int | None = None
 
@@ -321,7 +324,7 @@ class Trainer:
         self.ranks_rng.update(self.job.rng_states(self.batch_gen))
         if self.main:
             for hook in hooks:
-                hook()
+                hook(self)
         self.job.wait_for_main()
 
     # --- the hooks (rank 0) ------------------------------------------------------------
