@@ -28,21 +28,21 @@ def _help(text: str, **kw) -> dict:
     return {"help": text, **kw}
 
 
-def _positive(cfg, *names: str) -> None:
+def positive(cfg, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if value is not None and not value > 0:
             raise GankitError(f"{name} must be positive, got {value!r}: pass a value > 0")
 
 
-def _finite_positive(cfg, *names: str) -> None:
+def finite_positive(cfg, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise GankitError(f"{name} must be a finite number > 0, got {value!r}")
 
 
-def _unit_interval(cfg, *names: str) -> None:
+def unit_interval(cfg, *names: str) -> None:
     """Each named field in [0, 1) (Adam's betas)."""
     for name in names:
         value = getattr(cfg, name)
@@ -50,14 +50,14 @@ def _unit_interval(cfg, *names: str) -> None:
             raise GankitError(f"{name} must be in [0, 1), got {value!r}")
 
 
-def _finite_nonnegative(cfg, *names: str) -> None:
+def finite_nonnegative(cfg, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if not (math.isfinite(value) and value >= 0):
             raise GankitError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-def _one_of(cfg, name: str, options: tuple[str, ...]) -> None:
+def one_of(cfg, name: str, options: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in options:
         raise GankitError(f"{name} must be one of {', '.join(options)}, got {value!r}")
@@ -78,7 +78,7 @@ class DataConfig:
         "never touch the network (also GANKIT_OFFLINE=1)"))
 
     def __post_init__(self):
-        _positive(self, "image_size")
+        positive(self, "image_size")
         if self.channels not in (None, 1, 3):
             raise GankitError(f"channels must be 1 or 3, got {self.channels!r}")
         if not self.data:
@@ -121,7 +121,7 @@ class TrainConfig:
         "single process; not available on CPU"))
 
     def __post_init__(self):
-        _positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
+        positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
                   "threads", "eval_every")
         if self.keep < 0:
             raise GankitError(f"keep must be >= 0, got {self.keep}")

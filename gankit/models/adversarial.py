@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..augment import diff_augment
-from ..config import (ModelConfig, _finite_nonnegative, _finite_positive, _one_of, _positive,
-                      _unit_interval)
+from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
+                      unit_interval)
 from ..losses import LOSSES, gradient_penalty
 from .base import GenerativeModel, adam
 
@@ -46,11 +46,11 @@ class AdversarialConfig(ModelConfig):
                 "et al. 2020): helps on small datasets such as the 5,000 offline digits"})
 
     def __post_init__(self):
-        _positive(self, "latent_dim", "d_steps")
-        _finite_positive(self, "lr_g", "lr_d")
-        _one_of(self, "loss", tuple(LOSSES))
-        _unit_interval(self, "beta1", "beta2")
-        _finite_nonnegative(self, "gp")
+        positive(self, "latent_dim", "d_steps")
+        finite_positive(self, "lr_g", "lr_d")
+        one_of(self, "loss", tuple(LOSSES))
+        unit_interval(self, "beta1", "beta2")
+        finite_nonnegative(self, "gp")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn("--loss wasserstein without --gp or --spectral-norm: nothing keeps the "
                           "critic Lipschitz, so its scores can grow without bound; add --gp 10")

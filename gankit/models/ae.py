@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig, _finite_positive, _positive, _unit_interval
+from ..config import ModelConfig, finite_positive, positive, unit_interval
 from ..runtime import evaluating
 from .base import GenerativeModel, adam
 from .nets import ConvEncoder, ConvGenerator
@@ -46,9 +46,9 @@ class AEConfig(ModelConfig):
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
 
     def __post_init__(self):
-        _positive(self, "latent_dim", "width")
-        _finite_positive(self, "lr")
-        _unit_interval(self, "beta1", "beta2")
+        positive(self, "latent_dim", "width")
+        finite_positive(self, "lr")
+        unit_interval(self, "beta1", "beta2")
 
 
 class AE(GenerativeModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import _positive
+from ..config import positive
 from .adversarial import AdversarialConfig, AdversarialModel
 from .nets import ConvEncoder, ConvGenerator
 
@@ -23,7 +23,7 @@ class DCGANConfig(AdversarialConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive(self, "width")
+        positive(self, "width")
 
 
 class DCGAN(AdversarialModel):

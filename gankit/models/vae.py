@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import _finite_nonnegative, _finite_positive, _one_of
+from ..config import finite_nonnegative, finite_positive, one_of
 from ..errors import GankitError
 from ..losses import bernoulli_nll, gaussian_nll, kl_normal
 from ..runtime import evaluating
@@ -50,9 +50,9 @@ class VAEConfig(AEConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _one_of(self, "decoder", DECODERS)
-        _finite_positive(self, "sigma")
-        _finite_nonnegative(self, "beta")
+        one_of(self, "decoder", DECODERS)
+        finite_positive(self, "sigma")
+        finite_nonnegative(self, "beta")
 
 
 class VAE(GenerativeModel):
