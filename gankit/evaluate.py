@@ -74,10 +74,10 @@ def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
     net, info = load_or_train(data_cfg, progress=progress)
     net = net.to(device)
 
-    def fn(images):
+    def extract(images):
         feats, probs = net.features_and_probs(images)
         return feats.numpy(), probs.numpy()
-    return Extractor(describe_extractor(info), fn, tuple(net.image_shape), class_names,
+    return Extractor(describe_extractor(info), extract, tuple(net.image_shape), class_names,
                      rescale_for_kid=True)
 
 
