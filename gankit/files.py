@@ -25,7 +25,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = Fal
 
     Anything raised inside the block (a full disk, a failed check, Ctrl-C) removes the
     temporary and leaves `path` as it was; an OSError becomes one GankitError naming the
-    file, ending with `fix` (default: free space or choose another folder). The
+    file and the likely cause (a full disk, or a folder that is missing or not writable),
+    then `fix` when given (e.g. "choose another --out"). The
     temporary is PATH.tmp, so one left by a killed process is replaced by the next write
     instead of piling up; `unique=True` draws a fresh name instead, for writers that may
     run side by side (two processes downloading the same file). `fsync=True` flushes the
