@@ -46,7 +46,8 @@ def config_from_tables(tables: dict[str, Any], where: str = "config") -> RunConf
     return RunConfig(model=name,
                      model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
                      data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
-                     train=from_dict(TrainConfig, tables.get("train", {}), f"[train] of {where}"))
+                     train=from_dict(TrainConfig, {**model_cls.train_defaults, **tables.get("train", {})},
+                                     f"[train] of {where}"))
 
 
 def model_for(model: str | None = None, config_file: str | None = None, resume: bool = False,

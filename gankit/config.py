@@ -76,9 +76,15 @@ class DataConfig:
         "folder images: 1 for gray, 3 for RGB (default: 1 when every image is gray, else 3)"))
     offline: bool = field(default=False, metadata=_help(
         "never touch the network (also GANKIT_OFFLINE=1)"))
+    validation: int = field(default=0, metadata=_help(
+        "keep the last N images of each class (of an unlabelled folder: N in all) out of "
+        "training, as a validation split for choosing settings (benchmarks/sweep.py); the "
+        "held-out split that `gankit eval` reports on stays untouched; 0 trains on all"))
 
     def __post_init__(self):
         positive(self, "image_size")
+        if self.validation < 0:
+            raise GankitError(f"validation must be >= 0, got {self.validation}")
         if self.channels not in (None, 1, 3):
             raise GankitError(f"channels must be 1 or 3, got {self.channels!r}")
         if not self.data:

@@ -103,6 +103,14 @@ def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | to
     return Reference(extractor, feats, feature_stats(feats), held_out, description)
 
 
+def reference_from(extractor: Extractor, images: torch.Tensor, description: str,
+                   held_out: ImageData | None = None) -> Reference:
+    """A Reference whose real side is `images` (uint8), e.g. a validation split."""
+    feats, _ = extractor.fn(images)
+    empty = ImageData(images[:0])
+    return Reference(extractor, feats, feature_stats(feats), held_out or empty, description)
+
+
 def score(ref: Reference, images: torch.Tensor, seed: int = 0, full: bool = True) -> dict[str, Any]:
     """Scores of `images` (uint8 (N, C, H, W), or float in [-1, 1]) against `ref`.
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
 from .config import RunConfig, write_toml
-from .data import ImageData, load_data, to_float
+from .data import ImageData, load_data, split_validation, to_float
 from .errors import GankitError
 from .images import grid, save_image
 from .ema import EMA, averaged
@@ -192,7 +192,7 @@ class Trainer:
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
         with job.local_main_first():   # one download per machine, not one per process
-            self.data = load_data(cfg.data)
+            self.data, _ = split_validation(load_data(cfg.data), cfg.data.validation)
         self._build_model()
         self.evaluator = None
         if tc.eval_every and self.main:   # may train the feature classifier first (once; cached)
@@ -311,7 +311,7 @@ class Trainer:
         self.job.sync_buffers(self.model)   # BatchNorm statistics and the like: rank 0's
         self.step += 1
         if self.ema is not None:
-            self.ema.update(getattr(self.model, self.model.sampling_network))
+            self.ema.update(getattr(self.model, self.model.sampling_network), self.step)
         if self.log is not None:
             self.log.add(metrics)
         self.bar.update(1)

@@ -187,8 +187,11 @@ def test_ema_update_rule():
     start = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(4.0)
-    ema.update(net)   # 0.75 * start + 0.25 * (start + 4) = start + 1
+    ema.update(net, step=1000)   # 0.75 * start + 0.25 * (start + 4) = start + 1
     assert torch.allclose(ema.average.weight, start + 1)
+    # Warm-up: after step 1 the decay is min(0.75, 2 / 11), so the average moves 9/11 of the way.
+    ema.update(net, step=1)
+    assert torch.allclose(ema.average.weight, start + 1 + 3 * 9 / 11)
 
 
 def test_conditional_model_grids_have_a_row_per_class(tmp_path):

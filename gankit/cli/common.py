@@ -38,9 +38,10 @@ def add_json(parser: argparse.ArgumentParser, what: str = "instead of a table") 
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
-                     description: str | None = None) -> None:
+                     description: str | None = None, defaults: dict | None = None) -> None:
     """One flag per field of a config dataclass, with its help text and type: a new config
-    field is a new flag, and nothing in the CLI changes."""
+    field is a new flag, and nothing in the CLI changes. `defaults` replaces the shown
+    default of some fields (a model's own training defaults)."""
     group = parser.add_argument_group(title, description)
     types = field_types(cls)
     for f in dataclasses.fields(cls):
@@ -48,9 +49,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
         help_text = f.metadata.get("help", "")
         kw = dict(dest=f.name, default=argparse.SUPPRESS)
         if base_type(types[f.name]) is bool:
-            group.add_argument(flag, action="store_true", help=help_text, **kw)
+            # --flag / --no-flag: a model may default a switch to on (e.g. --augment).
+            on = (defaults or {}).get(f.name, f.default)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                               help=f"{help_text} (default: {'on' if on else 'off'})", **kw)
         else:
-            default = "" if f.default is None else f" (default: {f.default})"
+            value = (defaults or {}).get(f.name, f.default)
+            default = "" if value is None else f" (default: {value})"
             tp = base_type(types[f.name])
             metavar = {int: "N", float: "X"}.get(tp, f.name.upper())
             choices = f.metadata.get("choices")

@@ -36,9 +36,10 @@ def add(sub, model: str | None) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last checkpoint, with its saved config (--steps may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_flags(p, DataConfig, "data")
-    add_config_flags(p, TrainConfig, "training")
     model_cls = get_model_class(model if model in MODELS else None)
+    add_config_flags(p, DataConfig, "data")
+    add_config_flags(p, TrainConfig, f"training (defaults: {model_name(model_cls)}'s)",
+                     defaults=model_cls.train_defaults)
     add_config_flags(p, model_cls.Config, f"model ({model_name(model_cls)}; pick another with "
                      "--model NAME to see its flags)",
                      (model_cls.__doc__ or "").strip().splitlines()[0])

@@ -85,6 +85,28 @@ def describe(name: str) -> str:
     return describe_idx(name) if name in IDX_SOURCES else ""
 
 
+def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageData]:
+    """(training part, validation part): the last `per_class` images of each class (of an
+    unlabelled set: the last `per_class` images) go to validation. The last ones, in the
+    file's order, so that the split depends on nothing but the data and N."""
+    if per_class <= 0:
+        return data, ImageData(data.images[:0], None if data.labels is None else data.labels[:0],
+                               data.class_names, f"{data.name} (validation)")
+    held = torch.zeros(len(data), dtype=torch.bool)
+    groups = ([torch.arange(len(data))] if data.labels is None else
+              [torch.nonzero(data.labels == k).view(-1) for k in range(data.num_classes)])
+    for members in groups:
+        if len(members) <= per_class:
+            raise GankitError(f"--validation {per_class} would leave no training image of a class "
+                              f"with {len(members)}: pass a smaller N")
+        held[members[-per_class:]] = True
+
+    def part(mask: torch.Tensor, suffix: str) -> ImageData:
+        labels = None if data.labels is None else data.labels[mask]
+        return ImageData(data.images[mask], labels, data.class_names, data.name + suffix)
+    return part(~held, ""), part(held, " (validation)")
+
+
 def load_data(cfg: DataConfig) -> ImageData:
     """A registered dataset name, else a folder of images."""
     if cfg.data in SOURCES:

@@ -17,7 +17,7 @@ from torch import nn
 from ..augment import diff_augment
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
-from ..losses import LOSSES, gradient_penalty
+from ..losses import LOSSES, gradient_penalty, r1_penalty
 from .base import GenerativeModel, adam
 
 
@@ -39,6 +39,10 @@ class AdversarialConfig(ModelConfig):
     gp: float = field(default=0.0, metadata={
         "help": "gradient penalty weight (WGAN-GP uses 10); 0 turns it off; D then has no "
                 "BatchNorm"})
+    r1: float = field(default=0.0, metadata={
+        "help": "R1 penalty weight gamma: gamma/2 * E||grad D(real)||^2 pushes D's gradient "
+                "on real images to zero (Mescheder et al. 2018), so that training settles "
+                "instead of circling; e.g. 1 for digits; 0 turns it off; D then has no BatchNorm"})
     spectral_norm: bool = field(default=False, metadata={
         "help": "spectral normalisation of D's layers (Miyato et al. 2018)"})
     augment: bool = field(default=False, metadata={
@@ -50,7 +54,7 @@ class AdversarialConfig(ModelConfig):
         finite_positive(self, "lr_g", "lr_d")
         one_of(self, "loss", tuple(LOSSES))
         unit_interval(self, "beta1", "beta2")
-        finite_nonnegative(self, "gp")
+        finite_nonnegative(self, "gp", "r1")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn("--loss wasserstein without --gp or --spectral-norm: nothing keeps the "
                           "critic Lipschitz, so its scores can grow without bound; add --gp 10")
@@ -66,7 +70,8 @@ class AdversarialModel(GenerativeModel):
         self.loss = LOSSES[cfg.loss]
         self.generator, self.discriminator = self.build_networks()
         self.metric_names = (("d_loss",) + (("d_acc",) if self.loss.threshold is not None else ())
-                             + (("gp",) if cfg.gp else ()) + ("g_loss",))
+                             + (("gp",) if cfg.gp else ()) + (("r1",) if cfg.r1 else ())
+                             + ("g_loss",))
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         raise NotImplementedError
@@ -87,17 +92,17 @@ class AdversarialModel(GenerativeModel):
             return self.generator(*self._g_inputs(n, labels))
 
     def update_discriminator(self, real, fake, labels):
-        """One D update on real and fake together; returns (loss, penalty or None, D(real),
+        """One D update on real and fake together; returns (loss, penalties by name, D(real),
         D(fake)), all detached."""
         out_real = self.discriminate(real, labels)
         out_fake = self.discriminate(fake, labels)
         loss = self.loss.d_real(out_real) + self.loss.d_fake(out_fake)
-        total, gp = self.with_penalty(loss, real, fake, labels)
+        total, penalties = self.with_penalty(loss, real, fake, labels)
         opt = self.optimizers["d"]
         opt.zero_grad()
         total.backward()
         opt.step()
-        return loss.detach(), gp, out_real.detach(), out_fake.detach()
+        return loss.detach(), penalties, out_real.detach(), out_fake.detach()
 
     def generator_batch(self, n_real: int) -> int:
         """How many fakes G's update uses, given one D update's real batch size."""
@@ -126,12 +131,19 @@ class AdversarialModel(GenerativeModel):
         discriminate(), which would apply training-time DiffAugment."""
         return self.loss.g(self.discriminator(images, labels).view(-1))
 
-    def with_penalty(self, loss, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's loss plus the weighted gradient penalty, and the penalty (None when off)."""
-        if not self.cfg.gp:
-            return loss, None
-        gp = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
-        return loss + self.cfg.gp * gp, gp.detach()
+    def with_penalty(self, loss, real, fake, labels) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's loss plus its weighted gradient penalties, and each penalty unweighted and
+        detached, by metric name ("gp": WGAN-GP's, "r1"; empty when both are off)."""
+        cfg, critic = self.cfg, (lambda x: self.discriminate(x, labels))
+        penalties = {}
+        if cfg.gp:
+            # D itself: WGAN-GP interpolates between the images D is shown, un-augmented.
+            penalties["gp"] = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
+            loss = loss + cfg.gp * penalties["gp"]
+        if cfg.r1:
+            penalties["r1"] = r1_penalty(critic, real)
+            loss = loss + cfg.r1 / 2 * penalties["r1"]
+        return loss, {k: v.detach() for k, v in penalties.items()}
 
     def training_step(self, real, labels=None):
         G, opt, loss = self.generator, self.optimizers, self.loss
@@ -142,7 +154,7 @@ class AdversarialModel(GenerativeModel):
             # and the penalty interpolates between images of one class.
             y = labels[part] if self.conditional else None
             fake = self.make_fakes(n, y)
-            d_loss, gp, out_real, out_fake = self.update_discriminator(real[part], fake, y)
+            d_loss, penalties, out_real, out_fake = self.update_discriminator(real[part], fake, y)
 
         # G: fresh noise through D. Asking backward for G's gradients only skips D's weight
         # gradients, which would be thrown away (D is not updated here).
@@ -157,7 +169,6 @@ class AdversarialModel(GenerativeModel):
         t = loss.threshold
         if t is not None:
             metrics["d_acc"] = ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
-        if gp is not None:
-            metrics["gp"] = gp
+        metrics.update(penalties)
         metrics["g_loss"] = g_loss.detach()
         return metrics

@@ -18,7 +18,7 @@ check its class or its attributes:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -58,6 +58,10 @@ class GenerativeModel(nn.Module):
     reconstructs: ClassVar[bool] = False
     # Gives a lower bound on log p(x) (log p(x|y) if conditional): log_likelihood().
     has_likelihood: ClassVar[bool] = False
+    # The model's own defaults for [train] fields (steps, batch_size, ema, ...): its best
+    # measured recipe (benchmarks/sweep.py). Flags, config files and saved runs override
+    # them; a field not named here keeps TrainConfig's default (the guide's).
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

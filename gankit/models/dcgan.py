@@ -36,9 +36,9 @@ class DCGAN(AdversarialModel):
         generator = ConvGenerator(cfg.latent_dim, self.image_shape, cfg.width, num_classes=k)
         discriminator = ConvEncoder(
             self.image_shape, 1, cfg.width,
-            # The gradient penalty is per sample; BatchNorm would mix the samples it sees
+            # A gradient penalty is per sample; BatchNorm would mix the samples it sees
             # (Gulrajani et al. 2017, section 4), so a penalised D goes without.
-            norm="none" if cfg.gp else "batch",
+            norm="none" if cfg.gp or cfg.r1 else "batch",
             spectral_norm=cfg.spectral_norm, num_classes=k,
             conditioning="projection" if getattr(cfg, "projection", False) else "concat")
         return generator, discriminator

@@ -106,11 +106,11 @@ class GAN(AdversarialModel):
 
         out_fake = self.discriminate(fake, labels)
         loss_fake = loss.d_fake(out_fake)
-        total, gp = self.with_penalty(loss_fake, real, fake, labels)
+        total, penalties = self.with_penalty(loss_fake, real, fake, labels)
         opt.zero_grad()
         total.backward()
         opt.step()
-        return ((loss_real + loss_fake) / 2).detach(), gp, out_real.detach(), out_fake.detach()
+        return ((loss_real + loss_fake) / 2).detach(), penalties, out_real.detach(), out_fake.detach()
 
     # ... and G trained on a full batch (twice the half batch).
     def generator_batch(self, n_real: int) -> int:
