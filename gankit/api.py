@@ -35,19 +35,29 @@ def _check_tables(tables: dict[str, Any], where: str) -> None:
             raise GankitError(f"{table} in {where} must be a table: write [{table}]")
 
 
-def config_from_tables(tables: dict[str, Any], where: str = "config") -> RunConfig:
+def config_from_tables(tables: dict[str, Any], where: str = "config",
+                       saved: bool = False) -> RunConfig:
     """A RunConfig from [model] (with its registry `name`), [data] and [train] tables, as
     TOML files, checkpoints and config.toml hold them; missing keys take their defaults,
-    unknown ones are refused."""
+    unknown ones are refused.
+
+    `saved`: the tables are a run's saved config, perhaps from an older gankit. A model
+    field it lacks then takes the value that reproduces the older behaviour (the field's
+    "saved_default"), not the new default, and the model's training defaults do not apply
+    (a saved [train] table is complete)."""
     _check_tables(tables, where)
     model_values = dict(tables.get("model", {}))
     name = model_values.pop("name", None) or DEFAULT
     model_cls = get_model_class(name)
+    if saved:
+        model_values = {**{f.name: f.metadata["saved_default"]
+                           for f in dataclasses.fields(model_cls.Config)
+                           if "saved_default" in f.metadata}, **model_values}
     return RunConfig(model=name,
                      model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
                      data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
-                     train=from_dict(TrainConfig, {**model_cls.train_defaults, **tables.get("train", {})},
-                                     f"[train] of {where}"))
+                     train=from_dict(TrainConfig, {**({} if saved else model_cls.train_defaults),
+                                                   **tables.get("train", {})}, f"[train] of {where}"))
 
 
 def model_for(model: str | None = None, config_file: str | None = None, resume: bool = False,
@@ -106,7 +116,7 @@ def make_config(model: str | None = None, config_file: str | None = None,
             valid = sorted(set().union(*(names for _, names in owners)))
             raise GankitError(f"unknown option {key!r}: valid options are {', '.join(valid)}")
         tables[table] = {**tables[table], key: value}
-    return config_from_tables(tables, where=config_file or "options")
+    return config_from_tables(tables, where=config_file or "options", saved=resume)
 
 
 def train(model: str | None = None, data: str | None = None, *, config: str | None = None,
@@ -128,7 +138,7 @@ def run_spec(meta: dict[str, Any], where: str | Path) -> tuple[RunConfig, tuple[
     """(run config, image shape, number of classes) from a checkpoint's metadata: enough to
     build its model, or to check a command's arguments before any weights load."""
     try:
-        cfg = config_from_tables(meta["config"], where=str(where))
+        cfg = config_from_tables(meta["config"], where=str(where), saved=True)
         return cfg, tuple(meta["image_shape"]), int(meta["num_classes"])
     except (KeyError, TypeError, ValueError):
         raise GankitError(f"checkpoint {where} has incomplete metadata: it was not written by "

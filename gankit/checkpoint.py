@@ -122,7 +122,7 @@ def training_state(model: GenerativeModel, batch_gen: torch.Generator,
 
 def load_weights(model: GenerativeModel, tensors: dict, where: str | Path) -> None:
     """The checkpoint's "model." tensors into `model`; one line when they do not fit it."""
-    weights = prefixed(tensors, "model.")
+    weights = model.upgrade_state(prefixed(tensors, "model."))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))

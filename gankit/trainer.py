@@ -34,6 +34,8 @@ from .models import GenerativeModel, build_model
 from .runlock import RunLock
 from .runtime import configure_threads, default_threads, pick_device
 
+# Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
+REFIT_EVERY = 1000
 GRID = 25   # the original's 5x5 sample grid
 
 
@@ -323,11 +325,26 @@ class Trainer:
             return
         self.ranks_rng.update(self.job.rng_states(self.batch_gen))
         if self.main:
+            if Trainer.evaluate in hooks or Trainer.save_checkpoint in hooks:
+                self.fit_prior(force=True)
+            elif Trainer.save_samples in hooks:
+                self.fit_prior(force=False)
             for hook in hooks:
                 hook(self)
         self.job.wait_for_main()
 
     # --- the hooks (rank 0) ------------------------------------------------------------
+
+    def fit_prior(self, force: bool) -> None:
+        """Refit a model's fitted prior (an autoencoder's code density) before it is sampled
+        or saved: always before evaluations and checkpoints, before grids only when the fit
+        is REFIT_EVERY steps old, since a fit costs about as much as a hundred steps. It
+        draws no random numbers from the run's streams, so training is the same with it."""
+        last = self.model.prior_step()
+        if last is None or last == self.step:
+            return
+        if force or last < 0 or self.step - last >= REFIT_EVERY:
+            self.model.fit_prior(self.data.images, self.data.labels, self.step)
 
     def log_metrics(self) -> None:
         self.log.flush(self.step)

@@ -43,3 +43,15 @@ def test_tables_are_checked_by_name():
 def test_incomplete_checkpoint_metadata_is_one_line():
     with pytest.raises(GankitError, match="checkpoint c has incomplete metadata"):
         run_spec({"config": {"model": {"name": "gan"}}}, "c")   # no image_shape
+
+
+def test_a_saved_config_from_before_a_new_field_keeps_the_old_behaviour():
+    """Runs saved before the code density existed lack `density`: an AE then kept one
+    Gaussian, a VAE sampled its prior; a new config gets the model's current default."""
+    from gankit.models import MODELS
+    old = {"model": {"name": "ae"}, "train": {"steps": 30000}}
+    assert config_from_tables(old, saved=True).model_cfg.density == 1
+    assert config_from_tables({"model": {"name": "vae"}}, saved=True).model_cfg.density == 0
+    assert config_from_tables({"model": {"name": "ae"}}).model_cfg.density == MODELS["ae"].Config().density
+    # and a saved [train] table is complete: the model's training defaults do not apply
+    assert config_from_tables(old, saved=True).train.ema == 0.0

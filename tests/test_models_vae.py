@@ -1,5 +1,5 @@
-"""The autoencoders: golden values for the VAE terms, the ELBO's assembly, the AE's fitted
-Gaussian, and a short learning check on real digits."""
+"""The autoencoders: golden values for the VAE terms, the ELBO's assembly, the Gaussian
+mixture fitted to the codes, and a short learning check on real digits."""
 
 import math
 
@@ -136,43 +136,61 @@ def test_bad_config_names_the_field(bad):
         VAEConfig(**bad)
 
 
-# --- the AE's fitted Gaussian --------------------------------------------------------------
+# --- the fitted code density (ae, and vae/cvae with --density) -----------------------------
 
-def test_ae_fit_starts_from_the_first_batch_then_moves_one_percent_per_batch(make_model):
-    model = make_model("ae")
-    real, _ = images(32)
-    with torch.no_grad():
-        codes = model.encoder(real)   # train mode, as in the step
-    model.training_step(real, None)
-    # Batch 1 is averaged exactly: the N(0, I) start leaves no trace.
-    torch.testing.assert_close(model.code_mean, codes.mean(0))
-    torch.testing.assert_close(model.code_cov, torch.cov(codes.T))
-    # Later a new batch weighs 0.01, as a BatchNorm momentum.
-    model.codes_seen.fill_(1000)
-    old_mean, old_cov = model.code_mean.clone(), model.code_cov.clone()
-    new = torch.randn(32, model.cfg.latent_dim) + 5
-    model.update_code_fit(new)
-    torch.testing.assert_close(model.code_mean, 0.99 * old_mean + 0.01 * new.mean(0))
-    torch.testing.assert_close(model.code_cov, 0.99 * old_cov + 0.01 * torch.cov(new.T))
+def test_density_fit_recovers_a_two_component_mixture():
+    from gankit.models.density import CodeDensity
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3000, 2, generator=g) * 0.3 + torch.tensor([4.0, 0.0])
+    b = torch.randn(1000, 2, generator=g) * torch.tensor([1.0, 0.2]) + torch.tensor([-4.0, 1.0])
+    density = CodeDensity(2, 2)
+    density.fit(torch.cat([a, b]), step=7)
+    assert int(density.fitted_step) == 7
+    codes = density(torch.randn(40_000, density.noise_dim, generator=g))
+    left = codes[:, 0] < 0
+    # the odds of the components, and each one's mean and spread, come back
+    assert left.float().mean().item() == pytest.approx(0.25, abs=0.01)
+    torch.testing.assert_close(codes[left].mean(0), torch.tensor([-4.0, 1.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(codes[left].std(0), torch.tensor([1.0, 0.2]), atol=0.05, rtol=0)
+    torch.testing.assert_close(codes[~left].std(0), torch.tensor([0.3, 0.3]), atol=0.03, rtol=0)
 
 
 def test_ae_samples_come_from_the_fitted_gaussian(make_model):
-    model = make_model("ae", latent_dim=3)
+    model = make_model("ae", latent_dim=3, density=1)
     mean = torch.tensor([1.0, -2.0, 0.5])
     a = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [-0.3, 0.2, 0.4]])
     cov = a @ a.T   # correlated
-    model.code_mean.copy_(mean), model.code_cov.copy_(cov)
+    model.density.fit(torch.randn(50_000, 3, generator=torch.Generator().manual_seed(1)) @ a.T + mean, 0)
     model.decoder = nn.Identity()   # so that sample() hands back the codes it decodes
     codes = model.sample(40_000, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(codes.mean(0), mean, atol=0.02, rtol=0)
-    torch.testing.assert_close(torch.cov(codes.T), cov, atol=0.03, rtol=0)
+    torch.testing.assert_close(codes.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(torch.cov(codes.T), cov, atol=0.04, rtol=0)
 
 
-def test_ae_sampling_survives_collapsed_codes(make_model):
-    model = make_model("ae")
-    model.code_cov.zero_()   # every code equal: the jitter keeps Cholesky defined
-    x = model.sample(4)
-    assert torch.isfinite(x).all()
+def test_density_survives_collapsed_codes(make_model):
+    model = make_model("ae", density=3)
+    model.density.fit(torch.ones(100, model.cfg.latent_dim), 0)   # every code equal
+    assert torch.isfinite(model.sample(4)).all()
+
+
+def test_an_ae_checkpoint_from_before_the_mixture_samples_as_it_did(make_model):
+    """Older AEs kept a running Gaussian (code_mean, code_cov) and drew m + L eps."""
+    model = make_model("ae", latent_dim=3, density=1)
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("density.")}
+    mean, cov = torch.tensor([1.0, -2.0, 0.5]), torch.diag(torch.tensor([4.0, 1.0, 0.25]))
+    old.update(code_mean=mean, code_cov=cov, codes_seen=torch.tensor(5))
+    model.load_state_dict(model.upgrade_state(old))
+    eps = torch.randn(5, 3)
+    old_codes = mean + eps @ torch.linalg.cholesky(cov + 1e-5 * cov.diagonal().mean() * torch.eye(3)).T
+    torch.testing.assert_close(model.prior_codes(eps), old_codes)
+
+
+def test_vae_samples_the_prior_unless_asked_for_a_density(make_model):
+    assert make_model("vae").prior_step() is None
+    model = make_model("vae", density=4)
+    assert model.prior_step() == -1 and model.latent_size == model.cfg.latent_dim + 1
+    with pytest.raises(GankitError, match="density"):
+        VAEConfig(density=-1)
 
 
 # --- learning ------------------------------------------------------------------------------

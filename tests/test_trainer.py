@@ -180,6 +180,25 @@ def test_ema_is_saved_used_for_sampling_and_resumed(tmp_path):
     assert all(torch.equal(tensors[k], part[k]) for k in tensors if k.startswith(("model.", "ema.")))
 
 
+def test_the_code_density_is_fitted_saved_sampled_and_resumed(tmp_path):
+    """An autoencoder's mixture is refitted before checkpoints and at the end, saved as
+    tensors, used by gankit.load's samples, and a resumed run ends with the same fit."""
+    opts = {**TINY, "model": "ae", "density": 2, "width": 8, "latent_dim": 4,
+            "sample_every": 5, "checkpoint_every": 10}
+    full = gankit.train(out=tmp_path / "full", steps=15, **opts)
+    tensors, _ = weights(full)
+    assert tensors["model.density.fitted_step"].item() == 15
+    assert tensors["model.density.means"].shape == (2, 4)
+    assert not torch.equal(tensors["model.density.means"], torch.zeros(2, 4))
+    loaded = gankit.load(tmp_path / "full")
+    z = loaded.latents(3, torch.Generator().manual_seed(0))
+    assert z.shape == (3, 5)   # 4 code dimensions and 1 to pick the component
+    torch.testing.assert_close(loaded.sample(latents=z), full.model.sample(latents=z))
+    gankit.train(out=tmp_path / "part", steps=10, **opts)
+    part, _ = weights(gankit.train(out=tmp_path / "part", steps=15, resume=True, progress=False))
+    assert all(torch.equal(tensors[k], part[k]) for k in tensors if k.startswith("model."))
+
+
 def test_ema_update_rule():
     from gankit.ema import EMA
     net = torch.nn.Linear(2, 1)

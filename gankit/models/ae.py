@@ -1,16 +1,14 @@
-"""Convolutional autoencoder, with generation from a Gaussian fitted to its codes.
+"""Convolutional autoencoder, generating from a Gaussian mixture fitted to its codes.
 
 Encoder: the DCGAN discriminator body with a linear head to a code of `latent_dim`;
 decoder: the DCGAN generator (tanh output, images in [-1, 1]). Trained on the mean squared
 error between an image and its reconstruction.
 
-An autoencoder has no prior to sample from, so the model keeps one: a Gaussian N(m, S)
-fitted to the codes of the training batches (running estimates of the mean and covariance,
-kept as buffers so they are saved in checkpoints) -- the simplest "ex-post density
-estimation" of Ghosh et al. 2020 ("From Variational to Deterministic Autoencoders").
-Latents stay standard-normal noise eps like every other model's, and decode() turns them
-into codes m + L eps (S = L L^T, Cholesky). So fixed noise drawn before training (the
-trainer's sample grids), slerp walks and seeds keep their meaning while the fit moves.
+An autoencoder has no prior to sample from, so the model fits one: a mixture of
+`--density` Gaussians fitted to the codes of the training images (models/density.py; the
+"ex-post density estimation" of Ghosh et al. 2020), refitted by the trainer as training
+goes and saved in every checkpoint. decode() takes standard-normal noise, as every model's
+does, and turns it into codes of the mixture.
 """
 
 from __future__ import annotations
@@ -23,14 +21,11 @@ import torch.nn.functional as F
 from ..config import ModelConfig, finite_positive, positive, unit_interval
 from ..runtime import evaluating
 from .base import GenerativeModel, adam
+from .density import CodeDensity, FittedPrior
 from .nets import ConvEncoder, ConvGenerator
 
-# Weight of a new batch in the running code statistics, as BatchNorm's momentum: about
-# the last few hundred batches count. The first 1/CODE_MOMENTUM batches are averaged
-# exactly instead (weight 1/t for batch t), so the start value leaves no trace.
-CODE_MOMENTUM = 0.01
-# Added to the covariance's diagonal, relative to its mean variance, before the Cholesky
-# factorisation: the fit stays positive definite when codes are collinear or collapsed.
+# Checkpoints from before the mixture kept one running Gaussian (code_mean, code_cov) and
+# factorised it with this jitter, relative to its mean variance; upgrade_state() does the same.
 JITTER = 1e-5
 
 
@@ -44,14 +39,17 @@ class AEConfig(ModelConfig):
     lr: float = field(default=1e-3, metadata={"help": "learning rate (Adam)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+    density: int = field(default=1, metadata={
+        "help": "Gaussians in the mixture fitted to the training codes that samples are drawn "
+                "from (Ghosh et al. 2020 use 10)", "saved_default": 1})
 
     def __post_init__(self):
-        positive(self, "latent_dim", "width")
+        positive(self, "latent_dim", "width", "density")
         finite_positive(self, "lr")
         unit_interval(self, "beta1", "beta2")
 
 
-class AE(GenerativeModel):
+class AE(FittedPrior, GenerativeModel):
     """Convolutional autoencoder; generates by sampling a Gaussian fitted to its training codes."""
 
     Config = AEConfig
@@ -64,10 +62,7 @@ class AE(GenerativeModel):
         d = cfg.latent_dim
         self.encoder = ConvEncoder(self.image_shape, d, cfg.width, norm="batch")
         self.decoder = ConvGenerator(d, self.image_shape, cfg.width)
-        # Running fit N(code_mean, code_cov) of the training codes; N(0, I) before any step.
-        self.register_buffer("code_mean", torch.zeros(d))
-        self.register_buffer("code_cov", torch.eye(d))
-        self.register_buffer("codes_seen", torch.zeros((), dtype=torch.long))   # batches
+        self.density = CodeDensity(d, cfg.density)   # N(0, I) until the trainer fits it
 
     def configure_optimizers(self):
         params = [*self.encoder.parameters(), *self.decoder.parameters()]
@@ -82,33 +77,27 @@ class AE(GenerativeModel):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        self.update_code_fit(codes.detach())
         return {"rec_loss": loss.detach()}
 
-    @torch.no_grad()
-    def update_code_fit(self, codes: torch.Tensor) -> None:
-        """Moves the running mean and covariance towards those of one batch of codes (B, D)."""
-        n = codes.shape[0]
-        mean = codes.mean(0)
-        centred = codes - mean
-        cov = centred.T @ centred / max(n - 1, 1)                # unbiased, like BatchNorm's
-        self.codes_seen += 1
-        # A tensor weight, so that no value is copied to the host on an accelerator.
-        w = (1.0 / self.codes_seen.float()).clamp_min(CODE_MOMENTUM).to(codes.dtype)
-        self.code_mean.lerp_(mean, w)
-        self.code_cov.lerp_(cov, w)
-
-    def codes_from_noise(self, eps: torch.Tensor) -> torch.Tensor:
-        """Standard-normal eps (n, D) -> codes m + L eps distributed as N(m, S), S = L L^T."""
-        cov = self.code_cov
-        jitter = JITTER * cov.diagonal().mean().clamp_min(1e-6)
-        chol = torch.linalg.cholesky(cov + jitter * torch.eye(len(cov), device=cov.device))
-        return self.code_mean + eps @ chol.T
+    def codes(self, images, labels=None):
+        return self.encoder(images)
 
     def decode(self, latents, labels=None):
-        # Latents are the prior's standard-normal noise (base class latents()); the fitted
-        # Gaussian is applied here, at sampling time, so it is always the current one.
-        return getattr(self, self.sampling_network)(self.codes_from_noise(latents))
+        return getattr(self, self.sampling_network)(self.prior_codes(latents))
+
+    def upgrade_state(self, weights):
+        """Before the mixture, the model kept a running Gaussian N(code_mean, code_cov):
+        one component, factorised as the model then did."""
+        if "code_mean" not in weights:
+            return weights
+        weights = dict(weights)
+        mean, cov = weights.pop("code_mean"), weights.pop("code_cov")
+        weights.pop("codes_seen", None)
+        jitter = JITTER * cov.diagonal().mean().clamp_min(1e-6)
+        chol = torch.linalg.cholesky(cov + jitter * torch.eye(len(cov)))
+        weights.update({"density.weights": torch.ones(1), "density.means": mean[None],
+                        "density.chol": chol[None], "density.fitted_step": torch.tensor(0)})
+        return weights
 
     @torch.no_grad()
     def reconstruct(self, images, labels=None):

@@ -101,11 +101,16 @@ class GenerativeModel(nn.Module):
         """
         raise NotImplementedError
 
+    @property
+    def latent_size(self) -> int:
+        """Standard-normal numbers per sample that decode() takes."""
+        return self.cfg.latent_dim
+
     def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n latent codes (n, latent_dim) from the prior, on the model's device."""
+        """n latent codes (n, latent_size) from the prior, on the model's device."""
         if generator is None:   # the training path: draw on the device, no host copy
-            return torch.randn(n, self.cfg.latent_dim, device=self.device)
-        return torch.randn(n, self.cfg.latent_dim, generator=generator).to(self.device)
+            return torch.randn(n, self.latent_size, device=self.device)
+        return torch.randn(n, self.latent_size, generator=generator).to(self.device)
 
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Latents (n, latent_dim) -> images in [-1, 1]; runs the sampling network."""
@@ -146,6 +151,23 @@ class GenerativeModel(nn.Module):
             labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
         with evaluating(getattr(self, self.sampling_network)):
             return self.decode(latents, labels)
+
+    # --- a fitted prior: what samples are drawn from, fitted to the training data ---------
+
+    def prior_step(self) -> int | None:
+        """The training step of the last fit_prior() (-1: not yet); None for a model whose
+        prior is fixed (the default), which the trainer then never asks to fit."""
+        return None
+
+    def fit_prior(self, images: torch.Tensor, labels: torch.Tensor | None, step: int) -> None:
+        """Fit what samples are drawn from to the training images (uint8 (N, C, H, W)) at
+        training step `step`. The trainer calls it before sample grids (at most every
+        REFIT_EVERY steps), evaluations and checkpoints."""
+
+    def upgrade_state(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A checkpoint's model tensors as this version of the model names them (the
+        checkpoint may predate a change); by default, as they are."""
+        return weights
 
     # --- hooks of the capabilities above; a model that declares one overrides its hook ---
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import finite_nonnegative, finite_positive, one_of
+from ..config import finite_nonnegative, finite_positive, one_of, positive, unit_interval
 from ..errors import GankitError
 from ..losses import bernoulli_nll, gaussian_nll, kl_normal
 from ..runtime import evaluating
 from .ae import AEConfig
 from .base import GenerativeModel, adam
+from .density import CodeDensity, FittedPrior
 from .nets import ConvEncoder, ConvGenerator
 
 DECODERS = ("bernoulli", "gaussian")
@@ -44,18 +45,26 @@ class VAEConfig(AEConfig):
         "help": "gaussian decoder: the pixel noise, in units of the [-1, 1] range; smaller "
                 "weighs reconstruction more against the KL term (sharper reconstructions, "
                 "less regular codes, worse samples)"})
+    density: int = field(default=0, metadata={
+        "help": "Gaussians in a mixture fitted to the training codes (posterior means) that "
+                "samples are drawn from instead of the prior N(0, I) (Ghosh et al. 2020 use "
+                "10); 0 samples the prior", "saved_default": 0})
     beta: float = field(default=1.0, metadata={
         "help": "weight of the KL term: 1 is the VAE, > 1 the beta-VAE (Higgins et al. "
                 "2017: smoother, more disentangled codes, blurrier images)"})
 
     def __post_init__(self):
-        super().__post_init__()
+        if self.density < 0:
+            raise GankitError(f"density must be >= 0, got {self.density}: 0 samples the prior")
+        positive(self, "latent_dim", "width")
+        finite_positive(self, "lr")
+        unit_interval(self, "beta1", "beta2")
         one_of(self, "decoder", DECODERS)
         finite_positive(self, "sigma")
         finite_nonnegative(self, "beta")
 
 
-class VAE(GenerativeModel):
+class VAE(FittedPrior, GenerativeModel):
     """Variational autoencoder (Kingma & Welling 2014): Bernoulli or Gaussian decoder, beta-VAE."""
 
     Config = VAEConfig
@@ -67,6 +76,7 @@ class VAE(GenerativeModel):
     def __init__(self, cfg: VAEConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
         self.encoder, self.decoder = self.build_networks()
+        self.density = CodeDensity(cfg.latent_dim, cfg.density) if cfg.density else None
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         cfg, k = self.cfg, self.num_classes if self.conditional else 0
@@ -121,9 +131,13 @@ class VAE(GenerativeModel):
         opt.step()
         return {"loss": loss.detach(), "rec": rec.detach().mean(), "kl": kl.detach().mean()}
 
+    def codes(self, images, labels=None):
+        """The posterior means, which the density is fitted to (as Ghosh et al. do)."""
+        return self.posterior(images, labels)[0]
+
     def decode(self, latents, labels=None):
         net = getattr(self, self.sampling_network)
-        return self.to_images(net(latents, *self._labels(labels)))
+        return self.to_images(net(self.prior_codes(latents), *self._labels(labels)))
 
     @torch.no_grad()
     def reconstruct(self, images, labels=None):
