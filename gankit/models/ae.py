@@ -50,7 +50,7 @@ class AEConfig(ModelConfig):
 
 
 class AE(FittedPrior, GenerativeModel):
-    """Convolutional autoencoder; generates by sampling a Gaussian fitted to its training codes."""
+    """Convolutional autoencoder; generates by sampling a Gaussian mixture fitted to its training codes."""
 
     Config = AEConfig
     metric_names = ("rec_loss",)

@@ -9,7 +9,8 @@ tanh(raw) of a Gaussian with a fixed sigma. The loss is the negative ELBO per im
 
 with one z = mu + sigma * eps per image (the reparameterisation trick), averaged over the
 batch. beta = 1 is the VAE; beta > 1 the beta-VAE of Higgins et al. 2017. Samples decode
-z ~ N(0, I), the prior. A subclass that sets `conditional = True` is the CVAE.
+z ~ N(0, I), the prior, or with --density K codes from a mixture of K Gaussians fitted to
+the training codes (models/density.py). A subclass that sets `conditional = True` is the CVAE.
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""Each model's default recipe, scored on the held-out split: 3 seeds, time to quality,
+and a memorisation check.
+
+    python benchmarks/recipes.py                            # every model, seeds 0 1 2
+    python benchmarks/recipes.py --only dcgan cgan --seeds 0
+    python benchmarks/recipes.py --data fashion-mnist --only dcgan cgan --out runs/recipes-fashion
+
+Every run is plain `gankit train --model M --seed S` with the model's defaults (what a user
+gets), plus --eval-every so that metrics.csv holds FID against training seconds (the same
+FID `gankit eval` prints; its seconds include the evaluations, about 1 s each on the
+offline digits). --workers runs train side by side on one thread each. Then:
+
+- `gankit eval --checkpoint RUN --json` on each final checkpoint: mean +- std over seeds;
+- time to quality: the best FID each run logged within 60 s and within 300 s, and a
+  picture of FID against seconds (the seeds' mean, their range shaded);
+- memorisation: each of 1,000 samples' pixel distance to its nearest training image, beside
+  the held-out images' own distances to the training set. Samples much closer to the
+  training images than held-out images are copies, not generations.
+
+Writes OUT/recipes.json, benchmarks/results/recipes[-DATA].md and docs/time_to_quality[-DATA].png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+EVALS_PER_RUN = 15
+WITHIN = (60, 300)
+SCORES = ("fid", "kid_mean", "precision", "recall", "class_entropy")
+
+
+def default_steps(model: str) -> int:
+    from gankit.api import make_config
+    return make_config(model).train.steps
+
+
+def gankit(*args: str, capture: bool = False) -> str:
+    out = subprocess.run([sys.executable, "-m", "gankit", *args], check=True, cwd=ROOT,
+                         capture_output=capture, text=True,
+                         stdout=None if capture else subprocess.DEVNULL,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return out.stdout if capture else ""
+
+
+def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool) -> dict:
+    run = out / model / f"seed{seed}"
+    steps = default_steps(model)
+    done = run / "checkpoints" / "last.json"
+    if not (reuse and done.is_file() and json.loads(done.read_text()).get("step") == steps):
+        if run.exists():
+            import shutil
+            shutil.rmtree(run)
+        gankit("train", "--model", model, "--data", data, "--seed", str(seed), "--out", str(run),
+               "--eval-every", str(max(50, steps // EVALS_PER_RUN)), "--threads", "1",
+               "--quiet", "--offline")
+    result = json.loads(gankit("eval", "--checkpoint", str(run), "--json", "--offline",
+                               capture=True))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    curve = [(float(r["seconds"]), float(r["fid"])) for r in rows if r.get("fid")]
+    print(f"{model} seed {seed}: {steps} steps, {float(rows[-1]['seconds']):.0f} s, "
+          f"FID {result['fid']:.2f} P {result['precision']:.3f} R {result['recall']:.3f}",
+          flush=True)
+    return {"model": model, "seed": seed, "steps": steps, "seconds": float(rows[-1]["seconds"]),
+            "curve": curve, **{k: result.get(k) for k in SCORES}}
+
+
+def memorisation(run: Path, data: str, n: int = 1000) -> dict:
+    """Median nearest-training-image distance (RMS over pixels in [0, 1]) of n samples and
+    of the held-out images, and the share of samples nearer than 99% of held-out images."""
+    import torch
+
+    import gankit as gk
+    from gankit.config import DataConfig
+    from gankit.evaluate import draw
+    from gankit.metrics.classifier import reference_split
+    train, held_out, _ = reference_split(DataConfig(data=data, offline=True))
+    model = gk.load(run)
+    gen = torch.Generator().manual_seed(0)
+    fakes = draw(lambda k: model.sample(k, generator=gen), n)
+
+    def nearest(x: torch.Tensor) -> np.ndarray:
+        t = train.images.flatten(1).float() / 255
+        q = x[:n].flatten(1).float() / 255
+        d = torch.cdist(q, t).min(1).values / math.sqrt(t.shape[1])
+        return d.numpy()
+    fake_d, real_d = nearest(fakes), nearest(held_out.images)
+    return {"sample_median": float(np.median(fake_d)), "held_out_median": float(np.median(real_d)),
+            "closer_than_1pct": float(np.mean(fake_d < np.quantile(real_d, 0.01)))}
+
+
+def plot(results: list[dict], floor: float, path: Path) -> None:
+    """FID (log scale) against training seconds: each model's mean over seeds, the range
+    of its seeds shaded, the real-data floor dashed."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.load_default()
+    w, h, l, r, t, b = 900, 520, 70, 170, 30, 50
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img, "RGBA")
+    models = list(dict.fromkeys(x["model"] for x in results))
+    t_max = max(s for x in results for s, _ in x["curve"])
+    fids = [f for x in results for _, f in x["curve"]] + [floor]
+    lo, hi = math.log10(max(min(fids), 0.5)), math.log10(max(fids))
+    X = lambda s: l + s / t_max * (w - l - r)                          # noqa: E731
+    Y = lambda f: t + (hi - math.log10(max(f, 0.5))) / (hi - lo) * (h - t - b)   # noqa: E731
+    draw.rectangle([l, t, w - r, h - b], outline="#888")
+    for decade in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in (1, 2, 5):
+            v = m * 10 ** decade
+            if lo <= math.log10(v) <= hi:
+                draw.line([(l, Y(v)), (w - r, Y(v))], fill="#eee")
+                draw.text((l - 40, Y(v) - 6), f"{v:g}", fill="black", font=font)
+    for s in range(0, int(t_max) + 1, 60):
+        draw.line([(X(s), h - b), (X(s), h - b + 4)], fill="black")
+        draw.text((X(s) - 8, h - b + 8), f"{s}", fill="black", font=font)
+    draw.text(((w - r) // 2 - 60, h - 20), "training seconds (2-core CPU, one thread)", fill="black", font=font)
+    draw.text((l, 8), "FID (gankit classifier, held-out sample size), log scale", fill="black", font=font)
+    draw.line([(l, Y(floor)), (w - r, Y(floor))], fill="#444", width=1)
+    draw.text((w - r + 6, Y(floor) - 6), f"real data {floor:.2f}", fill="#444", font=font)
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for k, model in enumerate(models):
+        c = colours[k % len(colours)]
+        runs = [x["curve"] for x in results if x["model"] == model]
+        grid = np.linspace(max(run[0][0] for run in runs), min(run[-1][0] for run in runs), 40)
+        ys = np.array([np.interp(grid, [s for s, _ in run], [f for _, f in run]) for run in runs])
+        band = [(X(s), Y(v)) for s, v in zip(grid, ys.max(0))] + \
+               [(X(s), Y(v)) for s, v in zip(grid[::-1], ys.min(0)[::-1])]
+        rgb = tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+        draw.polygon(band, fill=rgb + (60,))
+        draw.line([(X(s), Y(v)) for s, v in zip(grid, ys.mean(0))], fill=c, width=2)
+        draw.text((w - r + 6, t + 16 * k), f"{model} ({len(runs)} seeds)", fill=c, font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def mean_std(values: list[float]) -> str:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else "-"
+
+
+def best_within(curve: list[tuple[float, float]], seconds: float) -> float:
+    inside = [f for s, f in curve if s <= seconds]
+    return min(inside) if inside else math.nan
+
+
+def main() -> None:
+    from gankit.models import MODELS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--data", default="mnist")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="runs/recipes")
+    ap.add_argument("--reuse", action="store_true", help="score finished runs instead of training again")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    floor = json.loads(gankit("eval", "--reference", "--data", args.data, "--json", "--offline",
+                              capture=True))
+    jobs = [(m, s) for m in args.only for s in args.seeds]
+    with ThreadPoolExecutor(args.workers) as pool:
+        results = list(pool.map(lambda job: train_and_score(*job, args.data, out, args.reuse), jobs))
+    copies = {m: memorisation(out / m / f"seed{args.seeds[0]}", args.data) for m in args.only}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipes.json").write_text(json.dumps({"floor": floor, "runs": results,
+                                                  "memorisation": copies}, indent=1))
+    suffix = "" if args.data == "mnist" else f"-{args.data}"
+    plot(results, floor["fid"], ROOT / "docs" / f"time_to_quality{suffix}.png")
+
+    lines = [f"features: {floor['extractor']}", f"reference: {floor['reference']}",
+             f"n_real {floor['n_real']:,}, n_fake {floor['n_fake']:,}; seeds {args.seeds}", "",
+             "| model | steps | train s | FID | KID | precision | recall | class entropy | "
+             "best FID ≤ 60 s | best FID ≤ 300 s |", "|---|---|---|---|---|---|---|---|---|---|",
+             f"| real data (held-out) | - | - | {floor['fid']:.3f} | {floor['kid_mean']:.4f} | "
+             f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['class_entropy']:.3f} | - | - |"]
+    for m in args.only:
+        rs = [r for r in results if r["model"] == m]
+        cells = [mean_std([r[k] for r in rs]) for k in SCORES]
+        within = [mean_std([best_within(r["curve"], s) for r in rs]) for s in WITHIN]
+        lines.append(f"| {m} | {rs[0]['steps']:,} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+                     + " | ".join(cells + within) + " |")
+    lines += ["", "Memorisation (seed %d; RMS pixel distance to the nearest training image):" % args.seeds[0], "",
+              "| model | samples' median | held-out median | samples nearer than 99% of held-out |",
+              "|---|---|---|---|"]
+    lines += [f"| {m} | {c['sample_median']:.3f} | {c['held_out_median']:.3f} | {c['closer_than_1pct']:.1%} |"
+              for m, c in copies.items()]
+    table = "\n".join(lines)
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / f"recipes{suffix}.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
