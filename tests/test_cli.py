@@ -1,5 +1,6 @@
 """The `gankit` command as a user runs it: real subprocesses, real files."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -220,3 +221,27 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_train_help_shows_each_models_own_defaults(capsys):
+    """`gankit train --model M --help` shows M's recipe (its train_defaults and its Config's
+    defaults), which is what a run with no flags gets."""
+    import pytest
+
+    from gankit.api import make_config
+    from gankit.cli import build_parser
+    from gankit.models import MODELS
+    for name in MODELS:
+        with pytest.raises(SystemExit):
+            build_parser(name).parse_args(["train", "--model", name, "--help"])
+        out = capsys.readouterr().out
+        # One entry per flag: "  --flag METAVAR  help ..." up to the next such line.
+        entries = {e.split()[0].rstrip(","): " ".join(e.split())
+                   for e in re.split(r"\n  (?=-)", out[out.index("options:"):])[1:]}
+        cfg = make_config(name)
+        shown = {**{k: getattr(cfg.train, k) for k in ("steps", "batch_size", "ema")},
+                 **vars(cfg.model_cfg)}
+        for key, value in shown.items():
+            if isinstance(value, bool):
+                value = "on" if value else "off"
+            assert f"(default: {value})" in entries["--" + key.replace("_", "-")], (name, key)
