@@ -1,4 +1,4 @@
-"""Train every registered model for a fixed budget and keep its final grid: the evidence
+"""Train every registered model for its default number of steps and keep its final grid: the evidence
 that each one learns, and the runs benchmarks/quality.py puts numbers on.
 
     python benchmarks/models.py                      # every model, MNIST (offline: 5,000 digits)
@@ -23,14 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Steps per model: the same order of CPU minutes for each (a WGAN-GP step is five critic
-# updates with a double backward; a dense GAN step is cheap).
-BUDGET = {"gan": 30000, "dcgan": 5000, "cgan": 5000, "wgan-gp": 2000,
-          "ae": 3000, "vae": 3000, "cvae": 3000}
-
-
 def budget(name: str, scale: float = 1.0) -> int:
-    return max(1, int(BUDGET.get(name, 3000) * scale))
+    """The model's own default number of steps (its recipe's budget), times `scale`."""
+    from gankit.api import make_config
+    return max(1, int(make_config(name).train.steps * scale))
 
 
 def train_one(name: str, steps: int, data: str, out: Path, device: str = "cpu") -> tuple[float, str]:

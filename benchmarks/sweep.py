@@ -54,9 +54,17 @@ GAN_SPACE = [
     {"ema": EMA, "lr_d": 2e-4, "lr_g": 2e-4, "latent_dim": 64, "d_steps": 2},
     {"ema": EMA, "loss": "lsgan"},
 ]
+# A second round around the first round's winner on dcgan (batch 64, EMA): larger
+# batches, and what the first round could not judge at its short screen.
+GAN_ROUND2 = [
+    {"ema": EMA, "batch_size": 128},
+    {"ema": EMA, "batch_size": 64, "augment": True},
+    {"ema": EMA, "batch_size": 64, "lr_g": 4e-4, "lr_d": 4e-4},
+    {"ema": EMA, "batch_size": 64, "loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9},
+]
 SPACES = {
-    "dcgan": GAN_SPACE,
-    "cgan": GAN_SPACE + [{"ema": EMA, "projection": True}],
+    "dcgan": GAN_SPACE + GAN_ROUND2,
+    "cgan": GAN_SPACE + [{"ema": EMA, "projection": True}] + GAN_ROUND2,
     "wgan-gp": [
         {},
         {"ema": EMA},

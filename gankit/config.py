@@ -63,6 +63,12 @@ def one_of(cfg, name: str, options: tuple[str, ...]) -> None:
         raise GankitError(f"{name} must be one of {', '.join(options)}, got {value!r}")
 
 
+def default_of(cls, name: str, value: Any):
+    """A field of a subclass that keeps `cls`'s field `name` (help text and all) but with
+    another default: how a model states its own recipe for a shared option."""
+    return field(default=value, metadata=cls.__dataclass_fields__[name].metadata)
+
+
 @dataclass
 class DataConfig:
     data: str = field(default="mnist", metadata=_help(
