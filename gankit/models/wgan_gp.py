@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import default_of
 from .dcgan import DCGAN, DCGANConfig
 
 
@@ -23,9 +24,11 @@ class WGANGPConfig(DCGANConfig):
     d_steps: int = field(default=5, metadata={
         "help": "critic updates per generator update (n_critic), each on its own real batch"})
     gp: float = field(default=10.0, metadata={"help": "gradient penalty weight lambda"})
+    spectral_norm: bool = default_of(DCGANConfig, "spectral_norm", False)   # the penalty does its work
 
 
 class WGANGP(DCGAN):
     """Wasserstein GAN with gradient penalty: conv critic, n_critic 5, lambda 10."""
 
     Config = WGANGPConfig
+    train_defaults = {}   # until its own recipe: TrainConfig's
