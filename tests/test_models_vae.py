@@ -185,8 +185,18 @@ def test_an_ae_checkpoint_from_before_the_mixture_samples_as_it_did(make_model):
     torch.testing.assert_close(model.prior_codes(eps), old_codes)
 
 
+def test_a_cvae_fits_one_mixture_per_class(make_model):
+    model = make_model("cvae", num_classes=3, latent_dim=2, density=1)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(500)
+    centres = torch.tensor([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    model.density.fit(centres[labels] + 0.1 * torch.randn(1500, 2, generator=g), 0, labels)
+    codes = model.prior_codes(torch.randn(300, 2, generator=g), torch.full((300,), 1))
+    torch.testing.assert_close(codes.mean(0), centres[1], atol=0.05, rtol=0)
+
+
 def test_vae_samples_the_prior_unless_asked_for_a_density(make_model):
-    assert make_model("vae").prior_step() is None
+    assert make_model("vae", density=0).prior_step() is None
     model = make_model("vae", density=4)
     assert model.prior_step() == -1 and model.latent_size == model.cfg.latent_dim + 1
     with pytest.raises(GankitError, match="density"):

@@ -188,8 +188,8 @@ def test_the_code_density_is_fitted_saved_sampled_and_resumed(tmp_path):
     full = gankit.train(out=tmp_path / "full", steps=15, **opts)
     tensors, _ = weights(full)
     assert tensors["model.density.fitted_step"].item() == 15
-    assert tensors["model.density.means"].shape == (2, 4)
-    assert not torch.equal(tensors["model.density.means"], torch.zeros(2, 4))
+    assert tensors["model.density.means"].shape == (1, 2, 4)   # (classes or 1, K, D)
+    assert not torch.equal(tensors["model.density.means"], torch.zeros(1, 2, 4))
     loaded = gankit.load(tmp_path / "full")
     z = loaded.latents(3, torch.Generator().manual_seed(0))
     assert z.shape == (3, 5)   # 4 code dimensions and 1 to pick the component

@@ -102,8 +102,8 @@ class AE(FittedPrior, GenerativeModel):
         weights.pop("codes_seen", None)
         jitter = JITTER * cov.diagonal().mean().clamp_min(1e-6)
         chol = torch.linalg.cholesky(cov + jitter * torch.eye(len(cov)))
-        weights.update({"density.weights": torch.ones(1), "density.means": mean[None],
-                        "density.chol": chol[None], "density.fitted_step": torch.tensor(0)})
+        weights.update({"density.weights": torch.ones(1, 1), "density.means": mean[None, None],
+                        "density.chol": chol[None, None], "density.fitted_step": torch.tensor(0)})
         return weights
 
     @torch.no_grad()

@@ -36,14 +36,18 @@ ENCODE_BATCH = 500
 
 
 class CodeDensity(nn.Module):
-    """K Gaussians over D-dimensional codes; before any fit every component is N(0, I)."""
+    """K Gaussians over D-dimensional codes, one mixture per class when `classes` > 0
+    (p(z|y) for a conditional model: a CVAE's codes of a 1 and of an 8 need not fill the
+    same region, and a code drawn from the pooled mixture decodes into the wrong stroke
+    for its label); before any fit every component is N(0, I)."""
 
-    def __init__(self, dim: int, components: int):
+    def __init__(self, dim: int, components: int, classes: int = 0):
         super().__init__()
-        self.dim, self.components = dim, components
-        self.register_buffer("weights", torch.full((components,), 1 / components))
-        self.register_buffer("means", torch.zeros(components, dim))
-        self.register_buffer("chol", torch.eye(dim).repeat(components, 1, 1))
+        self.dim, self.components, self.groups = dim, components, max(classes, 1)
+        g, k = self.groups, components
+        self.register_buffer("weights", torch.full((g, k), 1 / k))
+        self.register_buffer("means", torch.zeros(g, k, dim))
+        self.register_buffer("chol", torch.eye(dim).repeat(g, k, 1, 1))
         # The training step of the last fit; -1 before the first.
         self.register_buffer("fitted_step", torch.tensor(-1, dtype=torch.long))
 
@@ -52,35 +56,51 @@ class CodeDensity(nn.Module):
         """Standard-normal numbers per code: D, and one more to pick the component."""
         return self.dim + (self.components > 1)
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        """noise (n, noise_dim) ~ N(0, I) -> codes (n, D) distributed as the mixture."""
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """noise (n, noise_dim) ~ N(0, I) [and labels (n,)] -> codes (n, D) distributed as
+        the mixture (of each label's class)."""
         eps = noise[:, :self.dim]
+        g = (labels if self.groups > 1 else torch.zeros(len(noise), dtype=torch.long,
+                                                        device=noise.device))
         if self.components == 1:
-            return self.means[0] + eps @ self.chol[0].T
-        # The last coordinate's normal CDF is uniform on (0, 1); inverting the mixture's
-        # cumulative weights turns it into a component index with the mixture's odds.
-        u = torch.special.ndtr(noise[:, -1])
-        k = torch.searchsorted(self.weights.cumsum(0), u.contiguous()).clamp_(max=self.components - 1)
-        return self.means[k] + (self.chol[k] @ eps.unsqueeze(-1)).squeeze(-1)
+            k = torch.zeros_like(g)
+        else:
+            # The last coordinate's normal CDF is uniform on (0, 1); inverting the mixture's
+            # cumulative weights turns it into a component index with the mixture's odds.
+            u = torch.special.ndtr(noise[:, -1:]).contiguous()
+            k = torch.searchsorted(self.weights[g].cumsum(1), u).squeeze(1)
+            k = k.clamp_(max=self.components - 1)
+        return self.means[g, k] + (self.chol[g, k] @ eps.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
-    def fit(self, codes: torch.Tensor, step: int, seed: int = 0) -> None:
-        """EM on `codes` (N, D); the result replaces the buffers."""
+    def fit(self, codes: torch.Tensor, step: int, labels: torch.Tensor | None = None,
+            seed: int = 0) -> None:
+        """EM on `codes` (N, D) (per class of `labels` when the density has classes); the
+        result replaces the buffers."""
+        codes = codes.detach().double().cpu()
+        if self.groups == 1:
+            self._fit_group(0, codes.numpy(), seed)
+        else:
+            for c in range(self.groups):
+                self._fit_group(c, codes[labels.cpu() == c].numpy(), seed)
+        self.fitted_step.fill_(step)
+
+    def _fit_group(self, g: int, x: np.ndarray, seed: int) -> None:
         from sklearn.mixture import GaussianMixture
 
-        x = codes.detach().double().cpu().numpy()
         if len(x) > MAX_CODES:
             x = x[np.random.default_rng(seed).permutation(len(x))[:MAX_CODES]]
         k = min(self.components, len(x))
+        if k < 1:
+            return   # a class without images keeps its N(0, I) components
         warm = {}
         if self.fitted_step >= 0 and k == self.components:
             # EM from the last fit: the codes move little between refits, so a few
             # iterations do instead of k-means and some forty (4 s at K = 10 on 4,000 codes).
-            chol = self.chol.double().cpu().numpy()
-            inv = np.linalg.inv(chol)
-            weights = self.weights.double().cpu().numpy()
+            inv = np.linalg.inv(self.chol[g].double().cpu().numpy())
+            weights = self.weights[g].double().cpu().numpy()
             warm = dict(weights_init=weights / weights.sum(),   # sums to 1 in float64 too
-                        means_init=self.means.double().cpu().numpy(),
+                        means_init=self.means[g].double().cpu().numpy(),
                         precisions_init=np.transpose(inv, (0, 2, 1)) @ inv)
         gm = GaussianMixture(k, covariance_type="full", reg_covar=REG_COVAR, random_state=seed,
                              **warm)
@@ -92,8 +112,7 @@ class CodeDensity(nn.Module):
         chol[:k] = np.linalg.cholesky(gm.covariances_)
         for buffer, value in ((self.weights, weights / weights.sum()), (self.means, means),
                               (self.chol, chol)):
-            buffer.copy_(torch.from_numpy(value))
-        self.fitted_step.fill_(step)
+            buffer[g].copy_(torch.from_numpy(value))
 
 
 class FittedPrior:
@@ -107,9 +126,9 @@ class FittedPrior:
     def latent_size(self) -> int:
         return self.cfg.latent_dim if self.density is None else self.density.noise_dim
 
-    def prior_codes(self, latents: torch.Tensor) -> torch.Tensor:
-        """Standard-normal latents -> codes for the decoder."""
-        return latents if self.density is None else self.density(latents)
+    def prior_codes(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard-normal latents [and labels] -> codes for the decoder."""
+        return latents if self.density is None else self.density(latents, labels)
 
     def prior_step(self) -> int | None:
         return None if self.density is None else int(self.density.fitted_step)
@@ -121,4 +140,4 @@ class FittedPrior:
                 self.codes(to_float(images[i:i + ENCODE_BATCH].to(self.device)),
                            None if labels is None else labels[i:i + ENCODE_BATCH].to(self.device))
                 for i in range(0, len(images), ENCODE_BATCH)])
-        self.density.fit(codes, step)
+        self.density.fit(codes, step, labels if self.density.groups > 1 else None)

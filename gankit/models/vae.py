@@ -88,7 +88,9 @@ class VAE(FittedPrior, GenerativeModel):
     def __init__(self, cfg: VAEConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
         self.encoder, self.decoder = self.build_networks()
-        self.density = CodeDensity(cfg.latent_dim, cfg.density) if cfg.density else None
+        self.density = (CodeDensity(cfg.latent_dim, cfg.density,
+                                    num_classes if self.conditional else 0)
+                        if cfg.density else None)
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         cfg, k = self.cfg, self.num_classes if self.conditional else 0
@@ -149,7 +151,7 @@ class VAE(FittedPrior, GenerativeModel):
 
     def decode(self, latents, labels=None):
         net = getattr(self, self.sampling_network)
-        return self.to_images(net(self.prior_codes(latents), *self._labels(labels)))
+        return self.to_images(net(self.prior_codes(latents, labels), *self._labels(labels)))
 
     @torch.no_grad()
     def reconstruct(self, images, labels=None):
