@@ -144,9 +144,11 @@ def plot(results: list[dict], floor: float, path: Path) -> None:
     img.save(path)
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 3) -> str:
     v = np.array([x for x in values if x is not None], dtype=float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else "-"
+    if not len(v):
+        return "-"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0:.{digits}f}"
 
 
 def best_within(curve: list[tuple[float, float]], seconds: float) -> float:
@@ -186,8 +188,8 @@ def main() -> None:
              f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['class_entropy']:.3f} | - | - |"]
     for m in args.only:
         rs = [r for r in results if r["model"] == m]
-        cells = [mean_std([r[k] for r in rs]) for k in SCORES]
-        within = [mean_std([best_within(r["curve"], s) for r in rs]) for s in WITHIN]
+        cells = [mean_std([r[k] for r in rs], 4 if k == "kid_mean" else 3) for k in SCORES]
+        within = [mean_std([best_within(r["curve"], s) for r in rs], 1) for s in WITHIN]
         lines.append(f"| {m} | {rs[0]['steps']:,} | {np.mean([r['seconds'] for r in rs]):.0f} | "
                      + " | ".join(cells + within) + " |")
     lines += ["", "Memorisation (seed %d; RMS pixel distance to the nearest training image):" % args.seeds[0], "",
