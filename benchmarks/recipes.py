@@ -63,7 +63,8 @@ def gankit(*args: str, capture: bool = False) -> str:
     return out.stdout if capture else ""
 
 
-def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool) -> dict:
+def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
+                    evals: int = EVALS_PER_RUN) -> dict:
     run = out / model / f"seed{seed}"
     steps = default_steps(model)
     done = run / "checkpoints" / "last.json"
@@ -72,7 +73,7 @@ def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool) ->
             import shutil
             shutil.rmtree(run)
         gankit("train", "--model", model, "--data", data, "--seed", str(seed), "--out", str(run),
-               "--eval-every", str(max(50, steps // EVALS_PER_RUN)), "--threads", "1",
+               "--eval-every", str(max(50, steps // evals)), "--threads", "1",
                "--quiet", "--offline")
     result = json.loads(gankit("eval", "--checkpoint", str(run), "--json", "--offline",
                                capture=True))
@@ -209,6 +210,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="runs/recipes")
     ap.add_argument("--reuse", action="store_true", help="score finished runs instead of training again")
+    ap.add_argument("--evals", type=int, default=EVALS_PER_RUN, help="FID evaluations per run "
+                    "(the curve's points; each costs a few seconds with 10,000 samples)")
     ap.add_argument("--before", action="store_true", help="only compare the autoencoders' "
                     "recipes (seed 0, already trained) with their settings as they stood")
     args = ap.parse_args()
@@ -221,7 +224,8 @@ def main() -> None:
                               capture=True))
     jobs = [(m, s) for m in args.only for s in args.seeds]
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda job: train_and_score(*job, args.data, out, args.reuse), jobs))
+        results = list(pool.map(lambda job: train_and_score(*job, args.data, out, args.reuse,
+                                                            args.evals), jobs))
     copies = {m: memorisation(out / m / f"seed{args.seeds[0]}", args.data) for m in args.only}
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps({"floor": floor, "runs": results,
