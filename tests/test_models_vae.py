@@ -195,6 +195,19 @@ def test_a_cvae_fits_one_mixture_per_class(make_model):
     torch.testing.assert_close(codes.mean(0), centres[1], atol=0.05, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_reconstructions_decode_the_code_itself_not_through_the_density(make_model, name):
+    model = make_model(name, density=3).eval()
+    x, y = images(4)
+    y = y if model.conditional else None
+    model.density.fit(torch.randn(300, model.cfg.latent_dim) * 5 + 3, 0,
+                      torch.arange(300) % 10 if model.conditional else None)
+    with torch.no_grad():
+        mu, _ = model.posterior(x, y)
+        direct = model.to_images(model.decoder(mu, *(() if y is None else (y,))))
+    torch.testing.assert_close(model.reconstruct(x, y), direct)
+
+
 def test_vae_samples_the_prior_unless_asked_for_a_density(make_model):
     assert make_model("vae", density=0).prior_step() is None
     model = make_model("vae", density=4)

@@ -158,7 +158,10 @@ class VAE(FittedPrior, GenerativeModel):
         """The decoder's mean at the posterior mean mu (no sampling noise)."""
         with evaluating(self):
             mu, _ = self.posterior(images, labels)
-            return self.decode(mu, labels)
+            # The decoder itself: decode() maps prior noise through the fitted density,
+            # and mu is a code already.
+            net = getattr(self, self.sampling_network)
+            return self.to_images(net(mu, *self._labels(labels)))
 
     @torch.no_grad()
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
