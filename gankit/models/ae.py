@@ -20,11 +20,13 @@ after 3 minutes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from ..config import ModelConfig, finite_positive, positive, unit_interval
+from ..errors import GankitError
 from ..runtime import evaluating
 from .base import GenerativeModel, adam
 from .density import CodeDensity, FittedPrior
@@ -49,10 +51,15 @@ class AEConfig(ModelConfig):
         "help": "Gaussians in the mixture fitted to the training codes that samples are drawn "
                 "from (Ghosh et al. 2020 use 10)", "saved_default": 1})
 
+    # An autoencoder has no prior to fall back on; a VAE may sample its prior (0).
+    min_density: ClassVar[int] = 1
+
     def __post_init__(self):
-        positive(self, "latent_dim", "width", "density")
+        positive(self, "latent_dim", "width")
         finite_positive(self, "lr")
         unit_interval(self, "beta1", "beta2")
+        if self.density < self.min_density:
+            raise GankitError(f"density must be >= {self.min_density}, got {self.density}")
 
 
 class AE(FittedPrior, GenerativeModel):

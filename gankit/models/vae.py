@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..config import default_of, finite_nonnegative, finite_positive, one_of, positive, unit_interval
+from ..config import default_of, finite_nonnegative, finite_positive, one_of
 from ..errors import GankitError
 from ..losses import bernoulli_nll, gaussian_nll, kl_normal
 from ..runtime import evaluating
@@ -64,12 +65,10 @@ class VAEConfig(AEConfig):
                 "keep more of each image, and the fitted --density, not the prior, makes "
                 "them samplable (the measured recipe: 0.5)"})
 
+    min_density: ClassVar[int] = 0   # 0: sample the prior N(0, I)
+
     def __post_init__(self):
-        if self.density < 0:
-            raise GankitError(f"density must be >= 0, got {self.density}: 0 samples the prior")
-        positive(self, "latent_dim", "width")
-        finite_positive(self, "lr")
-        unit_interval(self, "beta1", "beta2")
+        super().__post_init__()
         one_of(self, "decoder", DECODERS)
         finite_positive(self, "sigma")
         finite_nonnegative(self, "beta")
