@@ -128,11 +128,11 @@ class Scorer:
     def __init__(self, data: str, validation: int, n: int):
         from gankit.config import DataConfig
         from gankit.data import load_data, split_validation
-        from gankit.evaluate import prepare, reference_from
+        from gankit.evaluate import get_extractor, reference_from
         cfg = DataConfig(data=data, offline=True)
-        ref = prepare(cfg, progress=False)
         _, val = split_validation(load_data(cfg), validation)
-        self.ref = reference_from(ref.extractor, val.images, f"validation split, {len(val):,} images")
+        extractor = get_extractor("classifier", cfg, list(val.class_names), progress=False)
+        self.ref = reference_from(extractor, val.images, f"validation split, {len(val):,} images")
         self.n = n
 
     def __call__(self, run: Path) -> dict:

@@ -32,8 +32,8 @@ CPUs the two took the same time per step, within the noise of a shared machine
 
 Buffers (BatchNorm's running statistics, spectral norm's power-iteration vectors) are
 computed by each process from its own batch and then replaced by rank 0's after every
-step (so is the autoencoders' code density, which rank 0 alone fits), as DDP does at every forward; with
---sync-bn (CUDA only: torch's SyncBatchNorm synchronises GPU tensors only) BatchNorm
+step, as DDP does at every forward (so is the autoencoders' code density, which rank 0
+alone fits); with --sync-bn (CUDA only: torch's SyncBatchNorm synchronises GPU tensors only) BatchNorm
 normalises with the statistics of the global batch instead.
 """
 

@@ -113,7 +113,7 @@ class GenerativeModel(nn.Module):
         return torch.randn(n, self.latent_size, generator=generator).to(self.device)
 
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Latents (n, latent_dim) -> images in [-1, 1]; runs the sampling network."""
+        """Latents (n, latent_size) -> images in [-1, 1]; runs the sampling network."""
         net = getattr(self, self.sampling_network)
         return net(latents, labels) if self.conditional else net(latents)
 

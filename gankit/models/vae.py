@@ -148,19 +148,21 @@ class VAE(FittedPrior, GenerativeModel):
         """The posterior means, which the density is fitted to (as Ghosh et al. do)."""
         return self.posterior(images, labels)[0]
 
-    def decode(self, latents, labels=None):
+    def decode_codes(self, z: torch.Tensor, labels=None) -> torch.Tensor:
+        """Codes z (not prior noise) -> the decoder's mean, as images in [-1, 1]."""
         net = getattr(self, self.sampling_network)
-        return self.to_images(net(self.prior_codes(latents, labels), *self._labels(labels)))
+        return self.to_images(net(z, *self._labels(labels)))
+
+    def decode(self, latents, labels=None):
+        return self.decode_codes(self.prior_codes(latents, labels), labels)
 
     @torch.no_grad()
     def reconstruct(self, images, labels=None):
-        """The decoder's mean at the posterior mean mu (no sampling noise)."""
+        """The decoder's mean at the posterior mean mu (no sampling noise); mu is a code
+        already, so it bypasses decode()'s fitted density."""
         with evaluating(self):
             mu, _ = self.posterior(images, labels)
-            # The decoder itself: decode() maps prior noise through the fitted density,
-            # and mu is a code already.
-            net = getattr(self, self.sampling_network)
-            return self.to_images(net(mu, *self._labels(labels)))
+            return self.decode_codes(mu, labels)
 
     @torch.no_grad()
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
