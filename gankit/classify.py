@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from .data import to_float
 from .errors import GankitError
 from .files import atomic_write
+from .progress import Progress, bar as progress_bar
 from .runtime import evaluating
 
 BATCH = 100          # images per batch; x K classes x k samples latents per decoder pass
@@ -81,7 +82,7 @@ def check_images(model, images: torch.Tensor) -> None:
 
 @torch.no_grad()
 def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
-                          batch_size: int = BATCH, progress: bool = False) -> torch.Tensor:
+                          batch_size: int = BATCH, progress: Progress = False) -> torch.Tensor:
     """log p(x|y) for every image and class, (N, K) float64 on the CPU, by the model's
     bound (a CVAE: the IWAE bound with k = `samples`; 1 is the ELBO).
 
@@ -90,15 +91,14 @@ def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: 
     compares classes, and shared noise cancels from the comparison instead of adding to
     it. The same seed and batch size give the same numbers.
     """
-    from tqdm.auto import tqdm
     check_can_classify(model)
     check_images(model, images)
     check_samples(samples)
     gen = torch.Generator().manual_seed(seed)
     out = []
-    with evaluating(model):               # BatchNorm on running statistics, not the batch's
-        for start in tqdm(range(0, len(images), batch_size), desc="classifying", unit="batch",
-                          disable=not progress, leave=False):
+    with evaluating(model), progress_bar(progress, total=len(images), desc="classifying",
+                                         unit="img") as bar:   # BatchNorm: running statistics
+        for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(model.device)
             x = to_float(x) if x.dtype == torch.uint8 else x.float()
             noise = gen.get_state()
@@ -108,6 +108,7 @@ def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: 
                 labels = torch.full((len(x),), y, device=x.device)
                 per_class.append(model.log_likelihood(x, labels, samples, gen))
             out.append(torch.stack(per_class, dim=1).double().cpu())
+            bar.update(len(x))
     return torch.cat(out) if out else torch.zeros(0, model.num_classes, dtype=torch.float64)
 
 
@@ -118,7 +119,7 @@ class Prediction(NamedTuple):
 
 
 def classify(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
-             batch_size: int = BATCH, progress: bool = False) -> Prediction:
+             batch_size: int = BATCH, progress: Progress = False) -> Prediction:
     """p(y|x) of a conditional generative model with a likelihood (a CVAE), by Bayes' rule."""
     check_can_classify(model)
     log_prior, prior = class_log_prior(model)

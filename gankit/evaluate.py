@@ -23,6 +23,7 @@ from .errors import GankitError
 from .files import npy_images
 from .metrics import (class_entropy, class_histogram, collapse_alarm, feature_stats,
                       frechet_distance, inception_score, kid, precision_recall)
+from .progress import Progress, bar as progress_bar
 
 FEATURES = ("classifier", "inception")
 SAMPLE_BATCH = 500
@@ -61,7 +62,7 @@ class Reference:
 
 
 def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
-                  device: str | torch.device = "cpu", progress: bool = True) -> Extractor:
+                  device: str | torch.device = "cpu", progress: Progress = True) -> Extractor:
     if kind == "inception":
         from .metrics.inception import inception_extractor
         fn = inception_extractor(device)
@@ -82,7 +83,7 @@ def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
 
 
 def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | torch.device = "cpu",
-            progress: bool = True, max_real: int | None = None, seed: int = 0) -> Reference:
+            progress: Progress = True, max_real: int | None = None, seed: int = 0) -> Reference:
     """The extractor (trained and cached on first use) and the training split's features.
 
     `max_real` caps the real images (a seeded subset): Inception on 60,000 images is hours
@@ -163,11 +164,10 @@ def read_images(path: str, ref: Reference) -> torch.Tensor:
     return npy_images(path)
 
 
-def draw(sample: Callable[[int], torch.Tensor], n: int, progress: bool = False) -> torch.Tensor:
+def draw(sample: Callable[[int], torch.Tensor], n: int, progress: Progress = False) -> torch.Tensor:
     """n images from `sample(k) -> images` (float in [-1, 1] or uint8), in batches, as uint8."""
-    from tqdm.auto import tqdm
     parts, done = [], 0
-    with tqdm(total=n, desc="sampling", unit="img", disable=not progress, leave=False) as bar:
+    with progress_bar(progress, total=n, desc="sampling", unit="img") as bar:
         while done < n:
             k = min(SAMPLE_BATCH, n - done)
             x = sample(k)

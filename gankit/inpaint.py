@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .data import to_float, to_uint8
 from .errors import GankitError
 from .models import GenerativeModel
+from .progress import Progress, bar as progress_bar
 from .runtime import evaluating
 
 # Yeh et al. 2017, section 3.3 and their experiments: lambda = 0.003 weighs the prior loss
@@ -152,7 +153,7 @@ def _check_coverage(known: torch.Tensor, spec: str) -> None:
 def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
             labels: torch.Tensor | None = None, *, steps: int | None = None, lr: float = GAN_LR,
             restarts: int = GAN_RESTARTS, blend: str = "poisson", seed: int = 0,
-            progress: bool = False) -> torch.Tensor:
+            progress: Progress = False) -> torch.Tensor:
     """Fill the pixels where `known` is False; uint8 (N, C, H, W) in, uint8 out.
 
     known: bool (N, 1, H, W) (or broadcastable to it), True = keep. labels: (N,) classes for
@@ -396,10 +397,8 @@ def _frozen(model: GenerativeModel):
             p.requires_grad_(flag)
 
 
-def _bar(total: int, progress: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="inpainting", unit="step", disable=not progress,
-                dynamic_ncols=True, leave=False)
+def _bar(total: int, progress: Progress):
+    return progress_bar(progress, total=total, desc="inpainting", unit="step", dynamic_ncols=True)
 
 
 # --- files in and pictures out (for the CLI) ---------------------------------------------

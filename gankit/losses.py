@@ -25,13 +25,18 @@ class AdversarialLoss:
     # D says "real" above this output (for the accuracy metric); None where the outputs
     # have no fixed origin (a Wasserstein critic may shift all its scores by a constant).
     threshold: float | None
+    # D's outputs as reported (the d_real and d_fake metrics): BCE's as probabilities, as
+    # the guide's sigmoid D gave them, so a D that wins shows as d_real near 1 and d_fake
+    # near 0; the others' raw scores.
+    verdict: Term = lambda out: out
 
 
 LOSSES: dict[str, AdversarialLoss] = {
     # Goodfellow et al. 2014 with the non-saturating G loss; softplus(-x) = BCE(sigmoid(x), 1).
     "bce": AdversarialLoss(d_real=lambda r: F.softplus(-r).mean(),
                            d_fake=lambda f: F.softplus(f).mean(),
-                           g=lambda f: F.softplus(-f).mean(), threshold=0.0),
+                           g=lambda f: F.softplus(-f).mean(), threshold=0.0,
+                           verdict=torch.sigmoid),
     # Mao et al. 2017 (LSGAN), targets a=0, b=c=1 and the paper's factor 1/2.
     "lsgan": AdversarialLoss(d_real=lambda r: 0.5 * (r - 1).pow(2).mean(),
                              d_fake=lambda f: 0.5 * f.pow(2).mean(),

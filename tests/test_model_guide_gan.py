@@ -79,9 +79,22 @@ def test_step_follows_the_original(make_model):
     # D took two optimizer steps (real, fake), G one; the G step did not move D
     assert int(model.optimizers["d"].state[model.discriminator.net[1].weight]["step"]) == 2
     assert int(model.optimizers["g"].state[model.generator.net[0].weight]["step"]) == 1
-    assert set(out) == {"d_loss", "d_acc", "g_loss"}
+    assert set(out) == {"d_loss", "d_acc", "g_loss", "d_real", "d_fake"}
     assert all(v.dim() == 0 and not v.requires_grad for v in out.values())
     assert 0 <= out["d_acc"] <= 1
+
+
+def test_d_real_and_d_fake_are_ds_mean_probabilities(make_model):
+    """The page's balance curve: D's sigmoid output averaged over the real and fake batches
+    its update saw (the guide's warning: near 1 and 0, G stops learning)."""
+    model = make_model("gan", num_classes=0)
+    outputs = []
+    model.discriminator.register_forward_hook(lambda m, inp, out: outputs.append(out.detach()))
+    out = model.training_step(torch.rand(16, 1, 28, 28) * 2 - 1, None)
+    real_out, fake_out = outputs[0].view(-1), outputs[1].view(-1)   # then G's batch
+    assert torch.allclose(out["d_real"], torch.sigmoid(real_out).mean())
+    assert torch.allclose(out["d_fake"], torch.sigmoid(fake_out).mean())
+    assert out["d_acc"] == ((real_out > 0).float().mean() + (fake_out <= 0).float().mean()) / 2
 
 
 def test_g_step_leaves_discriminator_weights_alone(make_model):

@@ -45,7 +45,7 @@ def test_run_folder_has_everything(tmp_path):
     assert grid.mode == "L" and grid.width >= 5 * 28
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
-    assert set(rows[0]) == {"step", "d_loss", "d_acc", "g_loss", "seconds"}
+    assert set(rows[0]) == {"step", "d_loss", "d_acc", "g_loss", "d_real", "d_fake", "seconds"}
     assert all(0 <= float(r["d_acc"]) <= 1 for r in rows)
     assert Image.open(out / "loss.png").size[0] > 100
     assert (out / "checkpoints" / "last.safetensors").is_file()

@@ -36,6 +36,7 @@ from .. import checkpoint
 from ..data import ImageData, to_float
 from ..errors import GankitError
 from ..files import cache_folder
+from ..progress import Progress, bar as progress_bar
 from ..runtime import configure_threads, default_threads, evaluating
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def default_epochs(n: int) -> int:
 
 def train_classifier(data: ImageData, held_out: ImageData | None, seed: int = 0,
                      epochs: int | None = None, batch_size: int = BATCH_SIZE,
-                     threads: int | None = None, progress: bool = True,
+                     threads: int | None = None, progress: Progress = True,
                      max_steps: int | None = None, trained_on: str | None = None
                      ) -> tuple[Classifier, dict[str, Any]]:
     """Train on `data` (labelled), measure accuracy on `held_out`; CPU, deterministic.
@@ -174,17 +175,15 @@ def train_classifier(data: ImageData, held_out: ImageData | None, seed: int = 0,
 
 
 def _fit(net: Classifier, data: ImageData, total: int, batch_size: int, seed: int,
-         progress: bool) -> None:
+         progress: Progress) -> None:
     """Adam with a cosine decay of the learning rate to 0 over `total` steps."""
-    from tqdm.auto import tqdm
     from ..models.base import adam
     optimizer = adam(net.parameters(), LR, (0.9, 0.999))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
     shuffle = torch.Generator().manual_seed(seed)
     net.train()
-    bar = tqdm(total=total, desc="classifier", unit="step", disable=not progress,
-               dynamic_ncols=True, leave=False)
+    bar = progress_bar(progress, total=total, desc="classifier", unit="step", dynamic_ncols=True)
     step = 0
     try:
         while step < total:
@@ -289,7 +288,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def load_or_train(data_cfg: DataConfig, seed: int = 0, cache_dir: str | os.PathLike | None = None,
-                  progress: bool = True, epochs: int | None = None
+                  progress: Progress = True, epochs: int | None = None
                   ) -> tuple[Classifier, dict[str, Any]]:
     """The classifier for `data_cfg`'s dataset: from the cache, else trained and cached.
 

@@ -71,7 +71,7 @@ class AdversarialModel(GenerativeModel):
         self.generator, self.discriminator = self.build_networks()
         self.metric_names = (("d_loss",) + (("d_acc",) if self.loss.threshold is not None else ())
                              + (("gp",) if cfg.gp else ()) + (("r1",) if cfg.r1 else ())
-                             + ("g_loss",))
+                             + ("g_loss", "d_real", "d_fake"))
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         raise NotImplementedError
@@ -171,4 +171,7 @@ class AdversarialModel(GenerativeModel):
             metrics["d_acc"] = ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
         metrics.update(penalties)
         metrics["g_loss"] = g_loss.detach()
+        # D's mean verdict on the last real and fake batches: the balance of the two players.
+        metrics["d_real"] = loss.verdict(out_real).mean()
+        metrics["d_fake"] = loss.verdict(out_fake).mean()
         return metrics
