@@ -177,6 +177,15 @@ def draw(sample: Callable[[int], torch.Tensor], n: int, progress: Progress = Fal
     return torch.cat(parts)
 
 
+def score_model(model, ref: Reference, n: int | None = None, seed: int = 0,
+                progress: Progress = False) -> dict[str, Any]:
+    """Scores of n samples of `model` (default: as many as the held-out split, so they
+    compare with the reference floor), drawn with `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    images = draw(lambda k: model.sample(k, generator=gen), n or len(ref.held_out), progress)
+    return score(ref, images, seed=seed)
+
+
 class InTraining:
     """FID and class entropy of a model's samples, for `--eval-every`.
 

@@ -59,22 +59,30 @@ def save_image(picture: Image.Image, path: str | Path) -> None:
 
 def save_gif(frames: torch.Tensor | Sequence[Image.Image], path: str | Path,
              duration_ms: int = 80, loop: int | None = 0) -> None:
-    """Write an animated GIF, atomically like save_image.
+    """Write an animated GIF (see gif_bytes), atomically like save_image."""
+    data = gif_bytes(frames, duration_ms, loop)
+    with atomic_write(path) as f:
+        f.write(data)
 
-    frames: (N, C, H, W) uint8 or float in [-1, 1], upscaled like `grid` does for small
-    images, or ready-made Pillow images. loop=0 repeats forever, None plays once. Pillow
-    merges identical consecutive frames into one longer frame.
-    """
+
+def gif_bytes(frames: torch.Tensor | Sequence[Image.Image], duration_ms: int = 80,
+              loop: int | None = 0) -> bytes:
+    """An animated GIF's bytes. frames: (N, C, H, W) uint8 or float in [-1, 1], upscaled
+    like `grid` does for small images, or ready-made Pillow images. loop=0 repeats
+    forever, None plays once. Pillow merges identical consecutive frames into one longer
+    frame."""
+    import io
     if isinstance(frames, torch.Tensor):
         pictures = [grid(frames[i:i + 1], nrow=1, pad=0) for i in range(len(frames))]
     else:
         pictures = list(frames)
     if not pictures:
-        raise ValueError("save_gif needs at least one frame")
+        raise ValueError("a GIF needs at least one frame")
     extra = {} if loop is None else {"loop": loop}
-    with atomic_write(path) as f:
-        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
-                         duration=duration_ms, **extra)
+    out = io.BytesIO()
+    pictures[0].save(out, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=duration_ms, **extra)
+    return out.getvalue()
 
 
 def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],

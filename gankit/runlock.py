@@ -95,3 +95,26 @@ def _describe(content: bytes) -> str:
         return f"process {me['pid']} on {me['host']} ({command}, since {me['started']})"
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return "another process"   # it has locked the file but not yet written to it
+
+
+def holder(folder: str | os.PathLike) -> dict | None:
+    """The details of the process training `folder` (pid, host, started, command), or None.
+
+    For readers such as the web page, which must not take the lock even for a moment (a
+    `gankit train` starting at that moment would be refused): the file's details, believed
+    while their process lives. A run that ended emptied the file; a killed one left details
+    whose process is gone. A holder on another host (a shared disk) cannot be checked and
+    is believed."""
+    try:
+        me = json.loads((Path(folder) / NAME).read_bytes().decode())
+        pid, host = int(me["pid"]), str(me["host"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:   # alive, another user's
+            pass
+    return me

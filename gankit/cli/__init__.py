@@ -1,4 +1,4 @@
-"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, info.
+"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, serve, info.
 
 One module per subcommand (or pair of them), each with `add(subparsers)`, which defines its
 flags and sets `run`, the function that does it; the flags several commands share are
@@ -15,7 +15,7 @@ import warnings
 
 from .. import __version__
 from ..errors import GankitError
-from . import classify, evaluate, generate, inpaint, train
+from . import classify, evaluate, generate, inpaint, serve, train
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     evaluate.add(sub)
     classify.add(sub)
     inpaint.add(sub)
+    serve.add(sub)
     sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
     return parser
 

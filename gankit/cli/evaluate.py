@@ -41,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    import torch
-
     from ..config import DataConfig
-    from ..evaluate import draw, finite, format_table, prepare, read_images, score
+    from ..evaluate import finite, format_table, prepare, read_images, score, score_model
     from ..files import load_npy
 
     if args.n is not None and args.n < 2:
@@ -59,15 +57,14 @@ def run(args: argparse.Namespace) -> int:
     data_cfg = dataclasses.replace(data_cfg, offline=args.offline or data_cfg.offline,
                                    data_dir=args.data_dir or data_cfg.data_dir)
     ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
-    if args.reference:
-        images, title = ref.held_out.images, f"reference floor: {ref.description}"
-    elif args.images:
-        images, title = read_images(args.images, ref), f"images {args.images}"
-    else:
-        gen = torch.Generator().manual_seed(args.seed)
-        n = args.n or len(ref.held_out)
-        images = draw(lambda k: model.sample(k, generator=gen), n, progress=not args.json)
+    if model is not None:
+        result = score_model(model, ref, args.n, args.seed, progress=not args.json)
         title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
-    result = score(ref, images, seed=args.seed)
+    else:
+        if args.reference:
+            images, title = ref.held_out.images, f"reference floor: {ref.description}"
+        else:
+            images, title = read_images(args.images, ref), f"images {args.images}"
+        result = score(ref, images, seed=args.seed)
     print(json.dumps(finite({"what": title, **result})) if args.json else format_table(result, title))
     return 0

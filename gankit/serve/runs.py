@@ -1,0 +1,183 @@
+"""Run folders as the page shows them, read without any lock.
+
+Every file in a run folder is written to a temporary name and renamed (metrics.csv is
+appended a whole row at a time), so a reader sees whole files, never half of one, and the
+page may read a run while `gankit train` writes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .. import checkpoint, runlock
+from ..config import read_toml
+from ..errors import GankitError
+
+MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
+SKIP = {"samples", "checkpoints", "tensorboard"}   # parts of a run, never runs themselves
+GRID_PREFIX, RECON_PREFIX = "step_", "recon_"
+
+
+def inside(root: Path, rel: str) -> Path | None:
+    """root/rel when it lies under root once symlinks are followed, else None (the caller
+    answers 404). Refuses '..', absolute paths, backslashes, NUL and hidden names (.lock)."""
+    if not rel or "\x00" in rel or "\\" in rel or rel.startswith("/"):
+        return None
+    parts = PurePosixPath(rel).parts
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) else None
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Folders under root that hold a run (config.toml, metrics.csv or a last checkpoint),
+    newest first. Symlinked folders are not followed."""
+    found = []
+    root = root.resolve()
+    for here, dirs, files in os.walk(root):
+        depth = len(Path(here).relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP
+                         and depth < MAX_DEPTH)
+        if depth and ("config.toml" in files or "metrics.csv" in files
+                      or (Path(here) / "checkpoints" / "last.json").is_file()):
+            found.append(Path(here))
+    return sorted(found, key=changed, reverse=True)
+
+
+def changed(folder: Path) -> float:
+    """When the run last wrote anything the page shows (seconds since the epoch)."""
+    times = [p.stat().st_mtime for p in (folder / "metrics.csv", folder / "config.toml",
+                                          folder / "checkpoints" / "last.json") if p.is_file()]
+    return max(times, default=folder.stat().st_mtime)
+
+
+def read_metrics(folder: Path) -> tuple[list[str], list[list[float | None]]]:
+    """metrics.csv as (columns, rows); an empty cell (a score not measured at that step)
+    and a non-finite number are None (JSON has no NaN; diverged() reads the file itself)."""
+    try:
+        with open(folder / "metrics.csv", newline="") as f:
+            reader = csv.reader(f)
+            columns = next(reader, [])
+            rows = [[_number(v) for v in row] for row in reader if len(row) == len(columns)]
+    except OSError:
+        return [], []
+    return columns, rows
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def diverged(folder: Path) -> bool:
+    """The last metrics row holds NaN or inf: training stopped there (trainer.Diverged)."""
+    try:
+        lines = (folder / "metrics.csv").read_text().strip().splitlines()
+    except OSError:
+        return False
+    return len(lines) > 1 and any(v.strip().lower() in ("nan", "inf", "-inf")
+                                  for v in lines[-1].split(","))
+
+
+def grids(folder: Path, prefix: str = GRID_PREFIX) -> list[tuple[int, str]]:
+    """(step, file name) of the sample grids (or reconstructions), by step."""
+    found = []
+    for p in (folder / "samples").glob(f"{prefix}*.png"):
+        digits = p.stem[len(prefix):]
+        if digits.isdigit():
+            found.append((int(digits), p.name))
+    return sorted(found)
+
+
+def config_tables(folder: Path) -> dict[str, Any]:
+    try:
+        return read_toml(str(folder / "config.toml"))
+    except GankitError:
+        return {}
+
+
+def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
+    """The last checkpoint's metadata without the optimizer skeleton (long, and only for
+    --resume), or None."""
+    path = checkpoint.last_in(folder)
+    if not path.is_file():
+        return None
+    try:
+        meta = checkpoint.read_meta(path)
+    except GankitError:
+        return None
+    return {k: v for k, v in meta.items() if k != "optim"}
+
+
+def summary(root: Path, folder: Path) -> dict[str, Any]:
+    """One line of the runs table."""
+    tables = config_tables(folder)
+    meta = checkpoint_meta(folder)
+    columns, rows = read_metrics(folder)
+    last = dict(zip(columns, rows[-1])) if rows else {}
+    steps = tables.get("train", {}).get("steps")
+    step = max(int(last.get("step") or 0), int((meta or {}).get("step") or 0))
+    fid = next((r[columns.index("fid")] for r in reversed(rows)
+                if "fid" in columns and r[columns.index("fid")] is not None), None)
+    holder = runlock.holder(folder)
+    if holder is not None:
+        state = "training"
+    elif diverged(folder):
+        state = "diverged"
+    elif meta is not None and steps is not None and meta.get("step", 0) >= steps:
+        state = "finished"
+    else:
+        state = "interrupted"
+    shown = grids(folder)
+    rel = folder.relative_to(root.resolve()).as_posix()
+    return {"id": rel, "model": tables.get("model", {}).get("name") or (meta or {}).get("model"),
+            "data": tables.get("data", {}).get("data"), "step": step, "steps": steps,
+            "state": state, "fid": fid, "changed": changed(folder),
+            "thumbnail": f"{rel}/samples/{shown[-1][1]}" if shown else None,
+            "holder": holder, "checkpoint": meta is not None}
+
+
+def detail(root: Path, folder: Path) -> dict[str, Any]:
+    """Everything the run's page shows but the images themselves."""
+    rel = folder.relative_to(root.resolve()).as_posix()
+    columns, rows = read_metrics(folder)
+    try:
+        config_text = (folder / "config.toml").read_text()
+    except (OSError, UnicodeDecodeError):
+        config_text = ""
+    meta = checkpoint_meta(folder)
+    loss = config_tables(folder).get("model", {}).get("loss")
+    return {**summary(root, folder), "columns": columns, "rows": rows, "config": config_text,
+            # d_real and d_fake are probabilities (a BCE D's sigmoid), else raw scores
+            "bce": loss == "bce" or (loss is None and "d_real" in columns),
+            "meta": meta,
+            "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in grids(folder)],
+            "recons": [{"step": s, "url": f"{rel}/samples/{name}"}
+                       for s, name in grids(folder, RECON_PREFIX)],
+            "uses": _uses(meta)}
+
+
+def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What the page may offer for this run: from the model's declared abilities."""
+    if meta is None:
+        return {"generate": False, "inpaint": False, "classify": False, "evaluate": False,
+                "classes": [], "ema": False}
+    from ..models import get_model_class
+    try:
+        cls = get_model_class(meta.get("model"))
+    except GankitError:
+        return _uses(None)
+    ema = bool(meta.get("config", {}).get("train", {}).get("ema"))
+    classes = list(meta.get("class_names") or [])
+    return {"generate": True, "inpaint": True, "evaluate": True, "ema": ema,
+            "conditional": cls.conditional, "classes": classes,
+            "classify": bool(cls.conditional and cls.has_likelihood),
+            "image_shape": meta.get("image_shape")}
