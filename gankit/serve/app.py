@@ -8,6 +8,7 @@ parses the request, calls gankit's function, and turns pictures into PNGs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import math
@@ -54,6 +55,7 @@ def create_app(root: str | os.PathLike = "runs", host: str = "127.0.0.1", port: 
     """The ASGI app serving the runs under `root` to a browser at http://host:port."""
     state = State(Path(root).resolve(), device, ModelCache(device), Jobs())
 
+    @contextlib.asynccontextmanager
     async def lifespan(app):
         state.stopping = asyncio.Event()
         yield

@@ -70,9 +70,12 @@ export class LineChart {
       g.beginPath(); g.moveTo(pad.l, Y(t)); g.lineTo(w - pad.r, Y(t)); g.stroke();
       g.fillText(label(t), 4, Y(t) + 4);
     }
+    g.textAlign = "center";
     for (const t of niceTicks(x0, x1, 5)) {
-      g.fillText(label(t), X(t) - 10, h - pad.b + 14);
+      const tw = g.measureText(label(t)).width / 2;
+      g.fillText(label(t), Math.min(w - tw - 1, Math.max(pad.l, X(t))), h - pad.b + 14);
     }
+    g.textAlign = "left";
     let lx = pad.l;
     this.series.forEach((s, i) => {
       g.strokeStyle = s.color || colour(i); g.lineWidth = 1.5;
