@@ -59,3 +59,58 @@ def make_model(name, shape=(1, 28, 28), num_classes=10, seed=0, optimizers=True,
 def make_model_fixture():
     """make_model above, for tests: `def test_x(make_model): model = make_model("gan")`."""
     return make_model
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory, _isolated_data):
+    """A ROOT for `gankit serve` with runs trained by gankit's own trainer: `gan/short` (a
+    20-step gan) and `cvae` (100 steps, for classify), and a run folder named like markup,
+    the page must show as text. Read-only for the tests."""
+    import warnings
+
+    import gankit
+    root = tmp_path_factory.mktemp("served")
+    fast = dict(data="mnist", offline=True, batch_size=16, log_every=5, sample_every=10,
+                checkpoint_every=10, device="cpu", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                   # the offline-MNIST notice
+        gankit.train(model="gan", steps=20, out=str(root / "gan" / "short"), **fast)
+        gankit.train(model="cvae", steps=100, width=16, out=str(root / "cvae"), **fast)
+    odd = root / "<img src=x onerror=alert(1)>"
+    odd.mkdir()
+    (odd / "config.toml").write_text('[model]\nname = "gan"\n\n[train]\nsteps = 10\n')
+    return root
+
+
+@pytest.fixture
+def live_server():
+    """start(root) -> base URL of a real uvicorn serving create_app(root) on a free
+    127.0.0.1 port in a thread; stopped after the test."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from gankit.serve.app import create_app
+    servers = []
+
+    def start(root):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = uvicorn.Config(create_app(root, "127.0.0.1", port), host="127.0.0.1",
+                                port=port, log_level="warning", timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(15)

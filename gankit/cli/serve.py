@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         import threading
         import webbrowser
         threading.Timer(1.0, webbrowser.open, (url,)).start()
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:   # uvicorn shuts down, then passes Ctrl-C on: the normal end
+        pass
+    print("gankit serve: stopped", file=sys.stderr)
     return 0
 
 

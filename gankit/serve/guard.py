@@ -138,6 +138,9 @@ def decode_picture(data_url: Any, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise Refused("the picture is not valid base64") from None
     try:
         picture = Image.open(io.BytesIO(raw))   # reads the header only
+    except Image.DecompressionBombError:       # Pillow's own, coarser limit, at open
+        raise Refused(f"the picture has more than {max_pixels:,} pixels: send a smaller one",
+                      413) from None
     except Exception:   # Pillow raises many kinds for a file it cannot read
         raise Refused("the picture is not an image Pillow can read (PNG, JPEG, GIF, BMP, "
                       "WebP)") from None

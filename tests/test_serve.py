@@ -1,0 +1,424 @@
+"""gankit serve: the page's API and its guards, with Starlette's test client and a real
+uvicorn on 127.0.0.1 (for what a client library would tidy up: literal '..' in a path,
+server-sent events while `gankit train` writes the run)."""
+
+import base64
+import http.client
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import FAST, gankit_cli
+
+starlette = pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from gankit.serve import guard  # noqa: E402
+from gankit.serve.app import create_app  # noqa: E402
+
+BASE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def client(served_runs):
+    with TestClient(create_app(served_runs, "127.0.0.1", 8000), base_url=BASE) as c:
+        yield c
+
+
+def png_url(array: np.ndarray) -> str:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def decode(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def wait_job(client, job, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        view = client.get(f"/api/jobs/{job['id']}").json()
+        if view["state"] in ("done", "failed", "cancelled"):
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+def test_runs_lists_every_run_with_its_state_step_and_thumbnail(client):
+    runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert set(runs) == {"gan/short", "cvae", "<img src=x onerror=alert(1)>"}
+    gan = runs["gan/short"]
+    assert (gan["model"], gan["data"], gan["step"], gan["steps"], gan["state"]) == \
+        ("gan", "mnist", 20, 20, "finished")
+    assert gan["thumbnail"] == "gan/short/samples/step_000020.png"
+    assert client.get("/files/" + gan["thumbnail"]).headers["content-type"] == "image/png"
+    assert runs["<img src=x onerror=alert(1)>"]["state"] == "interrupted"   # no checkpoint
+
+
+def test_run_detail_has_curves_grids_config_and_checkpoint_metadata(client):
+    d = client.get("/api/run", params={"run": "gan/short"}).json()
+    assert d["columns"][:3] == ["step", "d_loss", "d_acc"] and "d_real" in d["columns"]
+    assert [r[0] for r in d["rows"]] == [5, 10, 15, 20]
+    assert [g["step"] for g in d["grids"]] == [10, 20]
+    assert 'name = "gan"' in d["config"] and d["meta"]["step"] == 20 and "optim" not in d["meta"]
+    assert d["uses"]["generate"] and not d["uses"]["classify"] and d["bce"]
+    assert client.get("/api/run", params={"run": "cvae"}).json()["uses"]["classify"]
+
+
+def test_run_states_training_diverged_interrupted(tmp_path, client):
+    from gankit.runlock import RunLock
+    from gankit.serve import runs
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "config.toml").write_text("[train]\nsteps = 100\n")
+    (folder / "metrics.csv").write_text("step,d_loss,g_loss,seconds\n5,0.5,0.7,1.0\n")
+    assert runs.summary(tmp_path, folder)["state"] == "interrupted"
+    lock = RunLock(folder)
+    lock.acquire()
+    try:
+        assert runs.summary(tmp_path, folder)["state"] == "training"
+    finally:
+        lock.release()
+    with open(folder / "metrics.csv", "a") as f:
+        f.write("10,nan,0.7,2.0\n")
+    s = runs.summary(tmp_path, folder)
+    assert s["state"] == "diverged" and s["step"] == 10
+    assert runs.read_metrics(folder)[1][-1] == [10, None, 0.7, 2.0]   # JSON has no NaN
+
+
+def test_grids_gif_has_one_frame_per_grid(client):
+    r = client.get("/api/grids.gif", params={"run": "gan/short", "ms": 100})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+    assert "attachment" in r.headers["content-disposition"]
+    gif = Image.open(io.BytesIO(r.content))
+    assert gif.n_frames == 2
+
+
+# --- uses ---------------------------------------------------------------------------------
+
+def test_generate_is_repeatable_by_seed_and_matches_the_api(client, served_runs):
+    import gankit
+    from gankit.data import to_uint8
+    a = client.post("/api/generate", json={"run": "gan/short", "seed": 7, "n": 9}).json()
+    b = client.post("/api/generate", json={"run": "gan/short", "seed": 7, "n": 9}).json()
+    c = client.post("/api/generate", json={"run": "gan/short", "seed": 8, "n": 9}).json()
+    assert a["image"] == b["image"] != c["image"]
+    assert (a["n"], a["ncol"], a["height"], a["scale"]) == (9, 3, 28, 2)
+    # the first cell is the model's first sample for that seed, as `gankit.load` gives it
+    model = gankit.load(served_runs / "gan" / "short")
+    first = to_uint8(model.sample(9, generator=torch.Generator().manual_seed(7)))[0, 0].numpy()
+    picture = decode(a["image"])
+    cell = picture[4:4 + 56:2, 4:4 + 56:2]   # pad 2 and scale 2: every second pixel
+    assert np.array_equal(cell, first)
+
+
+def test_a_model_is_loaded_once_and_reloaded_when_its_checkpoint_changes(tmp_path, served_runs):
+    import shutil
+    root = tmp_path / "root"
+    shutil.copytree(served_runs / "gan", root / "gan")
+    app = create_app(root, "127.0.0.1", 8000)
+    with TestClient(app, base_url=BASE) as c:
+        cache = app.app.state.gankit.models
+        for seed in range(3):
+            assert c.post("/api/generate", json={"run": "gan/short", "seed": seed}).status_code == 200
+        assert cache.loads == 1
+        last = root / "gan" / "short" / "checkpoints" / "last.safetensors"
+        os.utime(last, ns=(time.time_ns(), time.time_ns() + 10**9))
+        c.post("/api/generate", json={"run": "gan/short"})
+        assert cache.loads == 2
+
+
+def test_conditional_grid_and_label_errors(client):
+    r = client.post("/api/generate", json={"run": "cvae", "n": 20}).json()
+    assert r["labels"] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+    assert r["ncol"] == 2
+    r = client.post("/api/generate", json={"run": "gan/short", "label": 3})
+    assert r.status_code == 400 and "conditional" in r.json()["error"]
+    r = client.post("/api/generate", json={"run": "cvae", "label": 12})
+    assert r.status_code == 400 and "out of range" in r.json()["error"]
+    r = client.post("/api/generate", json={"run": "gan/short", "n": "many"})
+    assert r.status_code == 400 and "whole number" in r.json()["error"]
+
+
+def test_walk_goes_from_sample_a_to_sample_b(client):
+    grid = decode(client.post("/api/generate", json={"run": "gan/short", "seed": 3, "n": 9}).json()["image"])
+    r = client.get("/api/walk", params={"run": "gan/short", "seed": 3, "n": 9, "a": 1, "b": 5,
+                                        "frames": 6})
+    strip = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert strip.shape == (56, 6 * 56)
+
+    def cell(i):   # sample i of the 3x3 grid (pad 2, scale 2)
+        row, col = divmod(i, 3)
+        return grid[4 + row * 60:4 + row * 60 + 56, 4 + col * 60:4 + col * 60 + 56].astype(int)
+    assert np.abs(strip[:, :56] - cell(1)).max() <= 1           # slerp at t=0 and t=1: the
+    assert np.abs(strip[:, -56:] - cell(5)).max() <= 1          # codes, to float rounding
+    assert np.abs(strip[:, 112:168] - cell(1)).mean() > 1       # and it moves between
+    gif = client.get("/api/walk", params={"run": "gan/short", "a": 0, "b": 1, "format": "gif",
+                                          "frames": 5})
+    assert Image.open(io.BytesIO(gif.content)).n_frames == 8   # there and back
+    r = client.get("/api/walk", params={"run": "gan/short", "n": 4, "a": 0, "b": 9})
+    assert r.status_code == 400 and "below" in r.json()["error"]
+
+
+def test_inpaint_job_fills_the_mask_and_keeps_every_other_pixel(client):
+    held = client.get("/api/heldout", params={"run": "gan/short", "index": 3}).json()
+    assert held["count"] == 1000 and held["label"] is not None
+    image = decode(held["image"])
+    mask = np.zeros((28, 28), dtype=bool)
+    mask[8:20, 6:22] = True
+    job = client.post("/api/inpaint", json={"run": "gan/short", "image": held["image"],
+                                            "mask": "".join("1" if m else "0" for m in mask.flat)})
+    assert job.status_code == 202
+    view = wait_job(client, job.json())
+    assert view["state"] == "done", view
+    filled = decode(view["result"]["filled"])
+    assert np.array_equal(filled[~mask], image[~mask])
+    assert (filled[mask] != image[mask]).mean() > 0.3
+    assert view["result"]["pixels"] == mask.sum() and view["done"] == view["total"] > 0
+
+
+def test_classify_gives_a_distribution_over_the_classes(client):
+    held = client.get("/api/heldout", params={"run": "cvae", "index": 0}).json()
+    r = client.post("/api/classify", json={"run": "cvae", "image": held["image"], "digit": False}).json()
+    assert r["classes"] == [str(k) for k in range(10)]
+    assert sum(r["probs"]) == pytest.approx(1) and r["predicted"] in r["classes"]
+    assert np.array_equal(decode(r["seen"]), decode(held["image"]))   # at size: untouched
+    r = client.post("/api/classify", json={"run": "gan/short", "image": held["image"]})
+    assert r.status_code == 400 and "cvae" in r.json()["error"]
+
+
+def test_a_drawing_is_centred_and_scaled_as_mnist_digits_are():
+    from gankit.serve.pictures import as_digit
+    drawing = np.zeros((280, 280), dtype=np.uint8)
+    drawing[20:120, 200:230] = 255          # a bar in the top right corner
+    x = as_digit(Image.fromarray(drawing), (1, 28, 28))[0].numpy().astype(float)
+    ys, xs = np.nonzero(x)
+    assert ys.max() - ys.min() + 1 == 20    # the longer side fills the 20-pixel box
+    cy, cx = (np.indices(x.shape) * x).reshape(2, -1).sum(1) / x.sum()
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+    assert not as_digit(Image.fromarray(np.zeros((50, 50), np.uint8)), (1, 28, 28)).any()
+
+
+def test_evaluate_job_reports_progress_and_can_be_cancelled(client):
+    job = client.post("/api/evaluate", json={"run": "gan/short", "n": 50}).json()
+    view = wait_job(client, job, timeout=600)
+    assert view["state"] == "done", view
+    scores = view["result"]["scores"]
+    assert scores["fid"] > 0 and "FID" in view["result"]["table"] and view["done"] == 50
+    job = client.post("/api/evaluate", json={"run": "gan/short", "n": 20000}).json()
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    assert wait_job(client, job)["state"] == "cancelled"
+
+
+# --- guards -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host, status", [("127.0.0.1:8000", 200), ("localhost:8000", 200),
+                                          ("evil.example:8000", 421), ("127.0.0.1:9999", 421),
+                                          ("127.0.0.1.nip.io:8000", 421), ("", 421)])
+def test_host_header_must_name_this_server(client, host, status):
+    assert client.get("/api/runs", headers={"host": host}).status_code == status
+
+
+def test_wildcard_bind_accepts_ip_addresses_but_not_other_names():
+    check = guard.HostCheck("0.0.0.0", 8000)
+    assert check.allows("192.168.1.20:8000") and check.allows("[::1]:8000")
+    assert not check.allows("attacker.example:8000")
+
+
+@pytest.mark.parametrize("headers, status", [({}, 200), ({"origin": BASE}, 200),
+                                             ({"origin": "http://evil.example"}, 403),
+                                             ({"origin": "null"}, 403),
+                                             ({"sec-fetch-site": "cross-site"}, 403)])
+def test_posts_from_other_sites_are_refused(client, headers, status):
+    r = client.post("/api/generate", json={"run": "gan/short"}, headers=headers)
+    assert r.status_code == status
+
+
+@pytest.mark.parametrize("path", ["/files/%2e%2e/secret.txt", "/files/gan/%2e%2e/%2e%2e/secret.txt",
+                                  "/files//etc/passwd", "/files/%2fetc%2fpasswd",
+                                  "/files/gan/short/.lock", "/files/gan/short/checkpoints/last.safetensors",
+                                  "/files/outside/secret.txt", "/files/gan%5c..%5c..%5csecret.txt"])
+def test_files_outside_root_are_404(served_runs, path):
+    (served_runs.parent / "secret.txt").write_text("secret")
+    link = served_runs / "outside"
+    if not link.exists():
+        link.symlink_to(served_runs.parent, target_is_directory=True)
+    try:
+        with TestClient(create_app(served_runs, "127.0.0.1", 8000), base_url=BASE) as c:
+            r = c.get(path)
+        assert r.status_code == 404 and b"secret" not in r.content
+    finally:
+        link.unlink()
+
+
+def test_literal_dot_dot_over_a_real_socket_is_404(served_runs, live_server):
+    (served_runs.parent / "secret.txt").write_text("secret")
+    base = live_server(served_runs)
+    host, port = base.removeprefix("http://").split(":")
+    for path in ("/files/../secret.txt", "/files/gan/../../secret.txt", "/static/../app.py",
+                 "/api/run?run=../"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", path, headers={"Host": f"{host}:{port}"})
+        r = conn.getresponse()
+        assert r.status == 404 and b"secret" not in r.read(), path
+        conn.close()
+
+
+def test_run_ids_that_leave_root_are_404(client):
+    for run in ("..", "../x", "/etc", "gan/../..", "nothere"):
+        assert client.get("/api/run", params={"run": run}).status_code == 404
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height, with one tiny compressed row after it."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def test_uploads_are_limited_in_bytes_and_pixels(client):
+    bomb = "data:image/png;base64," + base64.b64encode(_png_header_claiming(100_000, 100_000)).decode()
+    mask = "1" * 784
+    r = client.post("/api/inpaint", json={"run": "gan/short", "image": bomb, "mask": mask})
+    assert r.status_code == 413 and "more than 16,777,216 pixels" in r.json()["error"]
+    wide = "data:image/png;base64," + base64.b64encode(_png_header_claiming(5000, 5000)).decode()
+    r = client.post("/api/inpaint", json={"run": "gan/short", "image": wide, "mask": mask})
+    assert r.status_code == 413 and "5000x5000" in r.json()["error"]
+    big = {"run": "gan/short", "image": "A" * (guard.MAX_BODY + 10), "mask": mask}
+    r = client.post("/api/inpaint", content=json.dumps(big), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    for image, words in (("data:image/png;base64,bm90IGFuIGltYWdl", "not an image"),
+                         ("%%%", "base64"), (None, "data URL")):
+        r = client.post("/api/inpaint", json={"run": "gan/short", "image": image, "mask": mask})
+        assert r.status_code == 400 and words in r.json()["error"]
+    r = client.post("/api/inpaint", content=b"[1, 2]", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]
+
+
+def test_masks_are_checked(client):
+    image = png_url(np.zeros((28, 28), np.uint8))
+    for mask, words in (("1" * 10, "784 characters"), ("0" * 784, "empty"), ("2" * 784, "784")):
+        r = client.post("/api/inpaint", json={"run": "gan/short", "image": image, "mask": mask})
+        assert r.status_code == 400 and words in r.json()["error"]
+
+
+# --- live: server-sent events while `gankit train` writes the run -------------------------
+
+def _events(response):
+    """(event, data) pairs from a server-sent event stream, as they arrive."""
+    name = None
+    while True:
+        line = response.readline()
+        if not line:
+            return
+        line = line.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[6:])
+
+
+def test_curves_grow_live_while_a_run_trains(tmp_path, live_server):
+    base = live_server(tmp_path)
+    run = tmp_path / "live"
+    train = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--steps", "400", "--out",
+                              str(run), *FAST], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.csv").is_file():
+            assert time.monotonic() < deadline and train.poll() is None, train.stderr
+            time.sleep(0.1)
+        host, port = base.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.request("GET", "/api/run/events?run=live", headers={"Host": f"{host}:{port}"})
+        response = conn.getresponse()
+        assert response.getheader("content-type").startswith("text/event-stream")
+        states, rows, appended = [], [], 0
+        for name, data in _events(response):
+            if name == "run":
+                states.append(data["state"])
+                if data["rows"] is not None:
+                    rows = data["rows"]
+            else:
+                assert name == "rows" and data["start"] == len(rows)
+                rows += data["rows"]
+                appended += 1
+            if states[-1] == "finished":
+                break
+        conn.close()
+        assert train.wait(60) == 0
+    finally:
+        train.kill()
+    assert states[0] == "training" and states[-1] == "finished"
+    assert appended >= 3                          # rows arrived as they were written ...
+    assert [r[0] for r in rows] == list(range(5, 401, 5))   # ... all of them, in order
+
+
+# --- the command --------------------------------------------------------------------------
+
+def test_serve_refuses_a_missing_root_and_a_busy_port_in_one_line(tmp_path):
+    r = gankit_cli("serve", tmp_path / "nope")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a folder" in r.stderr
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = gankit_cli("serve", tmp_path, "--port", port)
+    assert r.returncode == 1 and "cannot listen" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_serve_prints_its_url_serves_and_warns_off_loopback(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "gankit", "serve", str(tmp_path), "--port",
+                          str(port), "--host", "0.0.0.0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/")
+                body = conn.getresponse().read()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert b"<title>gankit</title>" in body
+    finally:
+        p.send_signal(2)   # Ctrl-C
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and "anyone who can reach" in err and "stopped" in err
+    assert "Traceback" not in err
+
+
+def test_serve_without_its_extra_says_how_to_install_it(tmp_path):
+    # A real interpreter in which starlette cannot be imported (a blocker on sys.meta_path).
+    code = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
+            "            raise ImportError(name=name)\n"
+            "sys.meta_path.insert(0, Block())\nfrom gankit.cli import main\n"
+            f"sys.exit(main(['serve', {str(tmp_path)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "pip install 'gankit[serve]'" in r.stderr
+    assert r.stderr.count("\n") == 1
