@@ -52,7 +52,7 @@ async function runsPage() {
       h("td", {class: "num"}, r.fid === null ? "–" : r.fid.toFixed(2)),
       h("td", {title: new Date(r.changed * 1000).toLocaleString()}, ago(r.changed))));
   }
-  const chartBox = h("div", {class: "charts"});
+  const chartBox = h("div");
   const metric = h("select", {"aria-label": "curve to compare"});
   clear(view).append(
     h("section", {},
@@ -161,7 +161,8 @@ function trainingTab(body, run, showHead) {
     acc.set(columns.includes("d_acc") ? [{name: "d_acc", color: colour(0), points: column(d, "d_acc")}] : []);
     const hasVerdict = columns.includes("d_real");
     verdict.canvas.hidden = note.hidden = !hasVerdict;
-    verdict.yRange = run.bce ? [0, 1] : null;
+    verdict.yRange = run.bce ? [0, 1] : null;       // probabilities: shade where D has won
+    verdict.bands = run.bce ? [{lo: 0.95, hi: 1, color: "#fee2e2"}, {lo: 0, hi: 0.05, color: "#fee2e2"}] : [];
     verdict.set(hasVerdict ? [{name: "on real", color: colour(2), points: column(d, "d_real")},
                               {name: "on fake", color: colour(1), points: column(d, "d_fake")}] : []);
     fid.canvas.hidden = !columns.includes("fid");

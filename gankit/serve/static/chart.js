@@ -18,6 +18,7 @@ function niceTicks(lo, hi, count) {
 
 function label(v) {
   const a = Math.abs(v);
+  if (Number.isInteger(v) && a < 1000) return String(v);
   if (a >= 1e4) return (v / 1000).toFixed(0) + "k";
   if (a >= 1000) return (v / 1000).toFixed(1) + "k";
   if (a >= 10 || a === 0) return v.toFixed(0);
