@@ -70,13 +70,16 @@ def main() -> None:
         grid = wait(lambda: [g for g in find("img.pick") if g.get_attribute("src")])[0]
         wait(lambda: d.execute_script("return arguments[0].naturalWidth", grid) > 0)
         w, hgt = grid.size["width"], grid.size["height"]
-        for fx, fy in ((-0.42, -0.45), (0.42, 0.35)):
+        for fx, fy in ((-0.42, 0.35), (0.42, 0.35)):   # the row of 8s, first to last
             ActionChains(d).move_to_element_with_offset(grid, int(fx * w), int(fy * hgt)).click().perform()
         wait(lambda: find(".walk canvas"))
         slider = find(".walk input[type=range]")[0]
         ActionChains(d).click_and_hold(slider).move_by_offset(-20, 0).release().perform()
         time.sleep(1)
+        d.set_window_size(1280, 1250)
+        d.execute_script("window.scrollTo(0, 0)")
         d.save_screenshot(str(out / "generate.png"))
+        d.set_window_size(1280, 900)
 
         d.get(base + f"/#/run/{args.inpaint}/inpaint")
         wait(lambda: "held-out image" in find("#tab-inpaint")[0].text)
@@ -105,7 +108,7 @@ def main() -> None:
 
         d.get(base + f"/#/run/{args.cvae}/evaluate")
         wait(lambda: find("#tab-evaluate button.primary"))[0].click()
-        wait(lambda: find(".job-phase") and "%" in find(".job-phase")[0].text, 300)
+        wait(lambda: find(".job-phase") and "sampling" in find(".job-phase")[0].text, 300)
         d.save_screenshot(str(out / "evaluate-progress.png"))
         wait(lambda: find("#scores") and find("#scores")[0].text, 600)
         d.save_screenshot(str(out / "evaluate.png"))

@@ -183,7 +183,10 @@ def score_model(model, ref: Reference, n: int | None = None, seed: int = 0,
     compare with the reference floor), drawn with `seed`."""
     gen = torch.Generator().manual_seed(seed)
     images = draw(lambda k: model.sample(k, generator=gen), n or len(ref.held_out), progress)
-    return score(ref, images, seed=seed)
+    with progress_bar(progress, total=1, desc="scoring", unit="step") as bar:
+        result = score(ref, images, seed=seed)
+        bar.update(1)
+    return result
 
 
 class InTraining:

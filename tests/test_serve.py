@@ -10,6 +10,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -217,7 +218,8 @@ def test_evaluate_job_reports_progress_and_can_be_cancelled(client):
     view = wait_job(client, job, timeout=600)
     assert view["state"] == "done", view
     scores = view["result"]["scores"]
-    assert scores["fid"] > 0 and "FID" in view["result"]["table"] and view["done"] == 50
+    assert scores["fid"] > 0 and "FID" in view["result"]["table"]
+    assert (view["phase"], view["done"], view["total"]) == ("scoring", 1, 1)
     job = client.post("/api/evaluate", json={"run": "gan/short", "n": 20000}).json()
     client.post(f"/api/jobs/{job['id']}/cancel")
     assert wait_job(client, job)["state"] == "cancelled"
@@ -422,3 +424,45 @@ def test_serve_without_its_extra_says_how_to_install_it(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "pip install 'gankit[serve]'" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_a_job_reports_each_bar_and_stops_at_the_next_update_once_cancelled():
+    from gankit.serve.work import Cancelled, Jobs
+    jobs, seen, release = Jobs(), [], threading.Event()
+
+    def work(job):
+        with job.bar(total=4, desc="sampling") as bar:
+            for _ in range(4):
+                bar.update(1)
+                seen.append((job.phase, job.done, job.total))
+                release.wait(10)
+        return "never"
+    job = jobs.submit("test", "run", work)
+    deadline = time.monotonic() + 10
+    while not seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert seen[0] == ("sampling", 1, 4) and job.state == "running"
+    job.cancel.set()
+    release.set()
+    while job.state == "running":
+        time.sleep(0.01)
+    assert job.state == "cancelled" and job.result is None and len(seen) == 1
+    with pytest.raises(Cancelled):
+        job.say("scoring")
+
+
+def test_job_events_stream_until_the_job_ends(served_runs, live_server):
+    base = live_server(served_runs)
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    mask = "".join("1" if 8 <= i // 28 < 20 else "0" for i in range(784))
+    body = json.dumps({"run": "gan/short", "image": png_url(np.zeros((28, 28), np.uint8)), "mask": mask})
+    conn.request("POST", "/api/inpaint", body, {"Host": f"{host}:{port}", "Origin": base,
+                                                "Content-Type": "application/json"})
+    job = json.loads(conn.getresponse().read())
+    conn.request("GET", f"/api/jobs/{job['id']}/events", headers={"Host": f"{host}:{port}"})
+    views = [data for _, data in _events(conn.getresponse())]
+    conn.close()
+    assert views[-1]["state"] == "done" and views[-1]["result"]["pixels"] == 12 * 28
+    assert all(v["state"] in ("queued", "running") for v in views[:-1])

@@ -150,8 +150,10 @@ def test_drawing_a_digit_shows_the_class_probabilities(page):
     (ActionChains(page.driver).move_to_element_with_offset(pad, 0, int(-0.3 * w)).click_and_hold()
      .move_by_offset(0, int(0.2 * w)).move_by_offset(0, int(0.2 * w))
      .move_by_offset(0, int(0.2 * w)).release().perform())
-    page.wait(lambda: len(page.finds("#bars .barrow")) == 10)
-    probs = [float(r.find_element(By.CSS_SELECTOR, ".num").text) for r in page.finds("#bars .barrow")]
+    # read in one script: the bars are redrawn whenever a newer answer arrives
+    read = "return [...document.querySelectorAll('#bars .barrow .num')].map(e => e.textContent)"
+    probs = [float(p) for p in page.wait(lambda: (lambda v: v if len(v) == 10 else None)(
+        page.driver.execute_script(read)))]
     assert abs(sum(probs) - 1) < 0.01
     assert "most probable" in page.find(".verdict").text
     page.shot("classify")

@@ -358,6 +358,7 @@ async def inpaint(state: State, request: Request):
 
     def work(job: Job):
         from ..models import check_label
+        job.say("loading the model")
         loaded = state.models.get(folder, ema)
         with loaded.lock:
             check_label(loaded.model, label)
@@ -401,10 +402,12 @@ async def evaluate(state: State, request: Request):
     ema = _bool(values, "ema", True)
 
     def work(job: Job):
+        job.say("loading the model")
         loaded = state.models.get(folder, ema)
         data = loaded.model.run_config.data
         key = repr(data)
         if key not in state.references:
+            job.say("features of the training images")
             state.references[key] = prepare(data, "classifier", state.device, progress=job.bar)
         ref = state.references[key]
         with loaded.lock:

@@ -87,6 +87,13 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     changed: threading.Event = field(default_factory=threading.Event)
 
+    def say(self, phase: str) -> None:
+        """A phase of the work that has no bar of its own (loading, scoring)."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        self.phase, self.done, self.total = phase, 0, 0
+        self.changed.set()
+
     def bar(self, total: float = 0, desc: str = "", **_: Any) -> "JobBar":
         """A bar factory for the uses' `progress`: one bar per phase of the work."""
         self.phase, self.done, self.total = desc, 0, total or 0

@@ -51,7 +51,7 @@ export function follow(job, box) {
       const j = JSON.parse(e.data);
       const f = j.total ? j.done / j.total : 0;
       bar.style.width = `${(100 * f).toFixed(1)}%`;
-      what.textContent = j.state === "running" ? `${j.phase} ${Math.round(100 * f)}%` : j.state;
+      what.textContent = j.state !== "running" ? j.state : j.total ? `${j.phase} ${Math.round(100 * f)}%` : `${j.phase}…`;
       if (["done", "failed", "cancelled"].includes(j.state)) {
         events.close();
         cancel.remove();

@@ -55,7 +55,8 @@ export function generateTab(body, run) {
     const canvas = h("canvas", {class: "frame", width: grid.width * 4, height: grid.height * 4});
     const slider = h("input", {type: "range", min: 0, max: 23, value: 0, "aria-label": "walk position"});
     const gif = h("a", {class: "button", href: "/api/walk?" + q + "&format=gif", download: "walk.gif"}, "download walk as GIF");
-    clear(walkBox).append(h("h3", {}, `Walk from sample ${a + 1} to sample ${b + 1} (slerp)`),
+    const kept = grid.labels ? `, class ${grid.class_names[grid.labels[a]]} throughout` : "";
+    clear(walkBox).append(h("h3", {}, `Walk from sample ${a + 1} to sample ${b + 1} (slerp${kept})`),
       h("div", {class: "row"}, canvas, slider, gif));
     const g = canvas.getContext("2d");
     g.imageSmoothingEnabled = false;

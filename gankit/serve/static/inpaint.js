@@ -20,7 +20,7 @@ export function inpaintTab(body, run) {
   body.append(h("div", {class: "row"}, pick, h("label", {}, "or upload ", upload), source),
     h("div", {class: "row"}, h("label", {}, "tool ", tool), h("label", {}, "size ", size), wipe, fill),
     h("p", {class: "muted"}, "Paint the pixels to fill; the others come back unchanged."),
-    stage, jobBox, result);
+    h("div", {class: "row top"}, stage, h("div", {}, jobBox, result)));
   const pg = picture.getContext("2d"), mg = mask.getContext("2d");
   let holes = new Uint8Array(W * H), index = Math.floor(Math.random() * 1000), box0 = null, before = null;
 
