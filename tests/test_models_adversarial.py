@@ -48,7 +48,7 @@ def test_wgan_gp_defaults_are_the_papers_but_the_measured_learning_rate(make_mod
     model = make_model("wgan-gp")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.generator.modules())
-    assert model.metric_names == ("d_loss", "gp", "g_loss")
+    assert model.metric_names == ("d_loss", "gp", "g_loss", "d_real", "d_fake")
     out = model.training_step(*real_batch(model))
     assert out["gp"] >= 0
 

@@ -100,6 +100,21 @@ def test_run_states_training_diverged_interrupted(tmp_path, client):
     assert runs.read_metrics(folder)[1][-1] == [10, None, 0.7, 2.0]   # JSON has no NaN
 
 
+def test_a_checkpoint_before_its_first_evaluation_is_shown_without_infinity(tmp_path):
+    import shutil
+    from gankit import checkpoint
+    from gankit.serve import runs
+    folder = tmp_path / "run"
+    (folder / "checkpoints").mkdir(parents=True)
+    checkpoint.save(folder / "checkpoints" / "last.safetensors", {"x": torch.zeros(1)},
+                    {"model": "gan", "step": 5, "best_fid": float("inf"), "optim": {}})
+    meta = runs.checkpoint_meta(folder)
+    assert meta["best_fid"] is None and meta["step"] == 5 and "optim" not in meta
+    with TestClient(create_app(tmp_path, "127.0.0.1", 8000), base_url=BASE) as c:
+        assert c.get("/api/run", params={"run": "run"}).json()["meta"]["best_fid"] is None
+    shutil.rmtree(folder)
+
+
 def test_grids_gif_has_one_frame_per_grid(client):
     r = client.get("/api/grids.gif", params={"run": "gan/short", "ms": 100})
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
@@ -376,6 +391,11 @@ def test_curves_grow_live_while_a_run_trains(tmp_path, live_server):
 def test_serve_refuses_a_missing_root_and_a_busy_port_in_one_line(tmp_path):
     r = gankit_cli("serve", tmp_path / "nope")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a folder" in r.stderr
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("")
+    r = gankit_cli("serve", run)
+    assert r.returncode == 1 and "is a run folder itself" in r.stderr and str(tmp_path) in r.stderr
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

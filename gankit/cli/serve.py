@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise GankitError(f"ROOT {args.root} is not a folder: give the folder that holds "
                           "your run folders (gankit train --out ROOT/NAME)")
+    from ..serve.runs import is_run
+    if is_run(root):
+        raise GankitError(f"ROOT {args.root} is a run folder itself: serve the folder that "
+                          f"holds it (gankit serve {root.resolve().parent})")
     if not 0 < args.port < 65536:
         raise GankitError(f"--port must lie between 1 and 65535, got {args.port}")
     from .common import device_for

@@ -122,7 +122,11 @@ async def files(state: State, request: Request):
 
 async def list_runs(state: State, request: Request):
     def scan():
-        return [folders.summary(state.root, f) for f in folders.find_runs(state.root)]
+        found = []
+        for folder in folders.find_runs(state.root):
+            if folder.is_dir():   # not deleted since the walk
+                found.append(folders.summary(state.root, folder))
+        return found
     return JSONResponse({"root": str(state.root), "runs": await run_in_threadpool(scan)})
 
 
@@ -152,6 +156,8 @@ async def run_events(state: State, request: Request):
     async def stream():
         sent, stamp = None, None
         while not state.stopping.is_set() and not await request.is_disconnected():
+            if not folder.is_dir():   # deleted while watched: the page keeps what it has
+                return
             now = _stamp(folder)
             if now != stamp:
                 stamp = now

@@ -34,6 +34,11 @@ def inside(root: Path, rel: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) else None
 
 
+def is_run(folder: Path) -> bool:
+    return ((folder / "config.toml").is_file() or (folder / "metrics.csv").is_file()
+            or (folder / "checkpoints" / "last.json").is_file())
+
+
 def find_runs(root: Path) -> list[Path]:
     """Folders under root that hold a run (config.toml, metrics.csv or a last checkpoint),
     newest first. Symlinked folders are not followed."""
@@ -43,17 +48,21 @@ def find_runs(root: Path) -> list[Path]:
         depth = len(Path(here).relative_to(root).parts)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP
                          and depth < MAX_DEPTH)
-        if depth and ("config.toml" in files or "metrics.csv" in files
-                      or (Path(here) / "checkpoints" / "last.json").is_file()):
+        if depth and is_run(Path(here)):
             found.append(Path(here))
     return sorted(found, key=changed, reverse=True)
 
 
 def changed(folder: Path) -> float:
     """When the run last wrote anything the page shows (seconds since the epoch)."""
-    times = [p.stat().st_mtime for p in (folder / "metrics.csv", folder / "config.toml",
-                                          folder / "checkpoints" / "last.json") if p.is_file()]
-    return max(times, default=folder.stat().st_mtime)
+    times = []
+    for p in (folder, folder / "metrics.csv", folder / "config.toml",
+              folder / "checkpoints" / "last.json"):
+        try:
+            times.append(p.stat().st_mtime)
+        except OSError:   # not written yet, or the run was deleted meanwhile
+            pass
+    return max(times, default=0.0)
 
 
 def read_metrics(folder: Path) -> tuple[list[str], list[list[float | None]]]:
@@ -114,7 +123,19 @@ def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
         meta = checkpoint.read_meta(path)
     except GankitError:
         return None
-    return {k: v for k, v in meta.items() if k != "optim"}
+    return finite({k: v for k, v in meta.items() if k != "optim"})
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities as None, for JSON (a run's best_fid is inf until its
+    first evaluation)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
 
 
 def summary(root: Path, folder: Path) -> dict[str, Any]:
