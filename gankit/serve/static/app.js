@@ -6,7 +6,7 @@ import {generateTab} from "./generate.js";
 import {inpaintTab} from "./inpaint.js";
 import {classifyTab} from "./classify.js";
 import {evaluateTab} from "./evaluate.js";
-import {h, api, toast, when, clear} from "./dom.js";
+import {h, api, clear} from "./dom.js";
 
 const view = document.getElementById("view");
 let leave = () => {};      // closes the current view's live streams
@@ -235,4 +235,4 @@ function gridPlayer(box, run) {
   return {update};
 }
 
-export {route};
+

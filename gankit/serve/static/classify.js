@@ -18,7 +18,7 @@ export function classifyTab(body, run) {
   const blank = () => { g.fillStyle = "#000"; g.fillRect(0, 0, SIDE, SIDE); };
   blank();
   g.strokeStyle = "#fff"; g.lineWidth = 22; g.lineCap = g.lineJoin = "round";
-  let last = null, busy = false, again = false, drawn = false;
+  let last = null, busy = false, again = false;
 
   async function ask() {                 // one request at a time; the latest drawing wins
     if (busy) { again = true; return; }
@@ -41,12 +41,12 @@ export function classifyTab(body, run) {
   }
   let timer = null;
   strokes(pad, {
-    down(x, y) { last = [x, y]; g.beginPath(); g.arc(x, y, g.lineWidth / 2, 0, 7); g.fillStyle = "#fff"; g.fill(); drawn = true; },
+    down(x, y) { last = [x, y]; g.beginPath(); g.arc(x, y, g.lineWidth / 2, 0, 7); g.fillStyle = "#fff"; g.fill(); },
     move(x, y) {
       g.beginPath(); g.moveTo(...last); g.lineTo(x, y); g.stroke(); last = [x, y];
       if (!timer) timer = setTimeout(() => { timer = null; ask(); }, 150);   // as you draw
     },
     up() { ask(); },
   });
-  wipe.addEventListener("click", () => { blank(); clear(bars); verdict.textContent = ""; seen.removeAttribute("src"); drawn = false; });
+  wipe.addEventListener("click", () => { blank(); clear(bars); verdict.textContent = ""; seen.removeAttribute("src"); });
 }

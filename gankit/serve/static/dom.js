@@ -34,7 +34,6 @@ export async function api(url, body) {
   return data;
 }
 
-export function when(ms) { return new Promise(r => setTimeout(r, ms)); }
 
 // A job (evaluation, inpainting): progress bar and cancel button in `box`; resolves with
 // its result, or null when it failed or was cancelled.
