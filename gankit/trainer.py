@@ -152,8 +152,10 @@ class StopSignals:
 
 # --- the loop ----------------------------------------------------------------------------
 
-def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
-    """Train; under torchrun, as one of its processes (see gankit/distributed.py)."""
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True, data=None) -> Run:
+    """Train; under torchrun, as one of its processes (see gankit/distributed.py).
+
+    `data`: a dataset already in memory (the imputers' arrays) instead of cfg.data's."""
     job = distributed.from_env()
     folder = None
     try:
@@ -161,7 +163,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Run:
             if not job.main:   # the same warnings would come once per process
                 warnings.simplefilter("ignore")
             folder = RunFolder(cfg.train.out, resume) if job.main else None
-            return Trainer(cfg, resume, progress and job.main, job, folder).fit()
+            return Trainer(cfg, resume, progress and job.main, job, folder, data).fit()
     except RuntimeError as e:
         # torch.distributed's errors (DistError and gloo's plain RuntimeErrors) when another
         # process died or went silent; anything else is a bug and keeps its traceback.
@@ -186,7 +188,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: RunConfig, resume: bool, progress: bool, job: distributed.Solo,
-                 folder: RunFolder | None):
+                 folder: RunFolder | None, data=None):
         self.job, self.main, self.resume, self.folder = job, job.main, resume, folder
         self.out = Path(cfg.train.out)
         self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
@@ -194,7 +196,8 @@ class Trainer:
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
         with job.local_main_first():   # one download per machine, not one per process
-            self.data, _ = split_validation(load_data(cfg.data), cfg.data.validation)
+            self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
+                                            cfg.data.validation)
         self._build_model()
         self.evaluator = None
         if tc.eval_every and self.main:   # may train the feature classifier first (once; cached)
@@ -217,7 +220,8 @@ class Trainer:
         # after torch.distributed has shut down, where freeing it aborted the process.
         self.hooks: list[tuple[int, Callable[[Trainer], None]]] = [
             *([(tc.eval_every, Trainer.evaluate)] if tc.eval_every else []),
-            (tc.log_every, Trainer.log_metrics), (tc.sample_every, Trainer.save_samples),
+            (tc.log_every, Trainer.log_metrics),
+            *([(tc.sample_every, Trainer.save_samples)] if self.fixed_z is not None else []),
             (tc.checkpoint_every, Trainer.save_checkpoint)]
         self.ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states
         self.interrupted: int | None = None
@@ -228,6 +232,11 @@ class Trainer:
         cfg, data = self.cfg, self.data
         torch.manual_seed(cfg.train.seed)   # weight init; a resumed run overwrites it
         model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes)
+        if model.data_kind != data.kind:
+            from .models import names_that
+            raise GankitError(f"{cfg.model} learns from {model.data_kind}s but {data.name} holds "
+                              f"{data.kind}s: use one of "
+                              f"{names_that(lambda c: c.data_kind == data.kind)}")
         model.class_names = list(data.class_names)
         model.class_counts = _class_counts(data)
         self.model = model.to(self.device)
@@ -270,9 +279,11 @@ class Trainer:
         that drawing it does not move the run's RNG; for models with an encoder, also n
         fixed training images to show beside their reconstructions."""
         model, seed, data = self.model, self.tc.seed, self.data
+        self.fixed_z, self.fixed_real = None, None
+        if model.data_kind != "image":   # a table has no picture to draw
+            return
         self.fixed_z, self.fixed_labels, self.nrow = model.grid_inputs(
             GRID, torch.Generator().manual_seed(seed), per_class=10, max_classes=10)
-        self.fixed_real = None
         if model.reconstructs:
             pick = torch.Generator().manual_seed(seed)
             idx = torch.randperm(len(data.images), generator=pick)[:10]
@@ -283,16 +294,16 @@ class Trainer:
 
     def fit(self) -> Run:
         tc, job = self.tc, self.job
-        images = self.data.images.to(self.device)
+        samples = self.data.samples.to(self.device)   # images (uint8) or table rows
         labels = self.data.labels.to(self.device) if self.data.labels is not None else None
         n_real = self.model.real_batch_size(tc.batch_size)
         hashes = distributed.step_hashes(job.rank)   # a debugging aid; off unless asked for
         try:
             with StopSignals(exit_on_second=not isinstance(job, distributed.Job)) as stop:
                 while self.step < tc.steps and job.agree_to_stop(stop.signum) is None:
-                    idx = torch.randint(len(images), (n_real,), device=self.device,
+                    idx = torch.randint(len(samples), (n_real,), device=self.device,
                                         generator=self.batch_gen)
-                    self.train_step(to_float(images[idx]),
+                    self.train_step(self.data.prepare(samples[idx]),
                                     labels[idx] if labels is not None else None)
                     if hashes is not None:
                         hashes.write(self.step, self.model, idx)
@@ -381,7 +392,7 @@ class Trainer:
         tensors, skeleton = checkpoint.training_state(self.model, self.batch_gen, self.ema)
         tensors.update(self.ranks_rng)
         meta = {**checkpoint.run_meta(self.cfg, self.model, s, self.data.name, self.parallel),
-                "optim": skeleton}
+                **self.data.describe(), "optim": skeleton}
         if self.evaluator is not None:   # what the run's fid column means, and its best value
             meta.update(best_fid=self.best_fid, evaluation=self.evaluator.describe())
         path = self.out / "checkpoints" / f"{name}.safetensors"

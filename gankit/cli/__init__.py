@@ -1,4 +1,5 @@
-"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, serve, info.
+"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, impute, serve,
+info.
 
 One module per subcommand (or pair of them), each with `add(subparsers)`, which defines its
 flags and sets `run`, the function that does it; the flags several commands share are
@@ -15,11 +16,12 @@ import warnings
 
 from .. import __version__
 from ..errors import GankitError
-from . import classify, evaluate, generate, inpaint, serve, train
+from . import classify, evaluate, generate, impute, inpaint, serve, train
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line; `train` offers the flags of `model` (default: the default)."""
+    """The whole command line; `train` (or `impute`) offers the flags of `model` (default:
+    the default)."""
     parser = argparse.ArgumentParser(
         prog="gankit", description="Train, sample and inspect generative image models.")
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")
@@ -29,6 +31,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     evaluate.add(sub)
     classify.add(sub)
     inpaint.add(sub)
+    impute.add(sub, model)
     serve.add(sub)
     sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
     return parser
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     try:
-        model = train.peek_model(argv) if argv[:1] == ["train"] else None
+        model = ({"train": train.peek_model, "impute": impute.peek_model}[argv[0]](argv)
+                 if argv[:1] in (["train"], ["impute"]) else None)
         args = build_parser(model).parse_args(argv)
         return args.run(args)
     except GankitError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ImageData:
+    kind: ClassVar[str] = "image"
     images: torch.Tensor                  # uint8 (N, C, H, W)
     labels: torch.Tensor | None = None    # int64 (N,), or None for unlabelled folders
     class_names: list[str] = field(default_factory=list)
@@ -42,6 +43,20 @@ class ImageData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    # What the training loop asks of any dataset (tables answer too: data/table.py): the
+    # resident tensor batches are drawn from, how a batch becomes the model's input, and
+    # what a checkpoint keeps of the data beyond its shape and classes.
+    @property
+    def samples(self) -> torch.Tensor:
+        return self.images
+
+    @staticmethod
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        return to_float(batch)
+
+    def describe(self) -> dict:
+        return {}
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -89,6 +104,11 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
     """(training part, validation part): the last `per_class` images of each class (of an
     unlabelled set: the last `per_class` images) go to validation. The last ones, in the
     file's order, so that the split depends on nothing but the data and N."""
+    if not isinstance(data, ImageData):
+        if per_class > 0:
+            raise GankitError("--validation holds out images per class; a table has none: "
+                              "drop --validation")
+        return data, None
     if per_class <= 0:
         return data, ImageData(data.images[:0], None if data.labels is None else data.labels[:0],
                                data.class_names, f"{data.name} (validation)")
@@ -108,10 +128,14 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
 
 
 def load_data(cfg: DataConfig) -> ImageData:
-    """A registered dataset name, else a folder of images."""
+    """A registered dataset name, else a CSV table (for the imputers), else a folder of
+    images."""
     if cfg.data in SOURCES:
         return SOURCES[cfg.data](cfg)
     path = os.path.expanduser(cfg.data)
+    if path.lower().endswith(".csv"):
+        from .table import load_table
+        return load_table(path)
     if os.path.isdir(path):
         from .folder import load_folder
         return load_folder(path, cfg.image_size, cfg.channels)

@@ -12,7 +12,9 @@ from .base import GenerativeModel
 from .cgan import CGAN
 from .cvae import CVAE
 from .dcgan import DCGAN
+from .gain import GAIN
 from .gan import GAN
+from .miwae import MIWAE
 from .vae import VAE
 from .wgan_gp import WGANGP
 
@@ -27,19 +29,27 @@ MODELS: dict[str, type[GenerativeModel]] = {
 }
 DEFAULT = "gan"   # the guide's own model: what `gankit train` trains when told nothing
 
+# Models of tables (data_kind "table"): they fill missing cells (gankit impute).
+IMPUTERS: dict[str, type[GenerativeModel]] = {
+    "gain": GAIN,
+    "miwae": MIWAE,
+}
+DEFAULT_IMPUTER = "gain"
+
 
 def get_model_class(name: str | None = None) -> type[GenerativeModel]:
     """The class registered as `name` (None: the default model)."""
     try:
-        return MODELS[DEFAULT if name is None else name]
+        return {**MODELS, **IMPUTERS}[DEFAULT if name is None else name]
     except (KeyError, TypeError):
-        raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)}") from None
+        raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)} (images) "
+                          f"or {', '.join(IMPUTERS)} (tables)") from None
 
 
 def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
     """The registry name of a model or model class (what checkpoints record)."""
     wanted = model if isinstance(model, type) else type(model)
-    for name, cls in MODELS.items():
+    for name, cls in {**MODELS, **IMPUTERS}.items():
         if wanted is cls:
             return name
     raise KeyError(wanted.__name__)

@@ -58,6 +58,9 @@ class GenerativeModel(nn.Module):
     reconstructs: ClassVar[bool] = False
     # Gives a lower bound on log p(x) (log p(x|y) if conditional): log_likelihood().
     has_likelihood: ClassVar[bool] = False
+    # What it learns from: "image" (ImageData) or "table" (data/table.py: the imputers,
+    # which fill missing cells through impute() and impute_draws()).
+    data_kind: ClassVar[str] = "image"
     # The model's own defaults for [train] fields (steps, batch_size, ema, ...): its best
     # measured recipe (benchmarks/sweep.py). Flags, config files and saved runs override
     # them; a field not named here keeps TrainConfig's default (the guide's).

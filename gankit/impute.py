@@ -1,0 +1,207 @@
+"""Imputation: given some cells of a table, fill in the others ("given some features,
+predict the rest", on tables).
+
+The models are gain (a GAN) and miwae (a VAE), trained by the same loop as the image
+models on a TableData (data/table.py), whose rows hold NaN where a cell is missing.
+
+- fill(): a trained imputer's completions of scaled rows, single or multiple;
+- impute_csv(): `gankit impute`: a CSV in, the same CSV with its missing cells filled out;
+- GAINImputer, MIWAEImputer: the scikit-learn imputer interface (fit, transform,
+  fit_transform, missing_values, random_state, add_indicator) over numeric arrays.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.table import Column, Schema, TableData, read_csv, table_data, write_csv
+from .errors import GankitError
+
+CHUNK = 4096   # rows per pass through the model
+
+
+@torch.no_grad()
+def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None) -> np.ndarray:
+    """Completions of `values` (scaled rows, NaN = missing): (N, D), or (multiple, N, D)
+    draws. Observed cells come back as they went in; the same seed gives the same cells."""
+    if getattr(model, "data_kind", "image") != "table":
+        raise GankitError("this checkpoint is not an imputer: fill tables with a gain or miwae "
+                          "run (gankit impute TABLE.csv --out FILLED.csv)")
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    model.eval()
+    for start in range(0, len(values), CHUNK):
+        x = values[start:start + CHUNK].to(model.device)
+        out = model.impute(x, gen) if multiple is None else model.impute_draws(x, multiple, gen)
+        parts.append(out.double().cpu())
+    filled = torch.cat(parts, dim=-2).numpy()
+    observed = ~np.isnan(values.numpy())
+    return np.where(observed, values.numpy().astype(np.float64), filled)
+
+
+def _train(model: str, data: TableData, out: str, steps: int | None, seed: int,
+           progress: bool, options: dict[str, Any]):
+    from .api import make_config
+    from .trainer import train
+    given = {k: v for k, v in {"steps": steps, **options}.items() if v is not None}
+    cfg = make_config(model, data=data.name or "table", seed=seed, out=out, **given)
+    return train(cfg, progress=progress, data=data)
+
+
+def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = None,
+               seed: int = 0, multiple: int | None = None, checkpoint: str | None = None,
+               run: str | None = None, progress: bool = True,
+               **options: Any) -> dict[str, Any]:
+    """`gankit impute`: fill the missing cells of the CSV `table` and write the result to
+    `out` (with `multiple` K: K files, out's name with _1 ... _K). Trains `model` into the
+    run folder `run` unless `checkpoint` names a trained one. Returns what was done."""
+    from . import checkpoint as ckpt
+    header, rows = read_csv(table)
+    if checkpoint is not None:
+        from .api import load
+        meta = ckpt.read_meta(checkpoint)
+        if "table" not in meta:
+            raise GankitError(f"--checkpoint {checkpoint} is an image model "
+                              f"({meta.get('model')}): give a run of gankit impute (gain, miwae)")
+        schema = Schema.from_dict(meta["table"])
+        data = table_data(header, rows, table, schema)
+        trained = load(checkpoint)
+        model, run = meta.get("model", model), str(checkpoint)
+    else:
+        data = table_data(header, rows, table)
+        run = run or f"runs/impute-{model}"
+    missing = int(torch.isnan(data.values).sum())
+    if not missing:
+        raise GankitError(f"{table} has no missing cell in the columns the model fills: nothing "
+                          "to impute (missing cells are empty, NA or NaN)")
+    if checkpoint is None:
+        if ckpt.last_in(run).is_file():
+            raise GankitError(f"run folder {run} already holds a run: fill with it by "
+                              f"--checkpoint {run}, or choose another --run")
+        trained = _train(model, data, run, steps, seed, progress, options).model
+    written = []
+    draws = [fill(trained, data.values, seed)] if multiple is None else fill(trained, data.values, seed, multiple)
+    for k, filled in enumerate(draws, start=1):
+        path = out if multiple is None else str(Path(out).with_name(f"{Path(out).stem}_{k}{Path(out).suffix}"))
+        write_csv(path, header, data.schema.decode(header, rows, filled))
+        written.append(path)
+    return {"cells": missing, "rows": int(torch.isnan(data.values).any(1).sum()), "model": model,
+            "run": run, "written": written, "dropped": data.schema.dropped}
+
+
+# --- the scikit-learn interface ----------------------------------------------------------
+
+class _TableImputer:
+    """fit / transform / fit_transform as scikit-learn's imputers have them, on numeric
+    arrays (N, D). Columns entirely missing in fit are dropped from the output, with a
+    warning, as SimpleImputer drops them."""
+
+    model_name = ""
+
+    def __init__(self, *, steps: int | None = None, missing_values: Any = np.nan,
+                 random_state: int | None = None, add_indicator: bool = False,
+                 options: dict | None = None, out: str | None = None, verbose: bool = False):
+        self.steps = steps
+        self.missing_values = missing_values
+        self.random_state = random_state
+        self.add_indicator = add_indicator
+        self.options = options
+        self.out = out
+        self.verbose = verbose
+
+    # scikit-learn's estimator protocol (clone, GridSearchCV, Pipeline)
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("steps", "missing_values", "random_state",
+                                             "add_indicator", "options", "out", "verbose")}
+
+    def set_params(self, **params: Any) -> "_TableImputer":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"invalid parameter {k!r} for {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def _array(self, X) -> np.ndarray:
+        X = np.array(X, dtype=np.float64, copy=True)
+        if X.ndim != 2:
+            raise GankitError(f"expected a 2-D array (rows, columns), got shape {X.shape}")
+        if not (isinstance(self.missing_values, float) and np.isnan(self.missing_values)):
+            X[X == self.missing_values] = np.nan
+        if np.isinf(X).any():
+            raise GankitError("X holds infinite values: mark missing cells with missing_values")
+        return X
+
+    def _seed(self) -> int:
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31))
+        return int(self.random_state)
+
+    def fit(self, X, y=None) -> "_TableImputer":
+        X = self._array(X)
+        observed = ~np.isnan(X)
+        empty = ~observed.any(0)
+        if empty.all():
+            raise GankitError("every column of X is entirely missing: there is nothing to learn")
+        if empty.any():
+            warnings.warn(f"skipping features without any observed values: {np.flatnonzero(empty)}",
+                          stacklevel=2)
+        self.n_features_in_ = X.shape[1]
+        self.keep_ = np.flatnonzero(~empty)
+        self.indicator_features_ = np.flatnonzero((~observed).any(0))
+        names = [f"x{k}" for k in self.keep_]
+        columns = [Column(n, "float", float(np.nanmin(X[:, k])), float(np.nanmax(X[:, k])))
+                   for n, k in zip(names, self.keep_)]
+        self.schema_ = Schema(names, columns)
+        self.seed_ = self._seed()
+        data = TableData(self._scaled(X), self.schema_, name=f"array {X.shape[0]}x{X.shape[1]}")
+        folder = self.out or tempfile.mkdtemp(prefix="gankit-impute-")
+        try:
+            self.model_ = _train(self.model_name, data, str(Path(folder) / "run") if not self.out
+                                 else self.out, self.steps, self.seed_, self.verbose,
+                                 dict(self.options or {})).model
+        finally:
+            if not self.out:
+                shutil.rmtree(folder, ignore_errors=True)
+        return self
+
+    def _scaled(self, X: np.ndarray) -> torch.Tensor:
+        cols = X[:, self.keep_]
+        scaled = np.stack([c.scale(cols[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
+        return torch.from_numpy(scaled).float()
+
+    def transform(self, X) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise GankitError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
+        X = self._array(X)
+        if X.shape[1] != self.n_features_in_:
+            raise GankitError(f"X has {X.shape[1]} features, but the imputer was fitted on "
+                              f"{self.n_features_in_}")
+        kept = X[:, self.keep_]
+        filled = fill(self.model_, self._scaled(X), self.seed_)
+        values = np.stack([c.unscale(filled[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
+        out = np.where(np.isnan(kept), values, kept)        # observed cells exactly as given
+        if self.add_indicator:
+            out = np.hstack([out, np.isnan(X[:, self.indicator_features_]).astype(np.float64)])
+        return out
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+
+class GAINImputer(_TableImputer):
+    """Fills missing values with GAIN (Yoon et al. 2018); `options` holds model settings
+    such as {"alpha": 10, "hint": "paper"} (gankit impute --model gain --help)."""
+    model_name = "gain"
+
+
+class MIWAEImputer(_TableImputer):
+    """Fills missing values with MIWAE (Mattei & Frellsen 2019): the conditional mean by
+    self-normalised importance sampling; `options` as for GAINImputer."""
+    model_name = "miwae"
