@@ -30,7 +30,7 @@ from .errors import GankitError
 from .images import grid, save_image
 from .ema import EMA, averaged
 from .metrics_log import MetricsLog
-from .models import GenerativeModel, build_model
+from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
 from .runtime import configure_threads, default_threads, pick_device
 
@@ -231,12 +231,12 @@ class Trainer:
     def _build_model(self) -> None:
         cfg, data = self.cfg, self.data
         torch.manual_seed(cfg.train.seed)   # weight init; a resumed run overwrites it
-        model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes)
-        if model.data_kind != data.kind:
-            from .models import names_that
-            raise GankitError(f"{cfg.model} learns from {model.data_kind}s but {data.name} holds "
+        kind = get_model_class(cfg.model).data_kind
+        if kind != data.kind:
+            raise GankitError(f"{cfg.model} learns from {kind}s but {data.name} holds "
                               f"{data.kind}s: use one of "
-                              f"{names_that(lambda c: c.data_kind == data.kind)}")
+                              f"{names_that(lambda c: c.data_kind == data.kind, tables=True)}")
+        model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes)
         model.class_names = list(data.class_names)
         model.class_counts = _class_counts(data)
         self.model = model.to(self.device)

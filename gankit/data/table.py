@@ -218,7 +218,7 @@ def infer_schema(header: list[str], rows: list[list[str]], where: str) -> Schema
         if not seen:
             dropped.append(name)
             continue
-        columns.append(_column(name, seen))
+        columns.append(_column(name, seen, where))
     if dropped:
         warnings.warn(f"{where}: column(s) {_names(dropped)} have no value at all: nothing can "
                       "be learnt about them, so they are left out of the model and written "
@@ -228,12 +228,17 @@ def infer_schema(header: list[str], rows: list[list[str]], where: str) -> Schema
     return Schema(list(header), columns, dropped)
 
 
-def _column(name: str, cells: list[str]) -> Column:
-    try:
-        values = np.array([float(c) for c in cells])
-        numeric = bool(np.isfinite(values).all())
-    except ValueError:
-        numeric = False
+def _column(name: str, cells: list[str], where: str) -> Column:
+    parsed = [_float(c) for c in cells]
+    text = [c for c, v in zip(cells, parsed) if v is None]
+    if text and len(text) < len(cells) / 2:
+        # Mostly numbers: a typo, not a column of categories (which would have a level per
+        # number and fill cells with numbers read as text).
+        raise GankitError(f"{where}, column {name!r}: {text[0]!r} is not a number, but "
+                          f"{len(cells) - len(text)} of the column's {len(cells)} cells are: "
+                          "fix it, or leave the cell empty if it is missing")
+    numeric = not text
+    values = np.array(parsed if numeric else [], dtype=np.float64)
     if not numeric:
         levels = sorted(set(cells))
         return Column(name, "category", 0.0, float(len(levels) - 1), levels)
@@ -246,6 +251,14 @@ def _column(name: str, cells: list[str]) -> Column:
     decimals = max((len(c.strip().split(".", 1)[1]) for c in cells
                     if "." in c and "e" not in c.lower()), default=6)
     return Column(name, "float", low, high, [], min(decimals, 12))
+
+
+def _float(cell: str) -> float | None:
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass

@@ -55,10 +55,12 @@ def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
     raise KeyError(wanted.__name__)
 
 
-def names_that(capable) -> str:
+def names_that(capable, tables: bool = False) -> str:
     """The registered models for which `capable(cls)` holds, for error messages that
-    suggest one: e.g. names_that(lambda c: c.conditional) -> "cgan, cvae"."""
-    return ", ".join(name for name, cls in MODELS.items() if capable(cls))
+    suggest one: e.g. names_that(lambda c: c.conditional) -> "cgan, cvae". The imputers
+    are asked too with tables=True."""
+    models = {**MODELS, **IMPUTERS} if tables else MODELS
+    return ", ".join(name for name, cls in models.items() if capable(cls))
 
 
 def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:
