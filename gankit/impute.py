@@ -176,20 +176,33 @@ class _TableImputer:
         scaled = np.stack([c.scale(cols[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
         return torch.from_numpy(scaled).float()
 
-    def transform(self, X) -> np.ndarray:
+    def _checked(self, X) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise GankitError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
         X = self._array(X)
         if X.shape[1] != self.n_features_in_:
             raise GankitError(f"X has {X.shape[1]} features, but the imputer was fitted on "
                               f"{self.n_features_in_}")
+        return X
+
+    def _complete(self, X: np.ndarray, filled: np.ndarray) -> np.ndarray:
         kept = X[:, self.keep_]
-        filled = fill(self.model_, self._scaled(X), self.seed_)
         values = np.stack([c.unscale(filled[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
-        out = np.where(np.isnan(kept), values, kept)        # observed cells exactly as given
+        return np.where(np.isnan(kept), values, kept)        # observed cells exactly as given
+
+    def transform(self, X) -> np.ndarray:
+        X = self._checked(X)
+        out = self._complete(X, fill(self.model_, self._scaled(X), self.seed_))
         if self.add_indicator:
             out = np.hstack([out, np.isnan(X[:, self.indicator_features_]).astype(np.float64)])
         return out
+
+    def sample(self, X, k: int) -> np.ndarray:
+        """k completions of X, (k, N, D): multiple imputation (GAIN: k draws of G's noise;
+        MIWAE: sampling importance resampling)."""
+        X = self._checked(X)
+        draws = fill(self.model_, self._scaled(X), self.seed_, multiple=k)
+        return np.stack([self._complete(X, d) for d in draws])
 
     def fit_transform(self, X, y=None) -> np.ndarray:
         return self.fit(X).transform(X)
