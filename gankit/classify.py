@@ -137,21 +137,22 @@ def confusion_matrix(true: torch.Tensor, pred: torch.Tensor, num_classes: int) -
 
 # --- baselines --------------------------------------------------------------------------
 
-def _pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float64 (N, D) in [0, 1]."""
-    return images.reshape(len(images), -1).double() / 255
+def _pixels(images: torch.Tensor, scale: float = 255) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float64 (N, D) in [0, 1] (or any features, divided by scale)."""
+    return images.reshape(len(images), -1).double() / scale
 
 
 class BernoulliNaiveBayes:
     """Pixels on (>= 128 of 255) or off, independent given the class: the textbook
     generative classifier. Laplace smoothing (alpha = 1) keeps a pixel never seen on in a
-    class from vetoing that class: theta = (on + alpha) / (n + 2 alpha)."""
+    class from vetoing that class: theta = (on + alpha) / (n + 2 alpha). Other features
+    than pixels are on at `threshold` (a word counts as present above 0: threshold=1e-12)."""
 
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
+    def __init__(self, alpha: float = 1.0, threshold: float = 128):
+        self.alpha, self.threshold = alpha, threshold
 
     def fit(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int):
-        x = (images.reshape(len(images), -1) >= 128).double()          # (N, D)
+        x = (images.reshape(len(images), -1) >= self.threshold).double()   # (N, D)
         onehot = F.one_hot(labels.long(), num_classes).double()         # (N, K)
         counts = onehot.sum(0)                                          # (K,)
         theta = (onehot.T @ x + self.alpha) / (counts[:, None] + 2 * self.alpha)   # (K, D)
@@ -160,7 +161,7 @@ class BernoulliNaiveBayes:
         return self
 
     def predict_log_proba(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.reshape(len(images), -1) >= 128).double()
+        x = (images.reshape(len(images), -1) >= self.threshold).double()
         log_lik = x @ self.log_on.T + (1 - x) @ self.log_off.T          # (N, K)
         return bayes_posterior(log_lik, self.log_prior)
 
@@ -168,13 +169,14 @@ class BernoulliNaiveBayes:
 class LogisticRegression:
     """Multinomial logistic regression on pixels in [0, 1]: the textbook discriminative
     classifier. Full-batch L-BFGS in float64 from zero weights, so a fit is deterministic;
-    the loss is the mean cross-entropy + l2 / 2 * ||W||^2 (bias not penalised)."""
+    the loss is the mean cross-entropy + l2 / 2 * ||W||^2 (bias not penalised). Features
+    other than pixels are divided by `scale` (1: as given)."""
 
-    def __init__(self, l2: float = 1e-3, max_iter: int = 500):
-        self.l2, self.max_iter = l2, max_iter
+    def __init__(self, l2: float = 1e-3, max_iter: int = 500, scale: float = 255):
+        self.l2, self.max_iter, self.scale = l2, max_iter, scale
 
     def fit(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int):
-        x, y = _pixels(images), labels.long()
+        x, y = _pixels(images, self.scale), labels.long()
         self.w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
         self.b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.LBFGS([self.w, self.b], max_iter=self.max_iter, history_size=20,
@@ -193,7 +195,7 @@ class LogisticRegression:
         return self
 
     def predict_log_proba(self, images: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(_pixels(images) @ self.w + self.b, dim=1)
+        return F.log_softmax(_pixels(images, self.scale) @ self.w + self.b, dim=1)
 
 
 # --- inputs and outputs of `gankit classify` -------------------------------------------
