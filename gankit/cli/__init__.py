@@ -39,15 +39,17 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
 
 def info(args: argparse.Namespace) -> int:
     from ..data import dataset_names, describe
-    from ..models import MODELS
+    from ..models import IMPUTERS, MODELS
 
-    print("models:")
-    for name, cls in MODELS.items():
-        print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    for title, models in (("models:", MODELS), ("imputers (tables; gankit impute):", IMPUTERS)):
+        print(title)
+        for name, cls in models.items():
+            print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
     print("datasets:")
     for name in dataset_names():
         print(f"  {name:16s} {describe(name)}")
     print("  PATH             any folder of images (subfolders become labels)")
+    print("  TABLE.csv        a CSV table with missing cells (for gain, miwae)")
     return 0
 
 

@@ -22,21 +22,22 @@ def peek_model(argv: list[str]) -> str:
 
 
 def add(sub, model: str | None) -> None:
-    from ..models import DEFAULT, MODELS, get_model_class, model_name
+    from ..models import DEFAULT, IMPUTERS, MODELS, get_model_class, model_name
 
     p = sub.add_parser("train", help="train a model; writes a run folder",
                        description="Train a model. Writes OUT/config.toml, metrics.csv, "
                        "samples/step_NNNNNN.png, loss.png and checkpoints/last.safetensors. "
                        "Ctrl-C saves a checkpoint; --resume continues from it.")
     p.set_defaults(run=run)
-    p.add_argument("--model", default=argparse.SUPPRESS, choices=list(MODELS),
-                   help=f"which model to train (default: {DEFAULT}; see `gankit info`)")
+    p.add_argument("--model", default=argparse.SUPPRESS, choices=[*MODELS, *IMPUTERS],
+                   help=f"which model to train (default: {DEFAULT}; see `gankit info`); gain "
+                   "and miwae learn from a CSV table (--data TABLE.csv; see gankit impute)")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file "
                    "with [model], [data] and [train] tables; flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last checkpoint, with its saved config (--steps may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model_cls = get_model_class(model if model in MODELS else None)
+    model_cls = get_model_class(model if model in MODELS or model in IMPUTERS else None)
     add_config_flags(p, DataConfig, "data")
     add_config_flags(p, TrainConfig, f"training (defaults: {model_name(model_cls)}'s)",
                      defaults=model_cls.train_defaults)
@@ -63,5 +64,8 @@ def run(args: argparse.Namespace) -> int:
     last = run.metrics[-1] if run.metrics else {}
     summary = "  ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "seconds"))
     print(f"done: {run.step} steps in {run.out}  {summary}")
-    print(f"samples: {run.out}/samples/   sample more: gankit sample --checkpoint {run.out}")
+    if run.model.data_kind == "table":
+        print(f"fill tables: gankit impute TABLE.csv --out FILLED.csv --checkpoint {run.out}")
+    else:
+        print(f"samples: {run.out}/samples/   sample more: gankit sample --checkpoint {run.out}")
     return 0
