@@ -274,3 +274,18 @@ def test_an_error_line_names_the_rank_and_reaches_torchruns_summary(tmp_path, mo
                         "[127.0.0.1]:5. This is typically caused by a remote worker crashing.")
     assert distributed.is_collective_error(gloo)
     assert "(Connection closed by peer [127.0.0.1]:5)" in str(distributed.lost_contact(gloo))
+
+
+def test_an_imputer_trains_on_a_table_under_torchrun(tmp_path):
+    """The tables' models are on the same loop: two processes stay in lockstep on a CSV."""
+    table = tmp_path / "t.csv"
+    rows = [f"{i % 7},{(i * 3) % 11 if i % 4 else ''},{'ab'[i % 2]}" for i in range(60)]
+    table.write_text("a,b,c\n" + "\n".join(rows) + "\n")
+    run, hashes = tmp_path / "run", tmp_path / "hashes"
+    r = torchrun("--model", "gain", "--data", table, "--steps", 4, *SMALL, "--log-every", 2,
+                 "--checkpoint-every", 2, "--out", run, GANKIT_DEBUG_STEP_HASHES=hashes)
+    assert r.returncode == 0, r.stderr[-3000:]
+    check_lockstep(hashes, 4)
+    assert r.stdout.count("done: ") == 1 and "gankit impute" in r.stdout
+    _, meta = checkpoint.load(run)
+    assert meta["table"]["header"] == ["a", "b", "c"] and meta["data_parallel"]["world_size"] == 2
