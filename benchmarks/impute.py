@@ -133,6 +133,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default="breast,spam,letter")
     p.add_argument("--corruptions", type=int, default=5)
+    p.add_argument("--start", type=int, default=0, help="first corruption (to share the "
+                   "corruptions of one data set between processes)")
     p.add_argument("--settings", default="split,same")
     p.add_argument("--methods", default="mean,knn,mice,missforest,gain,miwae")
     p.add_argument("--forest-trees", type=int, default=20)
@@ -158,9 +160,9 @@ def main() -> None:
     for name in args.datasets.split(","):
         X = load(name)
         print(f"{name}: {X.shape[0]} x {X.shape[1]}", flush=True)
-        gain_options = {} if args.no_tune else tune_gain(X, name)[0]
+        gain_options = {} if args.no_tune else tune_gain(X, name)[0]   # same in every process
         print(f"  gain options: {gain_options or 'defaults'}", flush=True)
-        for seed in range(args.corruptions):
+        for seed in range(args.start, args.start + args.corruptions):
             Xm, missing = corrupt(X, seed)
             lo, hi = np.nanmin(Xm, 0), np.nanmax(Xm, 0)
             train, test = split(len(X), seed)
