@@ -486,3 +486,16 @@ def test_job_events_stream_until_the_job_ends(served_runs, live_server):
     conn.close()
     assert views[-1]["state"] == "done" and views[-1]["result"]["pixels"] == 12 * 28
     assert all(v["state"] in ("queued", "running") for v in views[:-1])
+
+
+def test_an_imputer_run_shows_its_curves_and_offers_no_image_use(tmp_path):
+    from gankit.impute import impute_csv
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n" + "\n".join(f"{i},{'' if i % 3 else i * 2}" for i in range(30)) + "\n")
+    root = tmp_path / "root"
+    impute_csv(str(table), str(tmp_path / "f.csv"), steps=10, run=str(root / "imp"), progress=False)
+    with TestClient(create_app(root, "127.0.0.1", 8000), base_url=BASE) as c:
+        d = c.get("/api/run", params={"run": "imp"}).json()
+        assert d["model"] == "gain" and d["state"] == "finished" and d["grids"] == []
+        assert not any(d["uses"][k] for k in ("generate", "inpaint", "classify", "evaluate"))
+        assert d["columns"] == ["step", "d_loss", "g_loss", "mse", "seconds"]

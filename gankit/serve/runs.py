@@ -196,6 +196,8 @@ def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
         cls = get_model_class(meta.get("model"))
     except GankitError:
         return _uses(None)
+    if cls.data_kind != "image":   # an imputer: the page shows how it trained, no more
+        return _uses(None)
     ema = bool(meta.get("config", {}).get("train", {}).get("ema"))
     classes = list(meta.get("class_names") or [])
     return {"generate": True, "inpaint": True, "evaluate": True, "ema": ema,

@@ -155,7 +155,7 @@ function trainingTab(body, run, showHead) {
   const g = gridPlayer(grids, run);
   function redraw() {
     const d = {columns, rows};
-    const losses = columns.filter(c => /loss|^rec$|^kl$|^gp$|^r1$/.test(c));
+    const losses = columns.filter(c => /loss|^rec$|^kl$|^gp$|^r1$|^mse$/.test(c));
     loss.set(losses.map((c, i) => ({name: c, color: colour(i), points: column(d, c)})));
     acc.canvas.hidden = !columns.includes("d_acc");
     acc.set(columns.includes("d_acc") ? [{name: "d_acc", color: colour(0), points: column(d, "d_acc")}] : []);
