@@ -142,7 +142,14 @@ def main() -> None:
     p.add_argument("--miwae-steps", type=int, default=5000)
     p.add_argument("--no-tune", action="store_true")
     p.add_argument("--out", default="benchmarks/results/impute.csv")
+    p.add_argument("--merge", nargs="+", metavar="CSV", help="instead of running: merge the "
+                   "CSVs of several processes into --out (a run repeated by two processes is "
+                   "kept once) and print the summary")
     args = p.parse_args()
+    if args.merge:
+        merge(args.merge, Path(args.out))
+        summarise(Path(args.out))
+        return
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -200,6 +207,21 @@ def main() -> None:
     summarise(out)
 
 
+def merge(paths: list[str], out: Path) -> None:
+    seen, kept = set(), []
+    for path in paths:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                key = (r["dataset"], r["setting"], r["corruption"], r["method"])
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(r)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(kept[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+
 def summarise(path: Path) -> None:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -214,6 +236,20 @@ def summarise(path: Path) -> None:
         fill_s = np.mean([float(r["fill_seconds"] or 0) for r in rs])
         print(f"| {name} | {setting} | {method} | {scores.mean():.4f} ± {scores.std():.4f} | "
               f"{len(rs)} | {fit:.1f} | {fill_s:.1f} |")
+    # the README's form: a row per data set and method, the two settings side by side
+    print("\n| data | method | split RMSE | same-table RMSE | fit s (split) |")
+    print("|---|---|---|---|---|")
+    order = ["mean", "knn", "mice", "missforest", "gain", "miwae"]
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for method in order:
+            cells = []
+            for setting in ("split", "same"):
+                rs = groups.get((name, setting, method), [])
+                scores = np.array([float(r["rmse"]) for r in rs])
+                cells.append(f"{scores.mean():.4f} ± {scores.std():.4f} ({len(rs)})" if len(rs) else "–")
+            rs = groups.get((name, "split", method), [])
+            fit = np.mean([float(r["fit_seconds"]) for r in rs]) if rs else float("nan")
+            print(f"| {name} | {method} | {cells[0]} | {cells[1]} | {fit:.1f} |")
 
 
 if __name__ == "__main__":
