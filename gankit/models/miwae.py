@@ -101,43 +101,38 @@ class MIWAE(GenerativeModel):
         opt.step()
         return {"loss": -bound.detach()}
 
-    def _chunks(self, x: torch.Tensor):
-        """Rows a few at a time: impute_samples x rows x columns numbers per pass."""
+    def _posteriors(self, x: torch.Tensor, generator):
+        """Per chunk of rows: (rows, mask, rows with 0 for NaN, log w (L, B), p(x | z_l)),
+        with L = impute_samples; chunks keep L x rows x columns numbers in memory bounded."""
         step = max(1, 2_000_000 // (self.cfg.impute_samples * max(1, x.shape[1])))
-        return range(0, len(x), step), step
+        for s in range(0, len(x), step):
+            part = x[s:s + step]
+            m = (~torch.isnan(part)).float()
+            x0 = torch.nan_to_num(part, 0.0)
+            log_w, p_x = self._weights(x0, m, self.cfg.impute_samples, generator)
+            yield m, x0, log_w, p_x
 
     @torch.no_grad()
     def impute(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Rows with NaN where missing -> filled with E[x_mis | x_obs] (self-normalised
         importance sampling with impute_samples draws per row)."""
-        starts, step = self._chunks(x)
         out = []
-        for s in starts:
-            part = x[s:s + step]
-            m = (~torch.isnan(part)).float()
-            x0 = torch.nan_to_num(part, 0.0)
-            log_w, p_x = self._weights(x0, m, self.cfg.impute_samples, generator)
+        for m, x0, log_w, p_x in self._posteriors(x, generator):
             w = torch.softmax(log_w, dim=0).unsqueeze(-1)               # (L, B, 1)
-            mean = (w * p_x.mean).sum(0)
-            out.append(m * x0 + (1 - m) * mean)
+            out.append(m * x0 + (1 - m) * (w * p_x.mean).sum(0))
         return torch.cat(out)
 
     @torch.no_grad()
     def impute_draws(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k completions (k, N, D) by sampling importance resampling."""
-        starts, step = self._chunks(x)
         out = []
-        for s in starts:
-            part = x[s:s + step]
-            m = (~torch.isnan(part)).float()
-            x0 = torch.nan_to_num(part, 0.0)
-            log_w, p_x = self._weights(x0, m, self.cfg.impute_samples, generator)
+        for m, x0, log_w, p_x in self._posteriors(x, generator):
+            rows = torch.arange(len(x0))
             draws = []
             for _ in range(k):
                 pick = torch.multinomial(torch.softmax(log_w, 0).T.cpu(), 1, generator=generator).view(-1)
-                rows = torch.arange(len(part))
-                z_loc, z_scale = p_x.loc[pick, rows], p_x.scale[pick, rows]
-                noise = torch.randn(z_loc.shape, generator=generator).to(x.device)
+                loc, scale = p_x.loc[pick, rows], p_x.scale[pick, rows]
+                noise = torch.randn(loc.shape, generator=generator).to(x.device)
                 if self.cfg.likelihood == "t":   # a t draw: normal / sqrt(chi2 / df)
                     df = p_x.df[pick, rows]
                     # torch's gamma sampler takes no generator: seed the global one from it
@@ -145,9 +140,9 @@ class MIWAE(GenerativeModel):
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
                         chi2 = torch.distributions.Chi2(df.cpu()).sample().to(x.device)
-                    value = z_loc + z_scale * noise / torch.sqrt(chi2 / df)
+                    value = loc + scale * noise / torch.sqrt(chi2 / df)
                 else:
-                    value = z_loc + z_scale * noise
+                    value = loc + scale * noise
                 draws.append(m * x0 + (1 - m) * value)
             out.append(torch.stack(draws))
         return torch.cat(out, dim=1)
