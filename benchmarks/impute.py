@@ -42,10 +42,8 @@ R_EXPORT = {"spam": 'library(kernlab); data(spam); write.csv(spam, "{out}", row.
                       'write.csv(LetterRecognition, "{out}", row.names=FALSE)'}
 
 
-def load(name: str) -> np.ndarray:
-    if name == "breast":
-        from sklearn.datasets import load_breast_cancer
-        return load_breast_cancer().data
+def exported(name: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows as text) of an R data set, exported with Rscript on first use."""
     path = CACHE / f"{name}.csv"
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -57,8 +55,17 @@ def load(name: str) -> np.ndarray:
                              "r-cran-mlbench (apt-get install r-cran-kernlab r-cran-mlbench)")
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    keep = [k for k, h in enumerate(rows[0]) if h != LABELS[name]]
-    return np.array([[float(r[k]) for k in keep] for r in rows[1:]])
+    return rows[0], rows[1:]
+
+
+def load(name: str) -> np.ndarray:
+    """The data set's features, without its label column."""
+    if name == "breast":
+        from sklearn.datasets import load_breast_cancer
+        return load_breast_cancer().data
+    header, rows = exported(name)
+    keep = [k for k, h in enumerate(header) if h != LABELS[name]]
+    return np.array([[float(r[k]) for k in keep] for r in rows])
 
 
 def corrupt(X: np.ndarray, seed: int, rate: float = 0.2):

@@ -14,7 +14,6 @@ training sets, tested on a fixed 20% of the emails: the experiment of Ng & Jorda
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).parent))
-from impute import CACHE, load  # noqa: E402
+from impute import exported  # noqa: E402
 
 from gankit.classify import BernoulliNaiveBayes, LogisticRegression  # noqa: E402
 
@@ -32,12 +31,10 @@ SIZES = [20, 40, 80, 160, 320, 640, 1280, 2560, 3680]
 
 
 def spam() -> tuple[np.ndarray, np.ndarray]:
-    load("spam")   # exports the CSV on first use
-    with open(CACHE / "spam.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    k = rows[0].index("type")
-    X = np.array([[float(v) for j, v in enumerate(r) if j != k] for r in rows[1:]])
-    y = np.array([r[k] == "spam" for r in rows[1:]], dtype=np.int64)
+    header, rows = exported("spam")
+    k = header.index("type")
+    X = np.array([[float(v) for j, v in enumerate(r) if j != k] for r in rows])
+    y = np.array([r[k] == "spam" for r in rows], dtype=np.int64)
     return X, y
 
 

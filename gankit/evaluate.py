@@ -237,6 +237,12 @@ def format_table(result: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def finite(result: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy (NaN and inf as None)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+def finite(value: Any) -> Any:
+    """JSON-safe copy (NaN and inf as None), through nested dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value

@@ -229,7 +229,7 @@ def infer_schema(header: list[str], rows: list[list[str]], where: str) -> Schema
 
 
 def _column(name: str, cells: list[str], where: str) -> Column:
-    parsed = [_float(c) for c in cells]
+    parsed = [parse_number(c) for c in cells]
     text = [c for c, v in zip(cells, parsed) if v is None]
     if text and len(text) < len(cells) / 2:
         # Mostly numbers: a typo, not a column of categories (which would have a level per
@@ -253,7 +253,8 @@ def _column(name: str, cells: list[str], where: str) -> Column:
     return Column(name, "float", low, high, [], min(decimals, 12))
 
 
-def _float(cell: str) -> float | None:
+def parse_number(cell: str) -> float | None:
+    """A finite number, or None for text, an empty cell, NaN and infinities."""
     try:
         value = float(cell)
     except ValueError:

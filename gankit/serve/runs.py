@@ -8,14 +8,16 @@ page may read a run while `gankit train` writes it.
 from __future__ import annotations
 
 import csv
-import math
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import checkpoint, runlock
-from ..config import read_toml
+from ..config import tomllib
+from ..data.table import parse_number
 from ..errors import GankitError
+from ..evaluate import finite
 
 MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
 SKIP = {"samples", "checkpoints", "tensorboard"}   # parts of a run, never runs themselves
@@ -65,35 +67,27 @@ def changed(folder: Path) -> float:
     return max(times, default=0.0)
 
 
-def read_metrics(folder: Path) -> tuple[list[str], list[list[float | None]]]:
-    """metrics.csv as (columns, rows); an empty cell (a score not measured at that step)
-    and a non-finite number are None (JSON has no NaN; diverged() reads the file itself)."""
+def _metric_cells(folder: Path) -> tuple[list[str], list[list[str]]]:
+    """metrics.csv as (columns, rows of cells as text)."""
     try:
         with open(folder / "metrics.csv", newline="") as f:
             reader = csv.reader(f)
             columns = next(reader, [])
-            rows = [[_number(v) for v in row] for row in reader if len(row) == len(columns)]
+            return columns, [row for row in reader if len(row) == len(columns)]
     except OSError:
         return [], []
-    return columns, rows
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+def read_metrics(folder: Path) -> tuple[list[str], list[list[float | None]]]:
+    """metrics.csv as (columns, rows); an empty cell (a score not measured at that step)
+    and a non-finite number are None (JSON has no NaN)."""
+    columns, cells = _metric_cells(folder)
+    return columns, [[parse_number(v) for v in row] for row in cells]
 
 
-def diverged(folder: Path) -> bool:
+def _diverged(cells: list[list[str]]) -> bool:
     """The last metrics row holds NaN or inf: training stopped there (trainer.Diverged)."""
-    try:
-        lines = (folder / "metrics.csv").read_text().strip().splitlines()
-    except OSError:
-        return False
-    return len(lines) > 1 and any(v.strip().lower() in ("nan", "inf", "-inf")
-                                  for v in lines[-1].split(","))
+    return bool(cells) and any(v.strip().lower() in ("nan", "inf", "-inf") for v in cells[-1])
 
 
 def grids(folder: Path, prefix: str = GRID_PREFIX) -> list[tuple[int, str]]:
@@ -106,11 +100,13 @@ def grids(folder: Path, prefix: str = GRID_PREFIX) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def config_tables(folder: Path) -> dict[str, Any]:
+def _config(folder: Path) -> tuple[str, dict[str, Any]]:
+    """config.toml as (its text, its tables); ("", {}) when missing or unreadable."""
     try:
-        return read_toml(str(folder / "config.toml"))
-    except GankitError:
-        return {}
+        text = (folder / "config.toml").read_text()
+        return text, tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "", {}
 
 
 def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
@@ -123,26 +119,35 @@ def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
         meta = checkpoint.read_meta(path)
     except GankitError:
         return None
+    # JSON has no inf: a run's best_fid is inf until its first evaluation
     return finite({k: v for k, v in meta.items() if k != "optim"})
 
 
-def finite(value: Any) -> Any:
-    """`value` with NaN and infinities as None, for JSON (a run's best_fid is inf until its
-    first evaluation)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
+@dataclass
+class _Look:
+    """One reading of a run folder's files, from which the page's views are derived (the
+    live stream asks for them every time the run writes)."""
+    config_text: str
+    tables: dict[str, Any]
+    meta: dict[str, Any] | None
+    columns: list[str]
+    rows: list[list[float | None]]
+    diverged: bool
+    grids: list[tuple[int, str]]
+
+    @classmethod
+    def of(cls, folder: Path) -> "_Look":
+        text, tables = _config(folder)
+        columns, cells = _metric_cells(folder)
+        rows = [[parse_number(v) for v in row] for row in cells]
+        return cls(text, tables, checkpoint_meta(folder), columns, rows, _diverged(cells),
+                   grids(folder))
 
 
-def summary(root: Path, folder: Path) -> dict[str, Any]:
+def summary(root: Path, folder: Path, look: _Look | None = None) -> dict[str, Any]:
     """One line of the runs table."""
-    tables = config_tables(folder)
-    meta = checkpoint_meta(folder)
-    columns, rows = read_metrics(folder)
+    look = look or _Look.of(folder)
+    tables, meta, columns, rows = look.tables, look.meta, look.columns, look.rows
     last = dict(zip(columns, rows[-1])) if rows else {}
     steps = tables.get("train", {}).get("steps")
     step = max(int(last.get("step") or 0), int((meta or {}).get("step") or 0))
@@ -151,39 +156,34 @@ def summary(root: Path, folder: Path) -> dict[str, Any]:
     holder = runlock.holder(folder)
     if holder is not None:
         state = "training"
-    elif diverged(folder):
+    elif look.diverged:
         state = "diverged"
     elif meta is not None and steps is not None and meta.get("step", 0) >= steps:
         state = "finished"
     else:
         state = "interrupted"
-    shown = grids(folder)
     rel = folder.relative_to(root.resolve()).as_posix()
     return {"id": rel, "model": tables.get("model", {}).get("name") or (meta or {}).get("model"),
             "data": tables.get("data", {}).get("data"), "step": step, "steps": steps,
             "state": state, "fid": fid, "changed": changed(folder),
-            "thumbnail": f"{rel}/samples/{shown[-1][1]}" if shown else None,
+            "thumbnail": f"{rel}/samples/{look.grids[-1][1]}" if look.grids else None,
             "holder": holder, "checkpoint": meta is not None}
 
 
 def detail(root: Path, folder: Path) -> dict[str, Any]:
     """Everything the run's page shows but the images themselves."""
+    look = _Look.of(folder)
     rel = folder.relative_to(root.resolve()).as_posix()
-    columns, rows = read_metrics(folder)
-    try:
-        config_text = (folder / "config.toml").read_text()
-    except (OSError, UnicodeDecodeError):
-        config_text = ""
-    meta = checkpoint_meta(folder)
-    loss = config_tables(folder).get("model", {}).get("loss")
-    return {**summary(root, folder), "columns": columns, "rows": rows, "config": config_text,
+    loss = look.tables.get("model", {}).get("loss")
+    return {**summary(root, folder, look), "columns": look.columns, "rows": look.rows,
+            "config": look.config_text,
             # d_real and d_fake are probabilities (a BCE D's sigmoid), else raw scores
-            "bce": loss == "bce" or (loss is None and "d_real" in columns),
-            "meta": meta,
-            "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in grids(folder)],
+            "bce": loss == "bce" or (loss is None and "d_real" in look.columns),
+            "meta": look.meta,
+            "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in look.grids],
             "recons": [{"step": s, "url": f"{rel}/samples/{name}"}
                        for s, name in grids(folder, RECON_PREFIX)],
-            "uses": _uses(meta)}
+            "uses": _uses(look.meta)}
 
 
 def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
