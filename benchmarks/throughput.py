@@ -13,7 +13,7 @@ alike; the ratio of medians is printed. Usage:
 
     python benchmarks/throughput.py            # batch 32 and 128, quiet and busy, 5 rounds
     python benchmarks/throughput.py --quick    # quiet machine, default threads only
-    python benchmarks/throughput.py --same-threads   # both loops on gankit's thread count
+    python benchmarks/throughput.py --same-threads   # both loops on the count gankit picks
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from torch import nn
 import gankit
 from gankit.config import DataConfig
 from gankit.data import load_data, to_float
-from gankit.runtime import available_cores, default_threads
+from gankit.cpu import available_cores, training_threads
 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
@@ -79,14 +79,15 @@ def plain_loop(X: torch.Tensor, batch: int, steps: int, threads: int | None = No
     return steps / (time.perf_counter() - t0)
 
 
-def gankit_loop(batch: int, steps: int, threads: int | None = None, device: str = "cpu") -> float:
-    """gankit's real training loop; iterations per second between its first and last log row."""
+def gankit_loop(batch: int, steps: int, threads: int | None = None, device: str = "cpu"):
+    """gankit's real training loop: (iterations per second between its first and last log
+    row, the CPU threads it chose or was given)."""
     with tempfile.TemporaryDirectory() as out:
         run = gankit.train(model="gan", data="mnist", offline=True, steps=steps, batch_size=batch,
                            out=out, log_every=50, sample_every=10**9, checkpoint_every=10**9,
                            device=device, threads=threads, progress=False)
     a, b = run.metrics[0], run.metrics[-1]
-    return (b["step"] - a["step"]) / (b["seconds"] - a["seconds"])
+    return (b["step"] - a["step"]) / (b["seconds"] - a["seconds"]), run.config.train.threads
 
 
 def flops_per_iteration(batch: int) -> float:
@@ -137,16 +138,18 @@ class BusyNeighbour:
 
 def compare(X, batch, steps, rounds, busy, threads=None, device="cpu", plain_threads=None):
     """Interleave gankit and the plain loop; print medians, GFLOP/s and the ratio."""
-    ours, theirs = [], []
+    ours, theirs, chosen = [], [], []
     with BusyNeighbour(busy):
         for _ in range(rounds):
-            ours.append(gankit_loop(batch, steps, threads, device))
+            speed, used = gankit_loop(batch, steps, threads, device)
+            ours.append(speed)
+            chosen.append(used)
             theirs.append(plain_loop(X, batch, steps, plain_threads))
     mo, mt = statistics.median(ours), statistics.median(theirs)
     flops = flops_per_iteration(batch)
     label = (f"{device}" if device != "cpu" else
-             f"{'one core busy' if busy else 'quiet'}, threads {threads or default_threads()}"
-             f" vs {plain_threads or TORCH_DEFAULT_THREADS}")
+             f"{'one core busy' if busy else 'quiet'}, threads "
+             f"{'/'.join(map(str, sorted(set(chosen))))} vs {plain_threads or TORCH_DEFAULT_THREADS}")
     print(f"{label:32s} batch {batch:4d}: gankit {mo:6.1f} it/s ({mo * flops / 1e9:5.1f} GFLOP/s)  "
           f"plain {mt:6.1f} it/s ({mt * flops / 1e9:5.1f} GFLOP/s)  ratio {mo / mt:.2f}x  "
           f"[runs: {' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}]",
@@ -170,7 +173,7 @@ def main():
     X = to_float(data.images).to(args.device)
     cores = available_cores()
     print(f"torch {torch.__version__}, {cores} cores, torch default threads {TORCH_DEFAULT_THREADS}, "
-          f"gankit default threads {default_threads()}, data {data.name} ({len(data)} images)")
+          f"gankit threads: the cores free when a run starts, data {data.name} ({len(data)} images)")
     print(f"matmul peak (1024^2 fp32): {matmul_peak(1):.1f} GFLOP/s on 1 thread, "
           f"{matmul_peak(cores):.1f} GFLOP/s on {cores}")
     print("rows: 'threads A vs B' = gankit's threads vs the plain loop's; GFLOP/s counts the "
@@ -182,7 +185,8 @@ def main():
         return
     if args.same_threads:   # what the loop itself gains, thread policy aside
         for batch in args.batches:
-            compare(X, batch, args.steps, args.rounds, False, None, plain_threads=default_threads())
+            compare(X, batch, args.steps, args.rounds, False, None,
+                    plain_threads=training_threads()[0])
         return
     scenarios = [(False, None)] if args.quick else [(False, None), (False, cores), (True, None)]
     for busy, threads in scenarios:

@@ -115,8 +115,9 @@ class TrainConfig:
     log_every: int = field(default=50, metadata=_help("average the losses and write a metrics.csv row every N steps"))
     device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps"))
     threads: int | None = field(default=None, metadata=_help(
-        "CPU threads for torch (default: 1 on machines with 2 cores or fewer, else cores - 1 "
-        "up to 8; see README)"))
+        "CPU threads for torch (default: the cores other processes leave free when training "
+        "starts, up to 8; GANKIT_THREADS sets a fixed default; the count used is saved in "
+        "config.toml; see README)"))
     eval_every: int | None = field(default=None, metadata=_help(
         "every N steps score FID and the class entropy of generated samples (metrics.csv and "
         "the bar) and keep checkpoints/best by FID; the first use trains the dataset's "

@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
-from .runtime import configure_threads, default_threads, pick_device
+from .cpu import MAX_THREADS, available_cores, training_threads
+from .runtime import configure_threads, pick_device
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
 REFIT_EVERY = 1000
@@ -192,9 +194,12 @@ class Trainer:
         self.job, self.main, self.resume, self.folder = job, job.main, resume, folder
         self.out = Path(cfg.train.out)
         self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
-        self.cfg = cfg = _with_threads(cfg, self.device, job)
+        cfg, threads_note = _with_threads(cfg, self.device, job)
+        self.cfg = cfg
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
+        if threads_note and self.main and progress:
+            print(f"gankit: {threads_note}", file=sys.stderr, flush=True)
         with job.local_main_first():   # one download per machine, not one per process
             self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                             cfg.data.validation)
@@ -403,14 +408,20 @@ class Trainer:
                 checkpoint.keep_numbered(path, s, self.tc.keep)
 
 
-def _with_threads(cfg: RunConfig, device: torch.device, job: distributed.Solo) -> RunConfig:
-    """The config with its CPU thread count filled in. Recorded because it changes the float
-    rounding of matrix products: a resumed run must use the same count to match an
-    uninterrupted one bit for bit."""
+def _with_threads(cfg: RunConfig, device: torch.device, job: distributed.Solo) -> tuple[RunConfig, str]:
+    """The config with its CPU thread count filled in, and a note when other processes made
+    it smaller. Recorded because it changes the float rounding of some kernels (BatchNorm,
+    transposed convolutions): a resumed run must use the same count to match an
+    uninterrupted one bit for bit, and the same seed repeats a run only with the same count."""
     if device.type != "cpu" or cfg.train.threads is not None:
-        return cfg
-    threads = default_threads(job.local_world_size)
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads))
+        return cfg, ""
+    threads, busy = training_threads(job.local_world_size)
+    note = ""
+    if busy is not None and threads < min(available_cores(), MAX_THREADS):
+        note = (f"other processes keep {busy:.1f} of this machine's {available_cores()} cores "
+                f"busy, so training uses {threads} thread{'s' * (threads > 1)} "
+                "(--threads N to choose)")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads)), note
 
 
 def _class_counts(data: ImageData) -> list[int]:

