@@ -120,3 +120,41 @@ def _busy_ticks(cpus: set[int]) -> int | None:
         total += sum(ticks) - ticks[3] - ticks[4]   # all but idle and iowait
         seen += 1
     return total if seen else None
+
+
+class LoadWatch:
+    """Between two calls of `check`, how busy other processes kept this process's cores; says
+    once when a neighbour that came after the start leaves fewer cores free than the run
+    has threads. The count cannot change mid-run without changing its rounding (and so
+    the bit-for-bit resume), so the watch tells the user how to change it instead."""
+
+    def __init__(self, threads: int, intervals: int = 2):
+        self.threads, self.needed, self.over = threads, intervals, 0
+        self.done = threads == 1
+        try:
+            self.cpus = os.sched_getaffinity(0)
+        except AttributeError:
+            self.done = True
+        self.last = None if self.done else self._sample()
+
+    def _sample(self):
+        return _busy_ticks(self.cpus), time.process_time(), time.monotonic()
+
+    def check(self) -> str | None:
+        """A one-line note the first time the cores were oversubscribed for `intervals`
+        calls in a row, else None."""
+        if self.done or self.last is None or self.last[0] is None:
+            return None
+        now = self._sample()
+        (t0, own0, w0), (t1, own1, w1), self.last = self.last, now, now
+        if t1 is None or w1 - w0 < 0.05:
+            return None
+        busy = max(0.0, ((t1 - t0) / os.sysconf("SC_CLK_TCK") - (own1 - own0)) / (w1 - w0))
+        fits = threads_for(len(self.cpus), busy)
+        self.over = self.over + 1 if fits < self.threads else 0
+        if self.over < self.needed:
+            return None
+        self.done = True
+        return (f"other processes now keep {busy:.1f} of {len(self.cpus)} cores busy, and "
+                f"{self.threads} threads wait on each other: Ctrl-C, then --resume "
+                f"--threads {fits} goes faster")

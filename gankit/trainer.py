@@ -33,7 +33,7 @@ from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
-from .cpu import MAX_THREADS, available_cores, training_threads
+from .cpu import MAX_THREADS, LoadWatch, available_cores, training_threads
 from .runtime import configure_threads, pick_device
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
@@ -200,6 +200,9 @@ class Trainer:
         configure_threads(tc.threads, self.device)
         if threads_note and self.main and progress:
             print(f"gankit: {threads_note}", file=sys.stderr, flush=True)
+        self.progress = progress
+        self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
+                           and job.local_world_size == 1 else None)
         with job.local_main_first():   # one download per machine, not one per process
             self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                             cfg.data.validation)
@@ -365,6 +368,9 @@ class Trainer:
     def log_metrics(self) -> None:
         self.log.flush(self.step)
         self.bar.set_postfix(self.log.postfix(), refresh=False)
+        note = self.load_watch.check() if self.load_watch else None
+        if note and self.progress:
+            self.bar.write(f"gankit: {note}", file=sys.stderr)
         bad = [k for k in self.model.metric_names if not math.isfinite(self.log.rows[-1][k])]
         if bad:
             raise Diverged(self.step, f"{', '.join(bad)} became NaN or infinite", self.out,

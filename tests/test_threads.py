@@ -113,3 +113,27 @@ def test_two_threads_same_seed_same_weights_and_resume_bit_for_bit(tmp_path):
     for k in wa:
         if k.startswith(("model.", "optim.", "rng.")):
             assert torch.equal(wa[k], wb[k]) and torch.equal(wa[k], wc[k]), k
+
+
+def test_a_neighbour_arriving_mid_run_is_reported_once_with_the_fix(tmp_path, capsys):
+    """The thread count stays (it fixes the rounding); the user is told how to change it."""
+    if cpu.available_cores() < 2:
+        pytest.skip("needs 2 cores")
+    watch = cpu.LoadWatch(threads=cpu.available_cores())
+    proc = mp.get_context("spawn").Process(target=spin, daemon=True)
+    proc.start()
+    try:
+        time.sleep(0.6)
+        assert watch.check() is None            # one busy interval is not yet a neighbour
+        time.sleep(0.3)
+        note = watch.check()
+        assert note and f"--resume --threads {cpu.available_cores() - 1}" in note
+        time.sleep(0.3)
+        assert watch.check() is None            # said once
+        assert cpu.LoadWatch(threads=1).check() is None
+        gankit.train(out=tmp_path / "run", steps=30, threads=2, **{**TINY, "progress": True})
+    finally:
+        proc.terminate()
+        proc.join()
+    err = capsys.readouterr().err
+    assert err.count("other processes now keep") == 1 and "Ctrl-C, then --resume" in err
