@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
+from typing import Callable
+
+import torch
 
 from .errors import GankitError
 
 MAX_THREADS = 8        # the seed GAN's products gain nothing from more
+MORE_THREADS_GAIN = 1.1
 ENV_THREADS = "GANKIT_THREADS"
 
 
@@ -62,20 +67,47 @@ def default_threads(processes: int = 1) -> int:
     return max(1, min(cores - 1, MAX_THREADS * processes) // processes)
 
 
-def training_threads(processes: int = 1, probe_seconds: float = 0.15) -> tuple[int, float | None]:
+def training_threads(probe_seconds: float = 0.15) -> tuple[int, float | None]:
     """Threads for one training process: the cores that other processes leave free now,
     measured over `probe_seconds`, at most MAX_THREADS. Returns (threads, cores busy with
-    other work, or None where it could not be measured). The trainer records the count
-    in the run's config, so a resumed run rounds exactly as the first part did."""
-    fixed = threads_from_env()
-    if fixed:
-        return fixed, None
-    if processes > 1:   # torchrun: every process must take the same count, as before
-        return default_threads(processes), None
+    other work, or None where that cannot be measured)."""
     busy = others_busy(probe_seconds)
     if busy is None:
         return default_threads(), None
     return threads_for(available_cores(), busy), busy
+
+
+def candidates(threads: int) -> list[int]:
+    """The counts that `fastest` times, from the most threads the free cores allow down to
+    one: a virtual machine's cores can be shared by other machines, which no probe of this
+    one's /proc/stat sees, and then fewer threads can be faster."""
+    return sorted({threads, max(1, threads // 2), 1}, reverse=True)
+
+
+def fastest(counts: list[int], step: Callable[[], None], seconds: float = 0.1) -> tuple[int, dict]:
+    """The thread count in `counts` under which `step()` runs fastest. Each count is timed
+    twice (in the order given, then reversed, so that a change of pace meanwhile hurts each
+    alike) for about `seconds` after one untimed step. More threads must be at least
+    MORE_THREADS_GAIN faster than fewer to be taken: they are the first to suffer when a
+    neighbour comes. Returns (count, {count: median seconds a step}); the caller's thread
+    count is changed, so set it afterwards."""
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    for order in (counts, counts[::-1]):
+        for n in order:
+            torch.set_num_threads(n)
+            step()
+            start, timed = time.perf_counter(), 0
+            while timed < 3 or (time.perf_counter() - start < seconds and timed < 25):
+                t = time.perf_counter()
+                step()
+                times[n].append(time.perf_counter() - t)
+                timed += 1
+    medians = {n: statistics.median(v) for n, v in times.items()}
+    best = min(counts)
+    for n in sorted(counts):
+        if medians[n] < medians[best] / MORE_THREADS_GAIN:
+            best = n
+    return best, medians
 
 
 def threads_for(cores: int, busy: float) -> int:

@@ -10,6 +10,7 @@ gankit/distributed.py keeps their weights identical; rank 0 alone writes the run
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -33,7 +34,8 @@ from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
-from .cpu import MAX_THREADS, LoadWatch, available_cores, training_threads
+from .cpu import (MAX_THREADS, LoadWatch, available_cores, candidates, default_threads, fastest,
+                  threads_from_env, training_threads)
 from .runtime import configure_threads, pick_device
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
@@ -194,15 +196,13 @@ class Trainer:
         self.job, self.main, self.resume, self.folder = job, job.main, resume, folder
         self.out = Path(cfg.train.out)
         self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
-        cfg, threads_note = _with_threads(cfg, self.device, job)
+        cfg, threads_note, thread_counts = _with_threads(cfg, self.device, job)
         self.cfg = cfg
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
-        if threads_note and self.main and progress:
+        self.progress = progress = progress and self.main
+        if threads_note and progress:
             print(f"gankit: {threads_note}", file=sys.stderr, flush=True)
-        self.progress = progress
-        self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
-                           and job.local_world_size == 1 else None)
         with job.local_main_first():   # one download per machine, not one per process
             self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                             cfg.data.validation)
@@ -214,6 +214,11 @@ class Trainer:
         if self.main:
             self.folder.create()   # only now, with everything loaded
         self._training_state()
+        if len(thread_counts) > 1:
+            self._time_threads(thread_counts)
+        tc = self.tc
+        self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
+                           and job.local_world_size == 1 else None)
         self._write_config()
         self._grid_inputs()
         self.log = (MetricsLog(self.out, self.model.metric_names, resume_step=self.step,
@@ -269,6 +274,23 @@ class Trainer:
         job.wait_for_main()   # rank 0 may have spent minutes on the feature classifier
         job.attach(model, *([self.ema.average] if self.ema else []))
         distributed.seed_rank(job, tc.seed, self.batch_gen, self.step, saved)
+
+    def _time_threads(self, counts: list[int]) -> None:
+        """Keep the thread count under which a few steps of a copy of the model run fastest
+        (the run's model, random streams and data untouched), and record it."""
+        n = self.model.real_batch_size(self.tc.batch_size)
+        real = self.data.prepare(self.data.samples[:n].to(self.device))
+        labels = self.data.labels[:n].to(self.device) if self.data.labels is not None else None
+        trial = copy.deepcopy(self.model)
+        with torch.random.fork_rng(devices=[]):
+            threads, medians = fastest(counts, lambda: trial.training_step(real, labels))
+        torch.set_num_threads(threads)
+        self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
+        self.tc = self.cfg.train
+        if threads < counts[0] and self.progress:
+            timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in counts)
+            print(f"gankit: a step took {timed} thread{'s' * (counts[-1] > 1)} here, so "
+                  f"training uses {threads} (--threads N to choose)", file=sys.stderr, flush=True)
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
@@ -414,20 +436,27 @@ class Trainer:
                 checkpoint.keep_numbered(path, s, self.tc.keep)
 
 
-def _with_threads(cfg: RunConfig, device: torch.device, job: distributed.Solo) -> tuple[RunConfig, str]:
-    """The config with its CPU thread count filled in, and a note when other processes made
-    it smaller. Recorded because it changes the float rounding of some kernels (BatchNorm,
-    transposed convolutions): a resumed run must use the same count to match an
-    uninterrupted one bit for bit, and the same seed repeats a run only with the same count."""
+def _with_threads(cfg: RunConfig, device: torch.device,
+                  job: distributed.Solo) -> tuple[RunConfig, str, list[int]]:
+    """The config with its CPU thread count filled in, a note when other processes made it
+    smaller, and the counts worth timing before training (none when the count is fixed).
+    Recorded because it changes the float rounding of some kernels (BatchNorm, transposed
+    convolutions): a resumed run must use the same count to match an uninterrupted one bit
+    for bit, and the same seed repeats a run only with the same count."""
     if device.type != "cpu" or cfg.train.threads is not None:
-        return cfg, ""
-    threads, busy = training_threads(job.local_world_size)
+        return cfg, "", []
+    fixed = threads_from_env() or (default_threads(job.local_world_size)   # torchrun: all alike
+                                   if job.local_world_size > 1 else None)
+    if fixed:
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=fixed)), "", []
+    threads, busy = training_threads()
     note = ""
     if busy is not None and threads < min(available_cores(), MAX_THREADS):
         note = (f"other processes keep {busy:.1f} of this machine's {available_cores()} cores "
                 f"busy, so training uses {threads} thread{'s' * (threads > 1)} "
                 "(--threads N to choose)")
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads)), note
+    return (dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads)), note,
+            candidates(threads))
 
 
 def _class_counts(data: ImageData) -> list[int]:
