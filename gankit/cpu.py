@@ -124,16 +124,23 @@ def others_busy(seconds: float) -> float | None:
         cpus = os.sched_getaffinity(0)
     except AttributeError:
         return None
-    first, own, t = _busy_ticks(cpus), time.process_time(), time.monotonic()
-    if first is None:
-        return None
+    first = _sample(cpus)
     time.sleep(seconds)
-    second = _busy_ticks(cpus)
-    if second is None:
+    return _others_share(first, _sample(cpus))
+
+
+def _sample(cpus: set[int]) -> tuple[int | None, float, float]:
+    """(busy ticks of `cpus`, this process's CPU seconds, the clock)."""
+    return _busy_ticks(cpus), time.process_time(), time.monotonic()
+
+
+def _others_share(a: tuple, b: tuple) -> float | None:
+    """Cores' worth of other processes' work between two samples."""
+    (ticks0, own0, t0), (ticks1, own1, t1) = a, b
+    if ticks0 is None or ticks1 is None or t1 <= t0:
         return None
-    elapsed = time.monotonic() - t
-    busy_seconds = (second - first) / os.sysconf("SC_CLK_TCK") - (time.process_time() - own)
-    return max(0.0, busy_seconds / elapsed)
+    busy_seconds = (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") - (own1 - own0)
+    return max(0.0, busy_seconds / (t1 - t0))
 
 
 def _busy_ticks(cpus: set[int]) -> int | None:
@@ -167,21 +174,19 @@ class LoadWatch:
             self.cpus = os.sched_getaffinity(0)
         except AttributeError:
             self.done = True
-        self.last = None if self.done else self._sample()
-
-    def _sample(self):
-        return _busy_ticks(self.cpus), time.process_time(), time.monotonic()
+        self.last = None if self.done else _sample(self.cpus)
 
     def check(self) -> str | None:
         """A one-line note the first time the cores were oversubscribed for `intervals`
         calls in a row, else None."""
-        if self.done or self.last is None or self.last[0] is None:
+        if self.done:
             return None
-        now = self._sample()
-        (t0, own0, w0), (t1, own1, w1), self.last = self.last, now, now
-        if t1 is None or w1 - w0 < 0.05:
+        now = _sample(self.cpus)
+        if now[2] - self.last[2] < 0.05:   # too short to count ticks of 10 ms
             return None
-        busy = max(0.0, ((t1 - t0) / os.sysconf("SC_CLK_TCK") - (own1 - own0)) / (w1 - w0))
+        busy, self.last = _others_share(self.last, now), now
+        if busy is None:
+            return None
         fits = threads_for(len(self.cpus), busy)
         self.over = self.over + 1 if fits < self.threads else 0
         if self.over < self.needed:

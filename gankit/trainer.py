@@ -218,7 +218,7 @@ class Trainer:
             self._time_threads(thread_counts)
         tc = self.tc
         self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
-                           and job.local_world_size == 1 else None)
+                           and job.world_size == 1 else None)
         self._write_config()
         self._grid_inputs()
         self.log = (MetricsLog(self.out, self.model.metric_names, resume_step=self.step,
@@ -445,8 +445,10 @@ def _with_threads(cfg: RunConfig, device: torch.device,
     for bit, and the same seed repeats a run only with the same count."""
     if device.type != "cpu" or cfg.train.threads is not None:
         return cfg, "", []
-    fixed = threads_from_env() or (default_threads(job.local_world_size)   # torchrun: all alike
-                                   if job.local_world_size > 1 else None)
+    # torchrun: every process takes the same fixed count (and a process must not time a
+    # copy whose optimizer hooks would exchange gradients with the others)
+    fixed = threads_from_env() or (default_threads(job.local_world_size)
+                                   if job.world_size > 1 else None)
     if fixed:
         return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=fixed)), "", []
     threads, busy = training_threads()
