@@ -11,6 +11,7 @@ import torch
 
 import gankit
 from gankit import checkpoint, cpu
+from gankit.models import IMPUTERS, MODELS
 from conftest import FAST, gankit_cli
 
 TINY = dict(model="gan", data="mnist", batch_size=16, log_every=5, sample_every=10,
@@ -158,3 +159,24 @@ def test_the_timed_choice_leaves_the_run_as_if_its_count_had_been_given(tmp_path
     b = gankit.train(out=tmp_path / "b", steps=10, seed=2, threads=chosen, **TINY)
     wa, wb = checkpoint.load(a.out)[0], checkpoint.load(b.out)[0]
     assert all(torch.equal(wa[k], wb[k]) for k in wa if k.startswith(("model.", "optim.", "rng.")))
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("table") / "t.csv"
+    rows = ["a,b,c"] + [f"{i % 7},{'' if i % 5 == 0 else i * 0.5},{i % 3 * 1.5}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("name", [*MODELS, *IMPUTERS])
+def test_every_model_trains_after_its_thread_count_is_timed(name, tmp_path, monkeypatch,
+                                                             small_table):
+    """The timing deep-copies the model, optimizers included, and steps the copy: every
+    model must survive that and then train."""
+    monkeypatch.delenv("GANKIT_THREADS")
+    data = str(small_table) if name in IMPUTERS else "mnist"
+    run = gankit.train(model=name, data=data, steps=2, batch_size=16, out=tmp_path / "run",
+                       log_every=1, sample_every=10**9, checkpoint_every=10**9, device="cpu",
+                       progress=False)
+    assert run.step == 2 and 1 <= run.config.train.threads <= cpu.available_cores()
