@@ -13,7 +13,7 @@ alike; the ratio of medians is printed. Usage:
 
     python benchmarks/throughput.py            # batch 32 and 128, quiet and busy, 5 rounds
     python benchmarks/throughput.py --quick    # quiet machine, default threads only
-    python benchmarks/throughput.py --same-threads   # both loops on the count gankit picks
+    python benchmarks/throughput.py --same-threads   # both loops on the free cores' count
 """
 
 from __future__ import annotations
@@ -184,9 +184,9 @@ def main():
             compare(X, batch, args.steps, args.rounds, False, None, args.device)
         return
     if args.same_threads:   # what the loop itself gains, thread policy aside
+        threads = training_threads()[0]
         for batch in args.batches:
-            compare(X, batch, args.steps, args.rounds, False, None,
-                    plain_threads=training_threads()[0])
+            compare(X, batch, args.steps, args.rounds, False, threads, plain_threads=threads)
         return
     scenarios = [(False, None)] if args.quick else [(False, None), (False, cores), (True, None)]
     for busy, threads in scenarios:
