@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="quiet machine, default threads only")
     ap.add_argument("--same-threads", action="store_true",
-                    help="only compare both loops on gankit's default thread count")
+                    help="only compare both loops, on the count of cores other processes leave free")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda to compare both loops on a GPU")
     args = ap.parse_args()
 
