@@ -5,7 +5,7 @@ Why training looks at the machine first (measured with benchmarks/throughput.py 
 small, so torch's threads meet at a barrier every few tens of microseconds. GNU OpenMP lets
 a thread that arrives first spin for a while before it sleeps. When another process holds a
 core, the thread still working is often the descheduled one and its partner spends its
-time slices spinning, so two threads ran 4 to 5 times slower than one. Shorter spins do not
+time slices spinning, so two threads ran about 4 times slower than one. Shorter spins do not
 cure it (a spin bound of 3,000 polls still ran 2.6 times slower than one thread) and cost
 speed on a quiet machine (10,000 polls: 78 to 97 it/s where the default gave 100), and
 sleeping at once made two threads slower than one even when quiet. What works is not to
