@@ -29,11 +29,17 @@ MORE_THREADS_GAIN = 1.1
 ENV_THREADS = "GANKIT_THREADS"
 
 
-def available_cores() -> int:
+def _allowed_cpus() -> set[int] | None:
+    """The CPUs this process may run on (None where the OS does not say: macOS, Windows)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        return os.sched_getaffinity(0)
+    except AttributeError:
+        return None
+
+
+def available_cores() -> int:
+    cpus = _allowed_cpus()
+    return len(cpus) if cpus else os.cpu_count() or 1
 
 
 def threads_from_env() -> int | None:
@@ -120,9 +126,8 @@ def others_busy(seconds: float) -> float | None:
     """Cores' worth of CPU time used by other processes, on the cores this process may run
     on, over `seconds` (Linux's /proc/stat; None elsewhere). This process sleeps meanwhile
     and its own CPU time is taken off."""
-    try:
-        cpus = os.sched_getaffinity(0)
-    except AttributeError:
+    cpus = _allowed_cpus()
+    if cpus is None:
         return None
     first = _sample(cpus)
     time.sleep(seconds)
@@ -169,11 +174,8 @@ class LoadWatch:
 
     def __init__(self, threads: int, intervals: int = 2):
         self.threads, self.needed, self.over = threads, intervals, 0
-        self.done = threads == 1
-        try:
-            self.cpus = os.sched_getaffinity(0)
-        except AttributeError:
-            self.done = True
+        self.cpus = _allowed_cpus()
+        self.done = threads == 1 or self.cpus is None
         self.last = None if self.done else _sample(self.cpus)
 
     def check(self) -> str | None:
