@@ -447,8 +447,7 @@ def _with_threads(cfg: RunConfig, device: torch.device,
         return cfg, "", []
     # torchrun: every process takes the same fixed count (and a process must not time a
     # copy whose optimizer hooks would exchange gradients with the others)
-    fixed = threads_from_env() or (default_threads(job.local_world_size)
-                                   if job.world_size > 1 else None)
+    fixed = default_threads(job.local_world_size) if job.world_size > 1 else threads_from_env()
     if fixed:
         return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=fixed)), "", []
     threads, busy = training_threads()
