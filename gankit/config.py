@@ -128,6 +128,14 @@ class TrainConfig:
     ema: float = field(default=0.0, metadata=_help(
         "keep an exponential moving average of the generator's (decoder's) weights with "
         "this decay, e.g. 0.999; sample grids and `gankit sample` use it; 0 turns it off"))
+    cuda_graphs: bool = field(default=True, metadata=_help(
+        "on a CUDA GPU, record the training step once as a CUDA graph and replay it: one "
+        "launch a step instead of hundreds, the same results; a step that cannot be "
+        "recorded runs eagerly (say so once); no effect on CPU"))
+    precision: str = field(default="fp32", metadata=_help(
+        "fp32, or bf16: autocast the step's products and convolutions to bfloat16 "
+        "(weights, optimizer state and losses stay float32); faster on GPUs with bf16 "
+        "units, not the same rounding", choices=("fp32", "bf16")))
     sync_bn: bool = field(default=False, metadata=_help(
         "under torchrun on GPUs: BatchNorm normalises with the statistics of the global "
         "batch (torch.nn.SyncBatchNorm) instead of each process's own; no effect in a "
@@ -147,6 +155,7 @@ class TrainConfig:
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
             raise GankitError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+        one_of(self, "precision", ("fp32", "bf16"))
         if self.out == "":
             raise GankitError("out is empty: name a run folder, e.g. --out runs/try")
 

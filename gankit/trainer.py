@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, graphs
 from .config import RunConfig, write_toml
 from .data import ImageData, load_data, split_validation, to_float
 from .errors import GankitError
@@ -220,6 +220,11 @@ class Trainer:
         self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
                            and job.world_size == 1 else None)
         self._write_config()
+        self.step_fn, note = graphs.training_step(self.model, self.device, tc.precision,
+                                                  tc.cuda_graphs, job.world_size)
+        self.graph_note_shown = False
+        if note and self.progress:
+            print(f"gankit: {note}", file=sys.stderr, flush=True)
         self._grid_inputs()
         self.log = (MetricsLog(self.out, self.model.metric_names, resume_step=self.step,
                                extra=("fid", "class_entropy") if tc.eval_every else ())
@@ -350,7 +355,13 @@ class Trainer:
                    ema=self.ema, rank=job.rank, world_size=job.world_size)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> None:
-        metrics = self.model.training_step(real, labels)
+        metrics = self.step_fn(real, labels)
+        note = getattr(self.step_fn, "note", None)
+        if note and not self.graph_note_shown:
+            self.graph_note_shown = True
+            if self.progress:
+                self.bar.write(f"gankit: this model's step runs eagerly, without a CUDA "
+                               f"graph: {note}", file=sys.stderr)
         self.job.sync_buffers(self.model)   # BatchNorm statistics and the like: rank 0's
         self.step += 1
         if self.ema is not None:

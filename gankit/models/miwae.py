@@ -77,16 +77,19 @@ class MIWAE(GenerativeModel):
     def _weights(self, x: torch.Tensor, m: torch.Tensor, k: int, generator=None):
         """(log w (k, B), the observation model p(x | z_l) for each sample)."""
         mu, raw = self.encoder(x).chunk(2, dim=1)
-        q = Normal(mu, F.softplus(raw) + 1e-4)
+        # validate_args=False: the scales are positive by construction, and the checks
+        # would read a flag back from the device on every call (a sync each step, and a
+        # step that cannot be a CUDA graph); NaN is caught by the trainer instead.
+        q = Normal(mu, F.softplus(raw) + 1e-4, validate_args=False)
         eps = torch.randn((k, *mu.shape), generator=generator,
                           device="cpu" if generator else mu.device).to(mu.device)
         z = q.loc + q.scale * eps                                       # (k, B, d), reparametrised
         loc, scale, df = self.decoder(z).chunk(3, dim=-1)
         scale = F.softplus(scale) + 1e-3
-        p_x = (StudentT(F.softplus(df) + 3, loc, scale) if self.cfg.likelihood == "t"
-               else Normal(loc, scale))
+        p_x = (StudentT(F.softplus(df) + 3, loc, scale, validate_args=False)
+               if self.cfg.likelihood == "t" else Normal(loc, scale, validate_args=False))
         log_px = (p_x.log_prob(x) * m).sum(-1)                         # observed cells only
-        log_pz = Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_pz = Normal(0.0, 1.0, validate_args=False).log_prob(z).sum(-1)
         log_qz = q.log_prob(z).sum(-1)
         return log_px + log_pz - log_qz, p_x
 

@@ -1,0 +1,143 @@
+"""The training step as one CUDA graph: one launch a step instead of one per kernel.
+
+On a GPU the guide's GAN is too small to keep the chip busy: a step is a few hundred tiny
+kernels, and the time goes to launching them from Python, not to running them. A CUDA
+graph records the step's kernels once and replays them with a single launch
+(torch.cuda.CUDAGraph). What a replay needs of the step, and why gankit's steps give it:
+
+- the same work every call: the batch is copied into a buffer of the graph's own before
+  each replay, and training_step keeps no Python state that changes what it computes;
+- no host syncs: training_step returns tensors, never floats (base.py says why);
+- random numbers from torch's default CUDA generator: a replay advances its offset as the
+  eager kernels would, so a replayed step draws the numbers an eager step draws;
+- optimizers that update on the device: fused Adam (base.adam), which keeps its step count
+  on the GPU. Its `capturable` flag is read only by torch's pre-capture check (the fused
+  kernel ignores it), so it is set for the capture alone and saved checkpoints stay as
+  eager ones are.
+
+The first WARMUP steps run eagerly on the capture's stream, so that lazy set-up (the
+optimizers' state, cuBLAS workspaces) happens before the recording; the next step is
+recorded and replayed, and every later one replayed. A step that cannot be recorded (a
+host sync in a user's model, an operation CUDA graphs refuse) runs eagerly from then on,
+and the trainer says so once.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+
+from .models import GenerativeModel
+
+WARMUP = 3   # eager steps before the capture; torch's examples warm up with 3
+
+Step = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, torch.Tensor]]
+
+
+def precision_context(device: torch.device, precision: str):
+    """bf16 autocast for the step's products and convolutions (weights, optimizer state and
+    losses stay float32), or nothing. Its weight cache must be off inside a graph."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+
+class GraphedStep:
+    """model.training_step, recorded as a CUDA graph after WARMUP eager steps and replayed.
+
+    `note` says why the step runs eagerly after all (None while it does not)."""
+
+    def __init__(self, model: GenerativeModel, precision: str = "fp32", warmup: int = WARMUP):
+        self.model, self.precision, self.eager_left = model, precision, warmup
+        self.stream = torch.cuda.Stream(model.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.note: str | None = None
+        self.names: list[str] = []
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
+
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        if self.graph is None:
+            if self.note is not None:
+                return self._eager(real, labels)
+            if self.eager_left > 0:
+                self.eager_left -= 1
+                return self._on_own_stream(real, labels)
+            if not self._capture(real, labels):
+                return self._eager(real, labels)
+        self.real.copy_(real)
+        if labels is not None:
+            self.labels.copy_(labels)
+        self.graph.replay()
+        # The graph rewrites its outputs on every replay, and the log keeps each step's
+        # metrics until it averages them: one copy, then views of it (no more launches).
+        return dict(zip(self.names, self.out.clone().unbind()))
+
+    def _eager(self, real, labels):
+        with precision_context(real.device, self.precision):
+            return self.model.training_step(real, labels)
+
+    def _on_own_stream(self, real, labels):
+        here = torch.cuda.current_stream()
+        self.stream.wait_stream(here)
+        with torch.cuda.stream(self.stream):
+            metrics = self._eager(real, labels)
+        here.wait_stream(self.stream)
+        return metrics
+
+    def _capture(self, real, labels) -> bool:
+        groups = [g for opt in self.model.optimizers.values() for g in opt.param_groups]
+        if not all(g.get("fused") for g in groups):
+            self.note = "its optimizers are not fused (torch >= 2.4 has fused Adam)"
+            return False
+        self.real = real.clone()
+        self.labels = labels.clone() if labels is not None else None
+        graph = torch.cuda.CUDAGraph()
+        try:
+            for g in groups:
+                g["capturable"] = True
+            with torch.cuda.graph(graph, stream=self.stream):
+                metrics = self._eager(self.real, self.labels)
+                self.names = list(metrics)
+                self.out = torch.stack([metrics[k].float() for k in self.names])
+        except Exception as e:   # torch raises RuntimeError, or the model's own error type
+            # Nothing ran during the recording: the weights and random streams are as they
+            # were, and the eager step that follows does this step's work.
+            self.note = f"recording it failed ({first_line(e)})"
+            return False
+        finally:
+            for g in groups:
+                g["capturable"] = False
+        self.graph = graph
+        return True
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:200]
+
+
+def training_step(model: GenerativeModel, device: torch.device, precision: str,
+                  cuda_graphs: bool, processes: int) -> tuple[Step, str]:
+    """The step the trainer calls each iteration, and a note when CUDA graphs were asked
+    for on a GPU but cannot be used from the start."""
+    if device.type == "cuda" and cuda_graphs:
+        if processes > 1:   # the gradient exchange's hooks run between the kernels
+            return _plain(model, device, precision), ("CUDA graphs are off under torchrun: "
+                                                      "steps run eagerly")
+        return GraphedStep(model, precision), ""
+    return _plain(model, device, precision), ""
+
+
+def _plain(model: GenerativeModel, device: torch.device, precision: str) -> Step:
+    if precision == "fp32":
+        return model.training_step
+
+    def step(real, labels):
+        with precision_context(device, precision):
+            return model.training_step(real, labels)
+    return step

@@ -1,0 +1,177 @@
+"""The training step as a CUDA graph (gankit/graphs.py) and --precision bf16.
+
+On the CPU: asking for graphs trains eagerly and identically, bf16 really changes the
+rounding, and both options are recorded and checked. On a CUDA GPU (benchmarks/gpu_check.sh
+runs this file there): every model's replayed step gives the eager step's losses and
+weights, resume is unchanged, and a step that cannot be recorded falls back to eager,
+says so once, and trains exactly as eager does."""
+
+import tomllib
+
+import pytest
+import torch
+
+import gankit
+from gankit import checkpoint, graphs
+from gankit.models import IMPUTERS, MODELS, build_model, get_model_class
+from gankit.models.gan import GAN
+from conftest import FAST, gankit_cli, make_model
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+RUN = dict(data="mnist", batch_size=16, log_every=5, sample_every=10**9,
+           checkpoint_every=10**9, progress=False)
+
+
+def weights(run):
+    return run.model.state_dict()
+
+
+# --- on the CPU ------------------------------------------------------------------------
+
+def test_graphs_asked_for_on_the_cpu_train_eagerly_and_identically(tmp_path):
+    step, note = graphs.training_step(make_model("gan"), torch.device("cpu"), "fp32", True, 1)
+    assert not isinstance(step, graphs.GraphedStep) and note == ""
+    a = gankit.train(model="gan", steps=10, out=tmp_path / "a", device="cpu", **RUN)
+    b = gankit.train(model="gan", steps=10, out=tmp_path / "b", device="cpu", cuda_graphs=False,
+                     **RUN)
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_bf16_changes_the_rounding_and_still_trains(tmp_path):
+    a = gankit.train(model="dcgan", steps=10, out=tmp_path / "a", device="cpu", **RUN)
+    b = gankit.train(model="dcgan", steps=10, out=tmp_path / "b", device="cpu", precision="bf16",
+                     **RUN)
+    wa, wb = weights(a), weights(b)
+    assert all(v.dtype == torch.float32 for v in wb.values() if v.is_floating_point())
+    diff = max((wa[k] - wb[k]).abs().max().item() for k in wa if wa[k].is_floating_point())
+    assert 0 < diff < 0.05   # bf16 products: different rounding, the same training
+    assert all(torch.isfinite(torch.tensor(r["g_loss"])) for r in b.metrics)
+
+
+def test_the_options_are_recorded_and_resume_keeps_them(tmp_path):
+    out = tmp_path / "run"
+    gankit.train(model="gan", steps=10, out=out, device="cpu", precision="bf16",
+                 cuda_graphs=False, **{**RUN, "checkpoint_every": 5})
+    saved = tomllib.loads((out / "config.toml").read_text())["train"]
+    assert saved["precision"] == "bf16" and saved["cuda_graphs"] is False
+    run = gankit.train(model="gan", steps=15, out=out, resume=True, progress=False)
+    assert run.config.train.precision == "bf16" and run.config.train.cuda_graphs is False
+
+
+def test_a_bad_precision_is_one_line(tmp_path):
+    r = gankit_cli("train", "--steps", "5", "--precision", "fp16", "--out", tmp_path / "r", *FAST)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "--precision" in r.stderr and "fp32" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+# --- on a GPU ----------------------------------------------------------------------------
+
+def _steps(model, step, batches):
+    """Run `step` over the batches from a fixed CUDA seed; each step's metrics as floats."""
+    torch.cuda.manual_seed(1)
+    rows = []
+    for real, labels in batches:
+        rows.append({k: v.item() for k, v in step(real, labels).items()})
+    return rows
+
+
+def _batches(model, n_steps, seed=0, table=False):
+    gen = torch.Generator().manual_seed(seed)
+    n = model.real_batch_size(32)
+    out = []
+    for _ in range(n_steps):
+        if table:
+            x = torch.randn(n, *model.image_shape, generator=gen)
+            x[torch.rand(x.shape, generator=gen) < 0.2] = float("nan")
+        else:
+            x = torch.rand(n, *model.image_shape, generator=gen) * 2 - 1
+        labels = torch.randint(model.num_classes, (n,), generator=gen) if model.num_classes else None
+        out.append((x.cuda(), labels.cuda() if labels is not None else None))
+    return out
+
+
+def _pair(name):
+    table = name in IMPUTERS
+    shape, classes = ((6,), 0) if table else ((1, 28, 28), 10)
+    pair = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model(name, get_model_class(name).Config(), shape, classes).cuda()
+        model.optimizers = model.configure_optimizers()
+        pair.append(model)
+    return *pair, table
+
+
+@cuda
+@pytest.mark.parametrize("name", [*MODELS, *IMPUTERS])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_replayed_step_gives_the_eager_losses_for_100_steps(name, precision):
+    eager, graphed, table = _pair(name)
+    batches = _batches(eager, 100, table=table)
+    step = graphs.GraphedStep(graphed, precision)
+    a = _steps(eager, graphs._plain(eager, torch.device("cuda"), precision), batches)
+    b = _steps(graphed, step, batches)
+    assert step.captured, step.note
+    worst = max(abs(x[k] - y[k]) / max(1.0, abs(x[k])) for x, y in zip(a, b) for k in x)
+    wa, wb = eager.state_dict(), graphed.state_dict()
+    wdiff = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
+    identical = all(torch.equal(wa[k], wb[k]) for k in wa)
+    print(f"{name} {precision}: worst loss difference {worst:.3g}, weights "
+          f"{'identical' if identical else f'differ by at most {wdiff:.3g}'}")
+    assert worst < 1e-4 and wdiff < 1e-4
+
+
+class SyncingGAN(GAN):
+    """A user's model that reads a loss on the host inside its step: it cannot be
+    recorded (a host sync), and must train as it would eagerly."""
+
+    def training_step(self, real, labels=None):
+        metrics = super().training_step(real, labels)
+        if metrics["g_loss"].item() > 1e9:
+            raise RuntimeError("unreachable")
+        return metrics
+
+
+@cuda
+def test_a_step_that_cannot_be_recorded_falls_back_to_eager_exactly():
+    torch.manual_seed(0)
+    eager = SyncingGAN(GAN.Config(), (1, 28, 28)).cuda()
+    torch.manual_seed(0)
+    graphed = SyncingGAN(GAN.Config(), (1, 28, 28)).cuda()
+    for m in (eager, graphed):
+        m.optimizers = m.configure_optimizers()
+    batches = _batches(eager, 12)
+    step = graphs.GraphedStep(graphed)
+    a = _steps(eager, eager.training_step, batches)
+    b = _steps(graphed, step, batches)
+    assert not step.captured and "recording it failed" in step.note
+    assert a == b
+    wa, wb = eager.state_dict(), graphed.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@cuda
+def test_training_on_the_gpu_with_graphs_resumes_and_samples_as_eagerly(tmp_path, capfd):
+    gpu = dict(RUN, device="cuda", log_every=1)
+    plain = gankit.train(model="gan", steps=100, out=tmp_path / "eager", cuda_graphs=False, **gpu)
+    whole = gankit.train(model="gan", steps=100, out=tmp_path / "whole", **gpu)
+    gankit.train(model="gan", steps=50, out=tmp_path / "part", **{**gpu, "checkpoint_every": 50})
+    resumed = gankit.train(model="gan", steps=100, out=tmp_path / "part", resume=True,
+                           progress=False)
+    for other in (plain, resumed):
+        for x, y in zip(whole.metrics, other.metrics):
+            assert x["step"] == y["step"]
+            assert abs(x["g_loss"] - y["g_loss"]) < 1e-4 * max(1, abs(x["g_loss"]))
+    wa, wb = checkpoint.load(whole.out)[0], checkpoint.load(resumed.out)[0]
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5)
+               for k in wa if k.startswith("model."))
+    print("resume with graphs bit-exact:",
+          all(torch.equal(wa[k], wb[k]) for k in wa if k.startswith(("model.", "optim."))))
+    z = torch.randn(8, 100, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(whole.model.sample(latents=z), plain.model.sample(latents=z), atol=1e-4)
+    # A step that cannot be recorded: said once, with the reason.
+    gankit.train(model="gan", steps=20, out=tmp_path / "loud", device="cuda", batch_size=16,
+                 log_every=5, sample_every=10**9, checkpoint_every=10**9, progress=True)
+    assert "without a CUDA graph" not in capfd.readouterr().err
