@@ -21,8 +21,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,n
 $py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 
 part "1. captured vs eager steps, every model (tests/test_cuda_graphs.py)"
-timeout 240 $py -m pytest -q -n 0 -s -p no:cacheprovider tests/test_cuda_graphs.py 2>&1 \
-  | grep -v "UserWarning\|return load_idx\|^$" | tail -n 40
+timeout 240 $py -m pytest -q -n 0 -s -p no:cacheprovider tests/test_cuda_graphs.py > "$OUT/tests.log" 2>&1
+grep -E "identical|differ|bit-exact|passed|failed|^FAILED|^E " "$OUT/tests.log" | head -n 60
 
 part "2. the default run (30,000 steps, batch 32) on cuda"
 TIMEFORMAT='default run: %R s of wall time, start-up included'

@@ -96,6 +96,10 @@ class GraphedStep:
             return False
         self.real = real.clone()
         self.labels = labels.clone() if labels is not None else None
+        device = self.model.device
+        rng = torch.cuda.default_generators[device.index if device.index is not None
+                                            else torch.cuda.current_device()]
+        before = rng.clone_state() if hasattr(rng, "clone_state") else None
         graph = torch.cuda.CUDAGraph()
         try:
             for g in groups:
@@ -105,8 +109,12 @@ class GraphedStep:
                 self.names = list(metrics)
                 self.out = torch.stack([metrics[k].float() for k in self.names])
         except Exception as e:   # torch raises RuntimeError, or the model's own error type
-            # Nothing ran during the recording: the weights and random streams are as they
-            # were, and the eager step that follows does this step's work.
+            # Nothing ran during the recording: the weights are as they were, and the eager
+            # step that follows does this step's work. But a failed recording leaves torch's
+            # CUDA generator (2.11) believing it is still recording, so that every later
+            # random draw raises: it gets back a copy of its state from before.
+            if before is not None:
+                rng.graphsafe_set_state(before)
             self.note = f"recording it failed ({first_line(e)})"
             return False
         finally:

@@ -18,6 +18,15 @@ from gankit.models.gan import GAN
 from conftest import FAST, gankit_cli, make_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_cudnn(monkeypatch):
+    """cuDNN's default convolution algorithms may sum in a different order on every call
+    (eager against eager differs too): the comparisons below use deterministic ones, so
+    that what they measure is the graph, not cuDNN."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
 RUN = dict(data="mnist", batch_size=16, log_every=5, sample_every=10**9,
            checkpoint_every=10**9, progress=False)
 

@@ -21,15 +21,35 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.distributions import Normal, StudentT
+from torch.distributions import Normal
 
 from ..config import ModelConfig, finite_positive, one_of, positive
 from .base import GenerativeModel, adam
+
+
+class StudentT(NamedTuple):
+    """Student's t (df degrees of freedom, location, scale): the decoder's heavy-tailed
+    likelihood, with torch.distributions.StudentT's log density. That class builds and
+    validates a Chi2 on every construction, which reads a flag back from the device each
+    step (and keeps the step from being a CUDA graph); training needs only the density."""
+    df: torch.Tensor
+    loc: torch.Tensor
+    scale: torch.Tensor
+
+    @property
+    def mean(self) -> torch.Tensor:   # df > 3 here, so the mean is the location
+        return self.loc
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        y = (value - self.loc) / self.scale
+        z = (self.scale.log() + 0.5 * self.df.log() + 0.5 * math.log(math.pi)
+             + torch.lgamma(0.5 * self.df) - torch.lgamma(0.5 * (self.df + 1.0)))
+        return -0.5 * (self.df + 1.0) * torch.log1p(y ** 2.0 / self.df) - z
 
 
 @dataclass
@@ -86,8 +106,8 @@ class MIWAE(GenerativeModel):
         z = q.loc + q.scale * eps                                       # (k, B, d), reparametrised
         loc, scale, df = self.decoder(z).chunk(3, dim=-1)
         scale = F.softplus(scale) + 1e-3
-        p_x = (StudentT(F.softplus(df) + 3, loc, scale, validate_args=False)
-               if self.cfg.likelihood == "t" else Normal(loc, scale, validate_args=False))
+        p_x = (StudentT(F.softplus(df) + 3, loc, scale) if self.cfg.likelihood == "t"
+               else Normal(loc, scale, validate_args=False))
         log_px = (p_x.log_prob(x) * m).sum(-1)                         # observed cells only
         log_pz = Normal(0.0, 1.0, validate_args=False).log_prob(z).sum(-1)
         log_qz = q.log_prob(z).sum(-1)
