@@ -82,7 +82,7 @@ class GraphedStep:
             return self.model.training_step(real, labels)
 
     def _on_own_stream(self, real, labels):
-        here = torch.cuda.current_stream()
+        here = torch.cuda.current_stream(self.stream.device)   # --device cuda:1 included
         self.stream.wait_stream(here)
         with torch.cuda.stream(self.stream):
             metrics = self._eager(real, labels)
@@ -92,7 +92,8 @@ class GraphedStep:
     def _capture(self, real, labels) -> bool:
         groups = [g for opt in self.model.optimizers.values() for g in opt.param_groups]
         if not all(g.get("fused") for g in groups):
-            self.note = "its optimizers are not fused (torch >= 2.4 has fused Adam)"
+            self.note = ("its optimizers are not fused Adam, which updates on the GPU inside a "
+                         "graph (gankit.models.base.adam makes one)")
             return False
         self.real = real.clone()
         self.labels = labels.clone() if labels is not None else None
@@ -104,14 +105,15 @@ class GraphedStep:
         try:
             for g in groups:
                 g["capturable"] = True
-            with torch.cuda.graph(graph, stream=self.stream):
+            # The recording syncs and reads the current device: make it the model's.
+            with torch.cuda.device(device), torch.cuda.graph(graph, stream=self.stream):
                 metrics = self._eager(self.real, self.labels)
                 self.names = list(metrics)
                 self.out = torch.stack([metrics[k].float() for k in self.names])
         except Exception as e:   # torch raises RuntimeError, or the model's own error type
             # Nothing ran during the recording: the weights are as they were, and the eager
             # step that follows does this step's work. But a failed recording leaves torch's
-            # CUDA generator (2.11) believing it is still recording, so that every later
+            # CUDA generator (torch 2.11) believing it is still recording, so that every later
             # random draw raises: it gets back a copy of its state from before.
             if before is not None:
                 rng.graphsafe_set_state(before)
