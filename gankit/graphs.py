@@ -50,7 +50,8 @@ class GraphedStep:
     `note` says why the step runs eagerly after all (None while it does not)."""
 
     def __init__(self, model: GenerativeModel, precision: str = "fp32", warmup: int = WARMUP):
-        self.model, self.precision, self.eager_left = model, precision, warmup
+        self.model, self.eager_left = model, warmup
+        self._eager = eager_step(model, model.device, precision)
         self.stream = torch.cuda.Stream(model.device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.note: str | None = None
@@ -76,10 +77,6 @@ class GraphedStep:
         # The graph rewrites its outputs on every replay, and the log keeps each step's
         # metrics until it averages them: one copy, then views of it (no more launches).
         return dict(zip(self.names, self.out.clone().unbind()))
-
-    def _eager(self, real, labels):
-        with precision_context(real.device, self.precision):
-            return self.model.training_step(real, labels)
 
     def _on_own_stream(self, real, labels):
         here = torch.cuda.current_stream(self.stream.device)   # --device cuda:1 included
@@ -137,13 +134,14 @@ def training_step(model: GenerativeModel, device: torch.device, precision: str,
     for on a GPU but cannot be used from the start."""
     if device.type == "cuda" and cuda_graphs:
         if processes > 1:   # the gradient exchange's hooks run between the kernels
-            return _plain(model, device, precision), ("CUDA graphs are off under torchrun: "
-                                                      "steps run eagerly")
+            return eager_step(model, device, precision), ("CUDA graphs are off under "
+                                                          "torchrun: steps run eagerly")
         return GraphedStep(model, precision), ""
-    return _plain(model, device, precision), ""
+    return eager_step(model, device, precision), ""
 
 
-def _plain(model: GenerativeModel, device: torch.device, precision: str) -> Step:
+def eager_step(model: GenerativeModel, device: torch.device, precision: str) -> Step:
+    """model.training_step, under bf16 autocast with --precision bf16."""
     if precision == "fp32":
         return model.training_step
 

@@ -286,9 +286,9 @@ class Trainer:
         n = self.model.real_batch_size(self.tc.batch_size)
         real = self.data.prepare(self.data.samples[:n].to(self.device))
         labels = self.data.labels[:n].to(self.device) if self.data.labels is not None else None
-        trial = copy.deepcopy(self.model)
+        step = graphs.eager_step(copy.deepcopy(self.model), self.device, self.tc.precision)
         with torch.random.fork_rng(devices=[]):
-            threads, medians = fastest(counts, lambda: trial.training_step(real, labels))
+            threads, medians = fastest(counts, lambda: step(real, labels))
         torch.set_num_threads(threads)
         self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
         self.tc = self.cfg.train

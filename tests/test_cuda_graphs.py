@@ -130,7 +130,7 @@ def test_a_replayed_step_gives_the_eager_losses_for_100_steps(name, precision):
     eager, graphed, table = _pair(name)
     batches = _batches(eager, 100, table=table)
     step = graphs.GraphedStep(graphed, precision)
-    a = _steps(eager, graphs._plain(eager, torch.device("cuda"), precision), batches)
+    a = _steps(eager, graphs.eager_step(eager, torch.device("cuda"), precision), batches)
     b = _steps(graphed, step, batches)
     assert step.captured, step.note
     worst = max(abs(x[k] - y[k]) / max(1.0, abs(x[k])) for x, y in zip(a, b) for k in x)
