@@ -24,7 +24,6 @@ and the trainer says so once.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -34,14 +33,6 @@ from .models import GenerativeModel
 WARMUP = 3   # eager steps before the capture; torch's examples warm up with 3
 
 Step = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, torch.Tensor]]
-
-
-def precision_context(device: torch.device, precision: str):
-    """bf16 autocast for the step's products and convolutions (weights, optimizer state and
-    losses stay float32), or nothing. Its weight cache must be off inside a graph."""
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 class GraphedStep:
@@ -141,11 +132,13 @@ def training_step(model: GenerativeModel, device: torch.device, precision: str,
 
 
 def eager_step(model: GenerativeModel, device: torch.device, precision: str) -> Step:
-    """model.training_step, under bf16 autocast with --precision bf16."""
+    """model.training_step, or with --precision bf16 under bf16 autocast of its products and
+    convolutions (weights, optimizer state and losses stay float32); autocast's weight
+    cache must be off inside a graph."""
     if precision == "fp32":
         return model.training_step
 
     def step(real, labels):
-        with precision_context(device, precision):
+        with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
             return model.training_step(real, labels)
     return step

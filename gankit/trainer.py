@@ -201,8 +201,8 @@ class Trainer:
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
         self.progress = progress = progress and self.main
-        if threads_note and progress:
-            print(f"gankit: {threads_note}", file=sys.stderr, flush=True)
+        if threads_note:
+            self.say(threads_note)
         with job.local_main_first():   # one download per machine, not one per process
             self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                             cfg.data.validation)
@@ -223,8 +223,8 @@ class Trainer:
         self.step_fn, note = graphs.training_step(self.model, self.device, tc.precision,
                                                   tc.cuda_graphs, job.world_size)
         self.graph_note_shown = False
-        if note and self.progress:
-            print(f"gankit: {note}", file=sys.stderr, flush=True)
+        if note:
+            self.say(note)
         self._grid_inputs()
         self.log = (MetricsLog(self.out, self.model.metric_names, resume_step=self.step,
                                extra=("fid", "class_entropy") if tc.eval_every else ())
@@ -243,6 +243,12 @@ class Trainer:
             (tc.checkpoint_every, Trainer.save_checkpoint)]
         self.ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states
         self.interrupted: int | None = None
+
+    def say(self, note: str) -> None:
+        """A one-line note on stderr when the run shows progress; tqdm.write keeps the bar
+        (if one is drawn yet) below it."""
+        if self.progress:
+            tqdm.write(f"gankit: {note}", file=sys.stderr)
 
     # --- set up ------------------------------------------------------------------------
 
@@ -292,10 +298,10 @@ class Trainer:
         torch.set_num_threads(threads)
         self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
         self.tc = self.cfg.train
-        if threads < counts[0] and self.progress:
+        if threads < counts[0]:
             timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in counts)
-            print(f"gankit: a step took {timed} thread{'s' * (counts[-1] > 1)} here, so "
-                  f"training uses {threads} (--threads N to choose)", file=sys.stderr, flush=True)
+            self.say(f"a step took {timed} thread{'s' * (counts[-1] > 1)} here, so training "
+                     f"uses {threads} (--threads N to choose)")
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
@@ -359,9 +365,7 @@ class Trainer:
         note = getattr(self.step_fn, "note", None)
         if note and not self.graph_note_shown:
             self.graph_note_shown = True
-            if self.progress:
-                self.bar.write(f"gankit: this model's step runs eagerly, without a CUDA "
-                               f"graph: {note}", file=sys.stderr)
+            self.say(f"this model's step runs eagerly, without a CUDA graph: {note}")
         self.job.sync_buffers(self.model)   # BatchNorm statistics and the like: rank 0's
         self.step += 1
         if self.ema is not None:
@@ -402,8 +406,8 @@ class Trainer:
         self.log.flush(self.step)
         self.bar.set_postfix(self.log.postfix(), refresh=False)
         note = self.load_watch.check() if self.load_watch else None
-        if note and self.progress:
-            self.bar.write(f"gankit: {note}", file=sys.stderr)
+        if note:
+            self.say(note)
         bad = [k for k in self.model.metric_names if not math.isfinite(self.log.rows[-1][k])]
         if bad:
             raise Diverged(self.step, f"{', '.join(bad)} became NaN or infinite", self.out,
