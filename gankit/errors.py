@@ -1,10 +1,49 @@
-"""The one exception type for user mistakes.
+"""The one exception type for user mistakes, and how its messages name an option.
 
 Anything raised as GankitError is the user's to fix (a bad flag, a missing file, a corrupt
 dataset): the CLI prints its message on one line and exits non-zero, without a traceback.
 Every other exception is a bug in gankit and keeps its traceback.
+
+A message names the fix in the words of whoever made the call: `--resume` to a user of the
+command line, `resume=True` to a Python caller. The command line says so once, in
+gankit.cli.main (`speaking_cli`); everything else is a Python call.
 """
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator
+
+_CLI: ContextVar[bool] = ContextVar("gankit_cli", default=False)
 
 
 class GankitError(Exception):
     """A problem the user can fix; the message names the problem and the fix."""
+
+
+@contextlib.contextmanager
+def speaking_cli() -> Iterator[None]:
+    """Within the block, option() names options as command-line flags."""
+    token = _CLI.set(True)
+    try:
+        yield
+    finally:
+        _CLI.reset(token)
+
+
+def option(name: str, value: Any = None) -> str:
+    """An option as the caller writes it: option("out", "NEW_FOLDER") is `--out NEW_FOLDER`
+    on the command line and `out=NEW_FOLDER` in Python; a switch (value None) is `--resume`
+    or `resume=True`. `name` is the field's name, with underscores."""
+    if _CLI.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is None else f"{flag} {value}"
+    return f"{name}={True if value is None else value}"
+
+
+def did_you_mean(value: Any, names: Iterable[str]) -> str:
+    """' (did you mean dcgan?)' when one of `names` is close to `value`, else ''."""
+    close = difflib.get_close_matches(str(value), [str(n) for n in names], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -69,7 +69,7 @@ def test_user_mistakes_are_one_line(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     one_line_error(gankit_cli("sample", "--checkpoint", bad), "unreadable")
     r = gankit_cli("train", "--model", "nope")
-    assert r.returncode == 2 and "invalid choice" in r.stderr and "gan" in r.stderr
+    assert r.returncode == 2 and "unknown --model 'nope'" in r.stderr and "gan" in r.stderr
 
 
 def test_unwritable_out(tmp_path):
@@ -172,7 +172,7 @@ def test_gan_options_reach_the_model_and_are_checked(tmp_path):
     for line in ('loss = "hinge"', "d_steps = 2", "augment = true", "spectral_norm = true", "ema = 0.99"):
         assert line in toml
     r = gankit_cli("train", "--model", "dcgan", "--loss", "nope", "--out", tmp_path / "x", *FAST)
-    assert r.returncode != 0 and "invalid choice" in r.stderr and not (tmp_path / "x").exists()
+    assert r.returncode != 0 and "unknown --loss 'nope'" in r.stderr and not (tmp_path / "x").exists()
     one_line_error(gankit_cli("train", "--ema", "1.5", "--out", tmp_path / "y", *FAST), "ema must be")
     r = gankit_cli("train", "--model", "wgan-gp", "--help")
     assert "--gp" in r.stdout and "default: 10.0" in r.stdout and "default: 5" in r.stdout
@@ -245,3 +245,28 @@ def test_train_help_shows_each_models_own_defaults(capsys):
             if isinstance(value, bool):
                 value = "on" if value else "off"
             assert f"(default: {value})" in entries["--" + key.replace("_", "-")], (name, key)
+
+
+def test_a_typo_is_one_line_with_the_closest_name(capsys):
+    """A mistyped model, subcommand, flag or dataset: one line naming the closest valid name
+    and the help to read, not argparse's usage block."""
+    import pytest
+
+    from gankit.cli import main
+
+    def error(*argv):
+        with pytest.raises(SystemExit) as stop:
+            main(list(argv))
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "usage:" not in err, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        return lines[0]
+    line = error("train", "--model", "dcgn")
+    assert "unknown --model 'dcgn' (did you mean dcgan?)" in line and "gankit train --help" in line
+    assert "(did you mean train?)" in error("trian", "--steps", "3")
+    assert "(did you mean --augment?)" in error("train", "--model", "dcgan", "--augmnet")
+    assert "(did you mean --seed?)" in error("sample", "--checkpoint", "x", "--sede", "3")
+    assert main(["train", "--data", "mnsit", "--quiet"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "unknown dataset 'mnsit' (did you mean mnist?)" in lines[0]

@@ -15,14 +15,15 @@ import sys
 import warnings
 
 from .. import __version__
-from ..errors import GankitError
+from ..errors import GankitError, did_you_mean, speaking_cli
 from . import classify, evaluate, generate, impute, inpaint, serve, train
+from .common import Parser
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; `train` (or `impute`) offers the flags of `model` (default:
     the default)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gankit", description="Train, sample and inspect generative image models.")
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -35,6 +36,19 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     serve.add(sub)
     sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
     return parser
+
+
+def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown flag is refused by its subcommand's parser, which names
+    the closest flag it has and its own --help."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = sub.choices[args.command]
+        flags = [f for a in command._actions for f in a.option_strings]
+        command.error(f"unrecognized argument(s) {' '.join(extra)}"
+                      f"{did_you_mean(extra[0].split('=')[0], flags)}")
+    return args
 
 
 def info(args: argparse.Namespace) -> int:
@@ -58,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (e.g. "offline: using the 5,000-digit MNIST subset") as one readable line.
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     try:
-        model = ({"train": train.peek_model, "impute": impute.peek_model}[argv[0]](argv)
-                 if argv[:1] in (["train"], ["impute"]) else None)
-        args = build_parser(model).parse_args(argv)
-        return args.run(args)
+        with speaking_cli():   # messages name options as flags (--resume, not resume=True)
+            model = ({"train": train.peek_model, "impute": impute.peek_model}[argv[0]](argv)
+                     if argv[:1] in (["train"], ["impute"]) else None)
+            args = parse(build_parser(model), argv)
+            return args.run(args)
     except GankitError as e:
         from ..distributed import report_error   # under torchrun: names the rank
         print(report_error(f"gankit: error: {e}"), file=sys.stderr)

@@ -7,7 +7,24 @@ import dataclasses
 from pathlib import Path
 
 from ..config import base_type, field_types
-from ..errors import GankitError
+from ..errors import GankitError, did_you_mean
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line: the problem, the closest valid name for a
+    typo, and where the help is (not the whole usage block, which buries the error)."""
+
+    def _check_value(self, action: argparse.Action, value) -> None:
+        choices = action.choices
+        if choices is not None and value not in choices:
+            what = ("command" if isinstance(action, argparse._SubParsersAction)
+                    else "/".join(action.option_strings) or action.dest)
+            raise argparse.ArgumentError(None, f"unknown {what} {value!r}"
+                                         f"{did_you_mean(value, choices)}: choose from "
+                                         f"{', '.join(map(str, choices))}")
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- flags ---------------------------------------------------------------------------------

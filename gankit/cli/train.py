@@ -6,14 +6,14 @@ import argparse
 import sys
 
 from ..config import DataConfig, TrainConfig
-from .common import add_config_flags
+from .common import Parser, add_config_flags
 
 
 def peek_model(argv: list[str]) -> str:
     """The model whose flags `train` should accept, before the real parse (which needs
     them): gankit.api.model_for decides, from --model, --resume's run or --config."""
     from ..api import model_for
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = Parser(prog="gankit " + argv[0], add_help=False)
     for flag in ("--model", "--config", "--out"):
         pre.add_argument(flag)
     pre.add_argument("--resume", action="store_true")

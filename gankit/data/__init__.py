@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 
-from ..errors import GankitError
+from ..errors import GankitError, did_you_mean
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -143,6 +143,6 @@ def load_data(cfg: DataConfig) -> ImageData:
         raise GankitError(f"{cfg.data} is a file, not a folder of images: pass the folder "
                           f"or one of {', '.join(dataset_names())}")
     looks_like_path = os.sep in cfg.data or "/" in cfg.data or cfg.data.startswith((".", "~"))
-    hint = " (no such folder)" if looks_like_path else ""
+    hint = " (no such folder)" if looks_like_path else did_you_mean(cfg.data, dataset_names())
     raise GankitError(f"unknown dataset {cfg.data!r}{hint}: use one of "
                       f"{', '.join(dataset_names())} or a folder of images")

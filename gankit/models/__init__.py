@@ -6,7 +6,7 @@ what it can do (the capabilities declared in base.py), never which one it is.
 
 from __future__ import annotations
 
-from ..errors import GankitError
+from ..errors import GankitError, did_you_mean
 from .ae import AE
 from .base import GenerativeModel
 from .cgan import CGAN
@@ -42,8 +42,9 @@ def get_model_class(name: str | None = None) -> type[GenerativeModel]:
     try:
         return {**MODELS, **IMPUTERS}[DEFAULT if name is None else name]
     except (KeyError, TypeError):
-        raise GankitError(f"unknown model {name!r}: use one of {', '.join(MODELS)} (images) "
-                          f"or {', '.join(IMPUTERS)} (tables)") from None
+        raise GankitError(f"unknown model {name!r}{did_you_mean(name, [*MODELS, *IMPUTERS])}: "
+                          f"use one of {', '.join(MODELS)} (images) or {', '.join(IMPUTERS)} "
+                          "(tables)") from None
 
 
 def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
