@@ -10,7 +10,7 @@ import torch
 
 from . import checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, default_out, from_dict, read_toml
-from .errors import GankitError
+from .errors import GankitError, option
 from .models import DEFAULT, GenerativeModel, build_model, get_model_class
 
 TABLES = ("model", "data", "train")
@@ -84,14 +84,14 @@ def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dic
     """The saved run's config tables, after checking that `options` do not contradict it."""
     saved = checkpoint.read_meta(checkpoint.to_resume(out))["config"]
     if model is not None and model != saved["model"]["name"]:
-        raise GankitError(f"--model {model} differs from the resumed run's model "
+        raise GankitError(f"{option('model', model)} differs from the resumed run's model "
                           f"{saved['model']['name']}: drop it, or start a new run")
     flat = {k: v for table in saved.values() for k, v in table.items() if k != "name"}
     for key, value in options.items():
         if key not in RESUMABLE | {"out"} and key in flat and flat[key] != value:
-            raise GankitError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
-                              f"{flat[key]!r}: only --steps, --device, --threads, --keep and "
-                              "--sync-bn may change on resume")
+            changeable = ", ".join(option(k) for k in sorted(RESUMABLE))
+            raise GankitError(f"{option(key, value)} differs from the resumed run's "
+                              f"{flat[key]!r}: only {changeable} may change on resume")
     tables = {t: dict(saved[t]) for t in TABLES}
     tables["train"]["out"] = str(out)
     return tables

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as serialize
 
-from .errors import GankitError
+from .errors import GankitError, option
 from .files import write_bytes
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
-KEPT = ("the previous file is untouched, and a training run continues from its last "
-        "checkpoint with --resume")
 
 
 def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -82,9 +80,11 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
     # safetensors' save_file: that one writes through a randomly named temporary of its
     # own, which a killed process leaves behind for good (a checkpoint's size each time).
     data = serialize({k: v.clone() for k, v in tensors.items()}, metadata={"gankit": text})
-    write_bytes(path, data, fsync=True, fix=KEPT)
+    kept = ("the previous file is untouched, and a training run continues from its last "
+            f"checkpoint with {option('resume', True)}")
+    write_bytes(path, data, fsync=True, fix=kept)
     del data
-    write_bytes(path.with_suffix(".json"), text.encode(), fsync=True, fix=KEPT)
+    write_bytes(path.with_suffix(".json"), text.encode(), fsync=True, fix=kept)
 
 
 # --- the training state: what a run saves and what --resume restores --------------------
@@ -171,7 +171,7 @@ def to_resume(run: str | Path) -> Path:
     last = last_in(run)
     if not last.is_file():
         raise GankitError(f"nothing to resume in {run}: no checkpoints/last.safetensors "
-                          "(drop --resume to start a new run)")
+                          f"(drop {option('resume', True)} to start a new run)")
     return last
 
 

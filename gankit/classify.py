@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import to_float
-from .errors import GankitError
+from .errors import GankitError, option
 from .files import atomic_write
 from .progress import Progress, bar as progress_bar
 from .runtime import evaluating
@@ -48,11 +48,11 @@ def check_can_classify(model) -> None:
     if not model.conditional:
         raise GankitError(f"{kind} is unconditional: it models p(x), not p(x|y), so it cannot "
                           "tell classes apart; train a conditional model with a likelihood "
-                          f"(gankit train --model {suggest})")
+                          f"({option('model', suggest)})")
     if not model.has_likelihood:
         raise GankitError(f"{kind} has no likelihood p(x|y) (it generates samples but gives "
                           f"no density), so Bayes' rule has nothing to work on; train a {suggest} "
-                          f"(gankit train --model {suggest})")
+                          f"({option('model', suggest)})")
 
 
 def class_log_prior(model) -> tuple[torch.Tensor, str]:
@@ -68,7 +68,7 @@ def class_log_prior(model) -> tuple[torch.Tensor, str]:
 
 def check_samples(samples: int) -> None:
     if samples < 1:
-        raise GankitError(f"--samples must be at least 1, got {samples}")
+        raise GankitError(f"{option('samples')} must be at least 1, got {samples}")
 
 
 def check_images(model, images: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
-from .errors import GankitError
+from .errors import GankitError, option
 from .files import atomic_write
 
 if sys.version_info >= (3, 11):
@@ -149,7 +149,7 @@ class TrainConfig:
         if self.eval_samples is not None and self.eval_samples < 2:
             raise GankitError(f"eval_samples must be at least 2, got {self.eval_samples}")
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
-            raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: e.g. --ema 0.999")
+            raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: e.g. {option('ema', 0.999)}")
         if self.seed < 0:
             raise GankitError(f"seed must be >= 0, got {self.seed}")
         dev = self.device
@@ -157,7 +157,7 @@ class TrainConfig:
             raise GankitError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
         one_of(self, "precision", ("fp32", "bf16"))
         if self.out == "":
-            raise GankitError("out is empty: name a run folder, e.g. --out runs/try")
+            raise GankitError(f"out is empty: name a run folder, e.g. {option('out', 'runs/try')}")
 
 
 @dataclass

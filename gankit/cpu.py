@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .errors import GankitError
+from .errors import GankitError, option
 
 MAX_THREADS = 8        # the seed GAN's products gain nothing from more
 MORE_THREADS_GAIN = 1.1
@@ -195,5 +195,5 @@ class LoadWatch:
             return None
         self.done = True
         return (f"other processes now keep {busy:.1f} of {len(self.cpus)} cores busy, and "
-                f"{self.threads} threads wait on each other: Ctrl-C, then --resume "
-                f"--threads {fits} goes faster")
+                f"{self.threads} threads wait on each other: stop it (Ctrl-C) and continue "
+                f"with {option('resume', True)} {option('threads', fits)}, which goes faster")

@@ -33,14 +33,28 @@ def speaking_cli() -> Iterator[None]:
         _CLI.reset(token)
 
 
-def option(name: str, value: Any = None) -> str:
-    """An option as the caller writes it: option("out", "NEW_FOLDER") is `--out NEW_FOLDER`
-    on the command line and `out=NEW_FOLDER` in Python; a switch (value None) is `--resume`
-    or `resume=True`. `name` is the field's name, with underscores."""
-    if _CLI.get():
-        flag = "--" + name.replace("_", "-")
-        return flag if value is None else f"{flag} {value}"
-    return f"{name}={True if value is None else value}"
+_NAME = object()
+
+
+def option(name: str, value: Any = _NAME) -> str:
+    """An option as the caller writes it, `name` being the field's name (underscores):
+
+        option("lr_d")                  --lr-d               lr_d
+        option("resume", True)          --resume             resume=True
+        option("out", "NEW_FOLDER")     --out NEW_FOLDER     out=NEW_FOLDER
+        option("out", "runs/try")       --out runs/try       out='runs/try'
+
+    on the command line and in Python. A value in capitals is a placeholder, written as is."""
+    cli = _CLI.get()
+    flag = "--" + name.replace("_", "-") if cli else name
+    if value is _NAME:
+        return flag
+    if isinstance(value, bool):
+        return (flag if value else "--no-" + name.replace("_", "-")) if cli else f"{name}={value}"
+    if cli:
+        return f"{flag} {value}"
+    placeholder = isinstance(value, str) and value.replace("_", "").isupper()
+    return f"{name}={value if placeholder or not isinstance(value, str) else repr(value)}"
 
 
 def did_you_mean(value: Any, names: Iterable[str]) -> str:

@@ -19,7 +19,7 @@ import torch
 
 from .config import DataConfig
 from .data import ImageData, to_uint8
-from .errors import GankitError
+from .errors import GankitError, option
 from .files import npy_images
 from .metrics import (class_entropy, class_histogram, collapse_alarm, feature_stats,
                       frechet_distance, inception_score, kid, precision_recall)
@@ -70,7 +70,7 @@ def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
                          lambda x: tuple(None if a is None else np.asarray(a) for a in fn(x)),
                          None, [])
     if kind != "classifier":
-        raise GankitError(f"unknown --features {kind!r}: use {' or '.join(FEATURES)}")
+        raise GankitError(f"unknown {option('features')} {kind!r}: use {' or '.join(FEATURES)}")
     from .metrics.classifier import describe_extractor, load_or_train
     net, info = load_or_train(data_cfg, progress=progress)
     net = net.to(device)
@@ -124,7 +124,7 @@ def score(ref: Reference, images: torch.Tensor, seed: int = 0, full: bool = True
         c, h, w = ex.image_shape
         raise GankitError(f"images are {tuple(images.shape[1:])} (C, H, W) but the reference "
                           f"data is ({c}, {h}, {w}): evaluate against the dataset the images "
-                          "imitate (--data)")
+                          f"imitate ({option('data')})")
     # A seeded shuffle: the IS analogue scores consecutive groups, and a held-out split or
     # a per-class grid comes sorted by class.
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import GankitError
+from .errors import GankitError, option
 
 try:
     import fcntl
@@ -50,19 +50,20 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise GankitError(f"cannot write to run folder {self.folder} ({e.strerror}): "
-                              "choose another --out") from None
+                              f"choose another {option('out')}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _describe(os.pread(fd, 4096, 0))
             os.close(fd)
             raise GankitError(f"run folder {self.folder} is in use by {holder}: wait for it "
-                              "to end or stop it (Ctrl-C saves a checkpoint; then --resume), "
-                              "or choose another --out") from None
+                              "to end or stop it (Ctrl-C saves a checkpoint; then "
+                              f"{option('resume', True)}), or choose another {option('out')}"
+                              ) from None
         except OSError as e:   # a file system without locks (some network mounts)
             os.close(fd)
             raise GankitError(f"cannot lock run folder {self.folder} ({e.strerror}): put runs "
-                              "on a local disk, or choose another --out") from None
+                              f"on a local disk, or choose another {option('out')}") from None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command()}
         os.ftruncate(fd, 0)

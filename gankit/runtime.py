@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .cpu import available_cores, default_threads  # noqa: F401  (re-exported)
-from .errors import GankitError
+from .errors import GankitError, option
 
 
 def pick_device(name: str) -> torch.device:
@@ -21,9 +21,10 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GankitError(f"device {name} asked for, but this torch sees no CUDA GPU: "
-                          "use --device cpu (or auto)")
+                          f"use {option('device', 'cpu')} (or auto)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise GankitError("device mps asked for, but it is not available: use --device cpu (or auto)")
+        raise GankitError("device mps asked for, but it is not available: use "
+                          f"{option('device', 'cpu')} (or auto)")
     return torch.device(name)
 
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, distributed, graphs
 from .config import RunConfig, write_toml
 from .data import ImageData, load_data, split_validation, to_float
-from .errors import GankitError
+from .errors import GankitError, option
 from .images import grid, save_image
 from .ema import EMA, averaged
 from .metrics_log import MetricsLog
@@ -70,7 +70,8 @@ class Diverged(GankitError):
                 if last_good is not None else "no checkpoint had been saved yet")
         super().__init__(f"training diverged at step {step}: {what}, usually a learning rate "
                          f"too high for this model; {kept}: start a new run with a lower "
-                         "--lr-g/--lr-d (--resume would repeat the same steps)")
+                         f"{option('lr_g')}/{option('lr_d')} ({option('resume', True)} would "
+                         "repeat the same steps)")
 
 
 def nonfinite_weights(model: GenerativeModel) -> list[str]:
@@ -88,7 +89,7 @@ class RunFolder:
         self.path, self.resume = Path(out), resume
         self.lock = RunLock(self.path)
         if self.path.exists() and not self.path.is_dir():
-            raise GankitError(f"run folder {self.path} is a file: choose another --out")
+            raise GankitError(f"run folder {self.path} is a file: choose another {option('out')}")
         if resume:
             checkpoint.to_resume(self.path)   # before anything is loaded
         if self.path.is_dir():
@@ -101,8 +102,9 @@ class RunFolder:
             if self.resume:
                 checkpoint.to_resume(self.path)
             elif checkpoint.last_in(self.path).is_file():
-                raise GankitError(f"{self.path} already holds a run: pass --resume to "
-                                  "continue it, or --out NEW_FOLDER to start another")
+                raise GankitError(f"{self.path} already holds a run: pass "
+                                  f"{option('resume', True)} to continue it, or "
+                                  f"{option('out', 'NEW_FOLDER')} to start another")
         except GankitError:
             self.release()
             raise
@@ -120,7 +122,7 @@ class RunFolder:
             probe.unlink()
         except OSError as e:
             raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
-                              "choose another --out") from None
+                              f"choose another {option('out')}") from None
         if not self.lock.held:
             self._claim()
 
@@ -301,7 +303,7 @@ class Trainer:
         if threads < counts[0]:
             timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in counts)
             self.say(f"a step took {timed} thread{'s' * (counts[-1] > 1)} here, so training "
-                     f"uses {threads} (--threads N to choose)")
+                     f"uses {threads} ({option('threads', 'N')} to choose)")
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
@@ -470,7 +472,7 @@ def _with_threads(cfg: RunConfig, device: torch.device,
     if busy is not None and threads < min(available_cores(), MAX_THREADS):
         note = (f"other processes keep {busy:.1f} of this machine's {available_cores()} cores "
                 f"busy, so training uses {threads} thread{'s' * (threads > 1)} "
-                "(--threads N to choose)")
+                f"({option('threads', 'N')} to choose)")
     return (dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads)), note,
             candidates(threads))
 

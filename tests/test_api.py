@@ -55,3 +55,26 @@ def test_a_saved_config_from_before_a_new_field_keeps_the_old_behaviour():
     assert config_from_tables({"model": {"name": "ae"}}).model_cfg.density == MODELS["ae"].Config().density
     # and a saved [train] table is complete: the model's training defaults do not apply
     assert config_from_tables(old, saved=True).train.ema == 0.0
+
+
+def test_python_errors_name_keywords_and_the_cli_names_flags(tmp_path, capsys):
+    """The same mistake told in the caller's words: `resume=True` and `out=` to a Python
+    caller, `--resume` and `--out` on the command line."""
+    from gankit.cli import main
+
+    fast = dict(steps=1, batch_size=8, device="cpu", progress=False, sample_every=10**6)
+    gankit.train(out=tmp_path / "run", **fast)
+    with pytest.raises(GankitError) as e:
+        gankit.train(out=tmp_path / "run", **fast)
+    assert "pass resume=True to continue it, or out=NEW_FOLDER" in str(e.value)
+    assert "--" not in str(e.value)
+    with pytest.raises(GankitError) as e:
+        gankit.train(out=tmp_path / "run", resume=True, lr_d=1e-3, progress=False)
+    assert "lr_d=0.001 differs" in str(e.value) and "only device, keep, steps" in str(e.value)
+    with pytest.raises(GankitError, match=r"e\.g\. ema=0\.999"):
+        gankit.make_config(ema=2.0)
+    assert main(["train", "--out", str(tmp_path / "run"), "--steps", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --resume to continue it, or --out NEW_FOLDER" in err
+    assert main(["train", "--ema", "2", "--quiet"]) == 1
+    assert "e.g. --ema 0.999" in capsys.readouterr().err

@@ -247,3 +247,36 @@ def test_a_table_run_resumes_bit_for_bit(tmp_path):
         a, _ = checkpoint.load(whole / name)
         b, _ = checkpoint.load(parts / name)
         assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("model."))
+
+
+def test_whole_numbers_written_as_pandas_writes_them_are_an_int_column(tmp_path):
+    """pandas writes an int column that has missing cells as 127.0; its observed values are
+    whole, so it is an int column and gets whole fills, written as its cells are."""
+    rng = np.random.default_rng(0)
+    header = ["magnesium", "alcohol"]
+    rows = [[f"{rng.integers(70, 163)}.0", f"{rng.uniform(11, 15):.2f}"] for _ in range(60)]
+    for i in range(0, 60, 4):
+        rows[i][0] = ""
+    write(tmp_path / "t.csv", header, rows)
+    schema = tables.infer_schema(header, rows, "t.csv")
+    assert [c.kind for c in schema.columns] == ["int", "float"]
+    impute_csv(str(tmp_path / "t.csv"), str(tmp_path / "f.csv"), steps=20, progress=False,
+               run=str(tmp_path / "run"))
+    _, filled = read(tmp_path / "f.csv")
+    fills = [filled[i][0] for i in range(0, 60, 4)]
+    assert all(f.endswith(".0") and float(f) == int(float(f)) for f in fills), fills
+    assert all(70 <= float(f) <= 162 for f in fills)
+    assert [r[0] for i, r in enumerate(filled) if i % 4] == [r[0] for i, r in enumerate(rows) if i % 4]
+
+
+def test_table_errors_name_the_row_and_the_file_as_given(tmp_path):
+    """The text-cell error names its row (the README promises row and column); a ragged row
+    names the file, not a placeholder."""
+    write(tmp_path / "t.csv", ["a", "b"], [["1", "2"], ["3", "x4"], ["5", "6"], ["7", "8"]])
+    with pytest.raises(GankitError) as e:
+        impute_csv(str(tmp_path / "t.csv"), str(tmp_path / "f.csv"), progress=False)
+    assert str(e.value).startswith(f"{tmp_path / 't.csv'}, row 3, column 'b': 'x4'"), e.value
+    (tmp_path / "r.csv").write_text("a,b\n1,2\n3\n")
+    r = gankit_cli("impute", tmp_path / "r.csv", "--out", tmp_path / "f.csv")
+    assert r.returncode == 1 and "TABLE" not in r.stderr
+    assert f"gankit: error: {tmp_path / 'r.csv'}, row 3: 1 cells where the header has 2" in r.stderr

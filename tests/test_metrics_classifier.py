@@ -213,7 +213,7 @@ def test_inception_unavailable_is_one_line(monkeypatch, tmp_path):
         inception.inception_extractor("cpu", offline=True)
     message = str(err.value)
     assert len(message.splitlines()) == 1
-    assert "torch-fidelity" in message and "--features classifier" in message
+    assert "torch-fidelity" in message and "features='classifier'" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
 

@@ -137,7 +137,7 @@ def test_bad_options_name_the_field(kw, fragment):
 
 
 def test_unconstrained_wasserstein_critic_is_warned_about():
-    with pytest.warns(UserWarning, match="add --gp 10"):
+    with pytest.warns(UserWarning, match="add gp=10"):
         MODELS["dcgan"].Config(loss="wasserstein", spectral_norm=False)
     import warnings
     with warnings.catch_warnings():

@@ -122,7 +122,7 @@ def test_a_neighbour_arriving_mid_run_is_reported_once_with_the_fix(tmp_path, ca
         assert watch.check() is None            # one busy interval is not yet a neighbour
         time.sleep(0.3)
         note = watch.check()
-        assert note and f"--resume --threads {cpu.available_cores() - 1}" in note
+        assert note and f"resume=True threads={cpu.available_cores() - 1}" in note
         time.sleep(0.3)
         assert watch.check() is None            # said once
         assert cpu.LoadWatch(threads=1).check() is None
@@ -131,7 +131,7 @@ def test_a_neighbour_arriving_mid_run_is_reported_once_with_the_fix(tmp_path, ca
         proc.terminate()
         proc.join()
     err = capsys.readouterr().err
-    assert err.count("other processes now keep") == 1 and "Ctrl-C, then --resume" in err
+    assert err.count("other processes now keep") == 1 and "continue with resume=True" in err
 
 
 def test_fastest_takes_more_threads_only_when_they_pay():

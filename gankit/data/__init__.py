@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 
-from ..errors import GankitError, did_you_mean
+from ..errors import GankitError, did_you_mean, option
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -106,8 +106,8 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
     file's order, so that the split depends on nothing but the data and N."""
     if not isinstance(data, ImageData):
         if per_class > 0:
-            raise GankitError("--validation holds out images per class; a table has none: "
-                              "drop --validation")
+            raise GankitError(f"{option('validation')} holds out images per class; a table has "
+                              f"none: drop {option('validation')}")
         return data, None
     if per_class <= 0:
         return data, ImageData(data.images[:0], None if data.labels is None else data.labels[:0],
@@ -117,7 +117,7 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
               [torch.nonzero(data.labels == k).view(-1) for k in range(data.num_classes)])
     for members in groups:
         if len(members) <= per_class:
-            raise GankitError(f"--validation {per_class} would leave no training image of a class "
+            raise GankitError(f"{option('validation', per_class)} would leave no training image of a class "
                               f"with {len(members)}: pass a smaller N")
         held[members[-per_class:]] = True
 

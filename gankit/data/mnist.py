@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..files import cache_folder
 from . import ImageData
 from .download import DownloadError, fetch
@@ -128,7 +128,7 @@ def load_idx_dataset(name: str, split: str = "train", data_dir: str | os.PathLik
 
 
 def _online_fix(offline: bool | None) -> str:
-    return ("go online (drop --offline / GANKIT_OFFLINE)" if is_offline(offline)
+    return (f"go online (drop {option('offline', True)} / GANKIT_OFFLINE)" if is_offline(offline)
             else "check the network")
 
 

@@ -7,8 +7,10 @@ model sees which cells it must learn to fill.
 Each column is one of three kinds, inferred from its observed cells:
 
 - float     numbers; filled cells are written with as many decimals as the column has;
-- int       whole numbers; filled cells are rounded, and a column with at most FEW distinct
-            values is treated as categorical: snapped to the nearest value it holds;
+- int       whole numbers, however written (pandas writes 127.0 for an int column with
+            missing cells); filled cells are rounded and written as the column's cells are,
+            and a column with at most FEW distinct values is treated as categorical:
+            snapped to the nearest value it holds;
 - category  text; coded 0..K-1 in sorted order, and a filled cell is the category of the
             nearest code. (The GAIN authors' code handles categorical columns the same way:
             as numbers, rounded back.)
@@ -50,7 +52,7 @@ class Column:
     low: float = 0.0                           # observed minimum (of the codes, for a category)
     high: float = 1.0                          # observed maximum
     levels: list = field(default_factory=list)  # a category's names; a few-valued int's values
-    decimals: int = 0                          # how a filled float is written
+    decimals: int = 0                          # how a filled number is written
 
     def scale(self, x: np.ndarray) -> np.ndarray:
         span = self.high - self.low
@@ -73,7 +75,7 @@ class Column:
     def text(self, value: float) -> str:
         if self.kind == "category":
             return str(self.levels[int(value)])
-        if self.kind == "int":
+        if self.kind == "int" and not self.decimals:
             return str(int(value))
         return f"{value:.{self.decimals}f}" if self.decimals else repr(round(float(value), 6))
 
@@ -157,9 +159,10 @@ def _number(cell: str, where: str, row: int, column: str) -> float:
 
 # --- reading and writing ---------------------------------------------------------------
 
-def read_csv(path: str | Path, flag: str = "TABLE") -> tuple[list[str], list[list[str]]]:
-    """(header, rows of cells as text). Refuses what cannot be a table in one line."""
-    where = f"{flag} {path}"
+def read_csv(path: str | Path, flag: str = "") -> tuple[list[str], list[list[str]]]:
+    """(header, rows of cells as text). Refuses what cannot be a table in one line, naming
+    the file (after the option that gave it, `flag`, when there is one)."""
+    where = f"{flag} {path}" if flag else str(path)
     try:
         size = Path(path).stat().st_size
         if size > 4 * MAX_CELLS:   # at least a byte and a comma a cell, twice over
@@ -214,7 +217,7 @@ def write_csv(path: str | Path, header: list[str], rows: list[list[str]]) -> Non
 def infer_schema(header: list[str], rows: list[list[str]], where: str) -> Schema:
     columns, dropped = [], []
     for k, name in enumerate(header):
-        seen = [row[k] for row in rows if not is_missing(row[k])]
+        seen = {i: row[k] for i, row in enumerate(rows) if not is_missing(row[k])}
         if not seen:
             dropped.append(name)
             continue
@@ -228,14 +231,17 @@ def infer_schema(header: list[str], rows: list[list[str]], where: str) -> Schema
     return Schema(list(header), columns, dropped)
 
 
-def _column(name: str, cells: list[str], where: str) -> Column:
+def _column(name: str, observed: dict[int, str], where: str) -> Column:
+    """The column `name` from its observed cells, by row index (0: the first data row)."""
+    cells = list(observed.values())
     parsed = [parse_number(c) for c in cells]
-    text = [c for c, v in zip(cells, parsed) if v is None]
+    text = [(i, c) for (i, c), v in zip(observed.items(), parsed) if v is None]
     if text and len(text) < len(cells) / 2:
         # Mostly numbers: a typo, not a column of categories (which would have a level per
         # number and fill cells with numbers read as text).
-        raise GankitError(f"{where}, column {name!r}: {text[0]!r} is not a number, but "
-                          f"{len(cells) - len(text)} of the column's {len(cells)} cells are: "
+        row, cell = text[0]
+        raise GankitError(f"{where}, row {row + 2}, column {name!r}: {cell!r} is not a number, "
+                          f"but {len(cells) - len(text)} of the column's {len(cells)} cells are: "
                           "fix it, or leave the cell empty if it is missing")
     numeric = not text
     values = np.array(parsed if numeric else [], dtype=np.float64)
@@ -243,14 +249,15 @@ def _column(name: str, cells: list[str], where: str) -> Column:
         levels = sorted(set(cells))
         return Column(name, "category", 0.0, float(len(levels) - 1), levels)
     low, high = float(values.min()), float(values.max())
-    whole = np.all(values == np.round(values)) and all("." not in c and "e" not in c.lower()
-                                                       for c in cells)
-    if whole:
-        distinct = sorted({int(v) for v in values})
-        return Column(name, "int", low, high, distinct if len(distinct) <= FEW else [])
+    # Decimals as written; a fill is written alike (an int column pandas wrote as 127.0,
+    # because it had missing cells, gets fills such as 96.0).
     decimals = max((len(c.strip().split(".", 1)[1]) for c in cells
-                    if "." in c and "e" not in c.lower()), default=6)
-    return Column(name, "float", low, high, [], min(decimals, 12))
+                    if "." in c and "e" not in c.lower()), default=None)
+    if np.all(values == np.round(values)):   # whole numbers, however they are written
+        distinct = sorted({int(v) for v in values})
+        return Column(name, "int", low, high, distinct if len(distinct) <= FEW else [],
+                      min(decimals or 0, 12))
+    return Column(name, "float", low, high, [], min(6 if decimals is None else decimals, 12))
 
 
 def parse_number(cell: str) -> float | None:

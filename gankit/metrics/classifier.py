@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..data import ImageData, to_float
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..files import cache_folder
 from ..progress import Progress, bar as progress_bar
 from ..runtime import configure_threads, default_threads, evaluating
@@ -136,7 +136,7 @@ def train_classifier(data: ImageData, held_out: ImageData | None, seed: int = 0,
     if data.labels is None or data.num_classes < 2:
         raise GankitError(f"{data.name or 'the data'} has no class labels: the classifier "
                           "features need a labelled dataset (a folder with one subfolder per "
-                          "class), or use --features inception")
+                          f"class), or use {option('features', 'inception')}")
     epochs = epochs or default_epochs(len(data))
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)

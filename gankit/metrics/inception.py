@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import to_uint8
-from ..errors import GankitError
+from ..errors import GankitError, option
 
 EXTRACTOR = "inception-v3 (torch-fidelity)"
 WEIGHTS_NAME = "pt_inception-2015-12-05"
@@ -33,13 +33,11 @@ FEATURE_DIM = 2048
 NUM_CLASSES = 1008
 BATCH = 100
 
-FIX = ("pip install torch-fidelity (it needs torchvision) and run once online to fetch the "
-       "weights, or use the default --features classifier")
-
-
 def _unusable(problem: str) -> GankitError:
-    return GankitError(f"--features inception needs torch-fidelity and its InceptionV3 weights "
-                       f"({WEIGHTS_NAME}); {problem}: {FIX}")
+    return GankitError(f"{option('features', 'inception')} needs torch-fidelity and its "
+                       f"InceptionV3 weights ({WEIGHTS_NAME}); {problem}: pip install "
+                       "torch-fidelity (it needs torchvision) and run once online to fetch the "
+                       f"weights, or use the default {option('features', 'classifier')}")
 
 
 def _import_extractor():

@@ -6,7 +6,7 @@ what it can do (the capabilities declared in base.py), never which one it is.
 
 from __future__ import annotations
 
-from ..errors import GankitError, did_you_mean
+from ..errors import GankitError, did_you_mean, option
 from .ae import AE
 from .base import GenerativeModel
 from .cgan import CGAN
@@ -78,8 +78,9 @@ def check_label(model: GenerativeModel | type[GenerativeModel], label: int | Non
         return
     num_classes = model.num_classes if num_classes is None else num_classes
     if not model.conditional:   # a class attribute: a model class answers too
-        raise GankitError(f"--label needs a conditional model ({names_that(lambda c: c.conditional)}); "
-                          f"this checkpoint is {model_name(model)}: drop --label")
+        raise GankitError(f"{option('label')} needs a conditional model "
+                          f"({names_that(lambda c: c.conditional)}); this checkpoint is "
+                          f"{model_name(model)}: drop {option('label')}")
     if not 0 <= label < num_classes:
-        raise GankitError(f"--label {label} is out of range: this model has "
+        raise GankitError(f"{option('label', label)} is out of range: this model has "
                           f"{num_classes} classes, use 0 to {num_classes - 1}")

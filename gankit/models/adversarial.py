@@ -17,6 +17,7 @@ from torch import nn
 from ..augment import diff_augment
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
+from ..errors import option
 from ..losses import LOSSES, gradient_penalty, r1_penalty
 from .base import GenerativeModel, adam
 
@@ -56,8 +57,9 @@ class AdversarialConfig(ModelConfig):
         unit_interval(self, "beta1", "beta2")
         finite_nonnegative(self, "gp", "r1")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
-            warnings.warn("--loss wasserstein without --gp or --spectral-norm: nothing keeps the "
-                          "critic Lipschitz, so its scores can grow without bound; add --gp 10")
+            warnings.warn(f"{option('loss', 'wasserstein')} without {option('gp')} or "
+                          f"{option('spectral_norm')}: nothing keeps the critic Lipschitz, so its "
+                          f"scores can grow without bound; add {option('gp', 10)}")
 
 
 class AdversarialModel(GenerativeModel):

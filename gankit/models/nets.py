@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
-from ..errors import GankitError
+from ..errors import GankitError, option
 
 
 def conv_plan(image_shape: tuple[int, int, int]) -> tuple[int, int]:
@@ -21,13 +21,13 @@ def conv_plan(image_shape: tuple[int, int, int]) -> tuple[int, int]:
     _, h, w = image_shape
     if h != w:
         raise GankitError(f"convolutional models need square images, got {h}x{w}: "
-                          "pass --image-size N")
+                          f"pass {option('image_size', 'N')}")
     side, stages = h, 0
     while side % 2 == 0 and side // 2 >= 4:
         side, stages = side // 2, stages + 1
     if stages == 0:
         raise GankitError(f"convolutional models need an even image size of 8 or more, got {h}: "
-                          "pass e.g. --image-size 32")
+                          f"pass e.g. {option('image_size', 32)}")
     return side, stages
 
 
