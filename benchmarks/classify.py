@@ -29,7 +29,6 @@ import csv
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -138,7 +137,6 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep finished CVAE runs in --out")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    warnings.simplefilter("ignore")     # the offline-MNIST notice, once per load
     configure_threads(None, torch.device("cpu"))   # gankit's policy: 1 thread on 2 cores
     train, held, description = reference_split(DataConfig(data="mnist", offline=True))
     print(f"data: {description}; accuracy on all {len(held):,} held-out digits", flush=True)

@@ -29,7 +29,6 @@ import argparse
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -126,7 +125,6 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=8, help="digits in the pictures")
     ap.add_argument("--docs", default="docs", help="where the pictures go (default: docs)")
     args = ap.parse_args()
-    warnings.filterwarnings("ignore", message="mnist: using the 5,000-digit offline subset")
     configure_threads(None, torch.device("cpu"))
 
     data_cfg = DataConfig(data="mnist", offline=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,28 @@ def cache_folder(env_var: str, sub: str = "") -> Path:
     import platformdirs
     root = Path(platformdirs.user_cache_dir("gankit"))
     return root / sub if sub else root
+
+
+_SAID: set[str] = set()
+
+
+def say_once(key: str, message: str) -> None:
+    """`gankit: message` on stderr, the first time `key` comes up for this cache folder
+    ($GANKIT_CACHE, else the user cache folder): a marker file under said/ remembers it
+    for later processes, and a process says it at most once. For what a user needs to know
+    once, not at every run (the offline MNIST subset)."""
+    if key in _SAID:
+        return
+    _SAID.add(key)
+    marker = cache_folder("GANKIT_CACHE") / "said" / key
+    if marker.exists():
+        return
+    print(f"gankit: {message}", file=sys.stderr)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:   # a read-only cache: the user hears it again next time, no harm
+        pass
 
 
 # --- .npy arrays of images (gankit sample --npy, gankit eval --images, ...) -------------

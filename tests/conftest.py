@@ -71,16 +71,12 @@ def served_runs(tmp_path_factory, _isolated_data):
     """A ROOT for `gankit serve` with runs trained by gankit's own trainer: `gan/short` (a
     20-step gan) and `cvae` (100 steps, for classify), and a run folder named like markup,
     the page must show as text. Read-only for the tests."""
-    import warnings
-
     import gankit
     root = tmp_path_factory.mktemp("served")
     fast = dict(data="mnist", offline=True, batch_size=16, log_every=5, sample_every=10,
                 checkpoint_every=10, device="cpu", progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                   # the offline-MNIST notice
-        gankit.train(model="gan", steps=20, out=str(root / "gan" / "short"), **fast)
-        gankit.train(model="cvae", steps=100, width=16, out=str(root / "cvae"), **fast)
+    gankit.train(model="gan", steps=20, out=str(root / "gan" / "short"), **fast)
+    gankit.train(model="cvae", steps=100, width=16, out=str(root / "cvae"), **fast)
     odd = root / "<img src=x onerror=alert(1)>"
     odd.mkdir()
     (odd / "config.toml").write_text('[model]\nname = "gan"\n\n[train]\nsteps = 10\n')

