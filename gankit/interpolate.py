@@ -79,29 +79,29 @@ def check_walk(n_points: int, frames_per_leg: int) -> None:
 @torch.no_grad()
 def latent_walk(model: GenerativeModel, n_points: int = 4, frames_per_leg: int = 16,
                 mode: str = "slerp", generator: torch.Generator | None = None,
-                label: int | None = None, chunk: int = 64) -> torch.Tensor:
+                label: int | str | None = None, chunk: int = 64) -> torch.Tensor:
     """Images (n_points * frames_per_leg, C, H, W) in [-1, 1] along a closed latent path.
 
     The codes come from `model.latents(n_points, generator)`. A conditional model keeps
-    one class for the whole walk (`label`, default 0), so only the latent code changes.
+    one class for the whole walk (`label`, an index or a class name; default 0), so only the latent code changes.
     Decoded `chunk` frames at a time to bound memory for long walks.
     """
     check_walk(n_points, frames_per_leg)
-    check_label(model, label)
+    label = check_label(model, label)
     path = walk_latents(model.latents(n_points, generator), frames_per_leg, mode)
     return _decode(model, path, label, chunk)
 
 
 @torch.no_grad()
 def walk_between(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, frames: int = 16,
-                 mode: str = "slerp", label: int | None = None, chunk: int = 64) -> torch.Tensor:
+                 mode: str = "slerp", label: int | str | None = None, chunk: int = 64) -> torch.Tensor:
     """Images (frames, C, H, W) in [-1, 1] on the open path from code a to code b, both
     ends included (the web page's walk between two samples the user clicked)."""
     if frames < 2:
         raise GankitError(f"a walk needs at least 2 frames, got {frames}")
     if mode not in MODES:
         raise GankitError(f"unknown interpolation mode {mode!r}: use slerp or lerp")
-    check_label(model, label)
+    label = check_label(model, label)
     t = torch.linspace(0, 1, frames, dtype=torch.float64)
     path = (slerp if mode == "slerp" else lerp)(a.flatten(), b.flatten(), t)
     return _decode(model, path.view(frames, *a.shape), label, chunk)

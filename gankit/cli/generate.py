@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import GankitError
-from .common import (add_checkpoint, add_device, add_no_ema, add_seed, check_output,
-                     load_model)
+from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_seed,
+                     check_output, load_model)
 
 
 def add(sub) -> None:
@@ -23,8 +23,7 @@ def _add_sample(sub) -> None:
     add_checkpoint(p)
     p.add_argument("--n", type=int, help="how many images (default: 64; a conditional model "
                    "without --label: 10 per class, one class per row)")
-    p.add_argument("--label", type=int, metavar="K", help="conditional models: generate class K "
-                   "(0-based, in the order `gankit info` / the run's class names give)")
+    add_label(p, "generate this class only")
     add_no_ema(p)
     p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
     p.add_argument("--npy", metavar="FILE.npy", help="also write the images as uint8 "
@@ -49,10 +48,10 @@ def sample(args: argparse.Namespace) -> int:
     if args.npy:
         check_output(args.npy, "--npy")
     model = load_model(args)
-    check_label(model, args.label)
+    label = check_label(model, args.label)
     gen = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     # A conditional model without --label: one row per class, 10 a row unless --n says.
-    z, labels, nrow = model.grid_inputs(args.n or 64, gen, args.label,
+    z, labels, nrow = model.grid_inputs(args.n or 64, gen, label,
                                         per_class=None if args.n else 10)
     images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
     save_image(grid(images, nrow=args.nrow or nrow), args.out)
@@ -87,8 +86,7 @@ def _add_interpolate(sub) -> None:
                    "sphere, so lerp's midpoints have atypically small norm (White 2016, "
                    "'Sampling Generative Networks')")
     add_seed(p, "the codes")
-    p.add_argument("--label", type=int, metavar="K", help="class held fixed for the whole walk "
-                   "of a conditional model (default: 0); refused for unconditional models")
+    add_label(p, "the class held fixed for the whole walk (default: the first)")
     p.add_argument("--duration", type=int, default=80, metavar="MS",
                    help="milliseconds per GIF frame (default: 80)")
     add_device(p)

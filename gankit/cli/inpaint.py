@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (add_checkpoint, add_device, add_no_ema, add_seed, check_not_input,
-                     check_output, load_model)
+from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_seed,
+                     check_not_input, check_output, load_model)
 
 
 def add(sub) -> None:
@@ -35,8 +35,8 @@ def add(sub) -> None:
                    help="picture to write (default: inpainted.png)")
     p.add_argument("--npy", metavar="FILE.npy", help="also write the filled images as uint8 "
                    "(N, H, W) for one channel, (N, H, W, C) otherwise")
-    p.add_argument("--label", type=int, metavar="K", help="conditional models: the class of "
-                   "every image (default: try every class, keep the best fit per image)")
+    add_label(p, "the class of every image (default: try every class, keep the best fit per "
+              "image)")
     p.add_argument("--steps", type=int, metavar="N", help="search steps: Adam steps on the "
                    "latent code (default 100) or clamped iterations (autoencoders, default 20)")
     p.add_argument("--restarts", type=int, metavar="R", help="latent search: random "
@@ -67,12 +67,14 @@ def run(args: argparse.Namespace) -> int:
     if args.npy:
         check_output(args.npy, "--npy")
     # Everything is checked against the checkpoint's metadata before any weights load.
-    cfg, shape, num_classes = run_spec(read_meta(args.checkpoint), args.checkpoint)
-    check_label(get_model_class(cfg.model), args.label, num_classes)
+    meta = read_meta(args.checkpoint)
+    cfg, shape, num_classes = run_spec(meta, args.checkpoint)
+    label = check_label(get_model_class(cfg.model), args.label, num_classes,
+                        meta.get("class_names") or [])
     images = read_inputs(source, shape, "--image" if args.image else "--images")
     known = parse_mask(args.mask, shape, len(images), seed=args.seed)
     model = load_model(args)
-    labels = None if args.label is None else torch.full((len(images),), args.label)
+    labels = None if label is None else torch.full((len(images),), label)
     options = {k: v for k, v in (("steps", args.steps), ("restarts", args.restarts)) if v}
     filled = inpaint(model, images, known, labels, blend=args.blend, seed=args.seed,
                      progress=True, **options)

@@ -68,19 +68,40 @@ def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> Generative
     return get_model_class(name)(cfg, image_shape, num_classes)
 
 
-def check_label(model: GenerativeModel | type[GenerativeModel], label: int | None,
-                num_classes: int | None = None) -> None:
-    """GankitError unless `label` suits the model: only for conditional ones, in range.
+def check_label(model: GenerativeModel | type[GenerativeModel], label: int | str | None,
+                num_classes: int | None = None, class_names: list[str] | None = None) -> int | None:
+    """The class index that `label` means for the model, or GankitError: only conditional
+    models take one, and it is one of the model's class names (a folder's class is named
+    by its subfolder: --label three) or a class index (0-based), the name winning where a
+    class is named like a number.
 
     `model` is a model or its class (a command asks before loading weights, with the
-    checkpoint's `num_classes`). Serves `sample`, `interpolate` and `inpaint` alike."""
+    checkpoint's `num_classes` and `class_names`). Serves `sample`, `interpolate` and
+    `inpaint` alike."""
     if label is None:
-        return
+        return None
     num_classes = model.num_classes if num_classes is None else num_classes
     if not model.conditional:   # a class attribute: a model class answers too
         raise GankitError(f"{option('label')} needs a conditional model "
                           f"({names_that(lambda c: c.conditional)}); this checkpoint is "
                           f"{model_name(model)}: drop {option('label')}")
+    names = [str(n) for n in (getattr(model, "class_names", None) if class_names is None
+                              else class_names) or []]
+    if isinstance(label, str):
+        if label in names:
+            return names.index(label)
+        try:
+            label = int(label)
+        except ValueError:
+            raise GankitError(f"{option('label', repr(label))} is not a class of this model"
+                              f"{did_you_mean(label, names)}: use one of {_classes(names)} or "
+                              f"an index from 0 to {num_classes - 1}") from None
     if not 0 <= label < num_classes:
         raise GankitError(f"{option('label', label)} is out of range: this model has "
-                          f"{num_classes} classes, use 0 to {num_classes - 1}")
+                          f"{num_classes} classes, use 0 to {num_classes - 1}"
+                          + (f" or a name ({_classes(names)})" if names else ""))
+    return label
+
+
+def _classes(names: list[str]) -> str:
+    return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
