@@ -12,6 +12,9 @@ models on a TableData (data/table.py), whose rows hold NaN where a cell is missi
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 import tempfile
 import warnings
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from .data.table import Column, Schema, TableData, read_csv, table_data, write_csv
-from .errors import GankitError
+from .errors import GankitError, option
 
 CHUNK = 4096   # rows per pass through the model
 
@@ -47,12 +50,28 @@ def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None
 
 
 def _train(model: str, data: TableData, out: str, steps: int | None, seed: int,
-           progress: bool, options: dict[str, Any]):
+           progress: bool, options: dict[str, Any], resume: bool = False):
     from .api import make_config
     from .trainer import train
     given = {k: v for k, v in {"steps": steps, **options}.items() if v is not None}
-    cfg = make_config(model, data=data.name or "table", seed=seed, out=out, **given)
-    return train(cfg, progress=progress, data=data)
+    if not resume:   # a resumed run keeps its saved name of the table, wherever it lies now
+        given["data"] = data.name or "table"
+    cfg = make_config(model, resume=resume, seed=seed, out=out, **given)
+    return train(cfg, resume=resume, progress=progress, data=data)
+
+
+def cached_run(table: str, header: list[str], rows: list[list[str]], model: str,
+               steps: int | None, seed: int, options: dict[str, Any]) -> Path:
+    """The run folder `gankit impute` trains into when given none: in the cache
+    ($GANKIT_CACHE, else the user cache folder) under impute/, named after the table and
+    the model, with a digest of everything the training depends on (the cells, steps,
+    seed, model settings). The same table and settings find the same folder, so filling a
+    table again costs no training; another table or setting gets a folder of its own."""
+    from .files import cache_folder
+    h = hashlib.sha256(json.dumps([header, rows, model, steps, seed, sorted(options.items())],
+                                  default=str).encode())
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(table).stem)[:40] or "table"
+    return cache_folder("GANKIT_CACHE") / "impute" / f"{stem}-{model}-{h.hexdigest()[:12]}"
 
 
 def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = None,
@@ -61,14 +80,16 @@ def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = No
                **options: Any) -> dict[str, Any]:
     """`gankit impute`: fill the missing cells of the CSV `table` and write the result to
     `out` (with `multiple` K: K files, out's name with _1 ... _K). Trains `model` into the
-    run folder `run` unless `checkpoint` names a trained one. Returns what was done."""
+    run folder `run` (default: cached_run's, where an earlier call with the same table and
+    settings left a trained run to reuse, or an interrupted one to finish) unless
+    `checkpoint` names a trained one. Returns what was done."""
     from . import checkpoint as ckpt
     header, rows = read_csv(table)
     if checkpoint is not None:
         from .api import load
         meta = ckpt.read_meta(checkpoint)
         if "table" not in meta:
-            raise GankitError(f"--checkpoint {checkpoint} is an image model "
+            raise GankitError(f"{option('checkpoint', checkpoint)} is an image model "
                               f"({meta.get('model')}): give a run of gankit impute (gain, miwae)")
         schema = Schema.from_dict(meta["table"])
         data = table_data(header, rows, table, schema)
@@ -76,16 +97,25 @@ def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = No
         model, run = meta.get("model", model), str(checkpoint)
     else:
         data = table_data(header, rows, table)
-        run = run or f"runs/impute-{model}"
     missing = int(torch.isnan(data.values).sum())
     if not missing:
         raise GankitError(f"{table} has no missing cell in the columns the model fills: nothing "
                           "to impute (missing cells are empty, NA or NaN)")
+    reused = False
     if checkpoint is None:
-        if ckpt.last_in(run).is_file():
+        if run is not None and ckpt.last_in(run).is_file():
             raise GankitError(f"run folder {run} already holds a run: fill with it by "
-                              f"--checkpoint {run}, or choose another --run")
-        trained = _train(model, data, run, steps, seed, progress, options).model
+                              f"{option('checkpoint', run)}, or choose another {option('run')}")
+        run = str(run or cached_run(table, header, rows, model, steps, seed, options))
+        last = ckpt.last_in(run)
+        meta = ckpt.read_meta(last) if last.is_file() else None
+        reused = meta is not None and meta["step"] >= meta["config"]["train"]["steps"]
+        if reused:
+            from .api import load
+            trained = load(run)
+        else:   # a new run, or one an interrupted call left behind: finish it
+            trained = _train(model, data, run, steps, seed, progress, options,
+                             resume=meta is not None).model
     written = []
     draws = [fill(trained, data.values, seed)] if multiple is None else fill(trained, data.values, seed, multiple)
     for k, filled in enumerate(draws, start=1):
@@ -93,7 +123,7 @@ def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = No
         write_csv(path, header, data.schema.decode(header, rows, filled))
         written.append(path)
     return {"cells": missing, "rows": int(torch.isnan(data.values).any(1).sum()), "model": model,
-            "run": run, "written": written, "dropped": data.schema.dropped}
+            "run": run, "reused": reused, "written": written, "dropped": data.schema.dropped}
 
 
 # --- the scikit-learn interface ----------------------------------------------------------

@@ -280,3 +280,58 @@ def test_table_errors_name_the_row_and_the_file_as_given(tmp_path):
     r = gankit_cli("impute", tmp_path / "r.csv", "--out", tmp_path / "f.csv")
     assert r.returncode == 1 and "TABLE" not in r.stderr
     assert f"gankit: error: {tmp_path / 'r.csv'}, row 3: 1 cells where the header has 2" in r.stderr
+
+
+def test_two_tables_impute_without_naming_run_folders_or_leaving_runs(tmp_path):
+    """`gankit impute` keeps its run in the cache, named after the table: a second table
+    needs no --run, the working folder gains only the filled tables, and the same table
+    again reuses its run (same cells, no training)."""
+    rng = np.random.default_rng(1)
+    for name in ("wine", "iris"):
+        rows = [[f"{rng.uniform(0, 9):.2f}", f"{rng.uniform(0, 9):.2f}"] for _ in range(40)]
+        for i in range(0, 40, 3):
+            rows[i][i % 2] = ""
+        write(tmp_path / f"{name}.csv", ["a", "b"], rows)
+    cache = tmp_path / "cache"
+    said = {}
+    for name in ("wine", "iris", "wine"):
+        r = gankit_cli("impute", f"{name}.csv", "--out", f"{name}-{len(said)}.csv", "--steps",
+                       "20", "--quiet", cwd=tmp_path, env={"GANKIT_CACHE": str(cache)})
+        assert r.returncode == 0, r.stderr
+        said[len(said)] = r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache", "iris-1.csv", "iris.csv", "wine-0.csv", "wine-2.csv", "wine.csv"]
+    runs = sorted(p.name for p in (cache / "impute").iterdir())
+    assert len(runs) == 2 and runs[0].startswith("iris-gain-") and runs[1].startswith("wine-gain-")
+    assert "run trained before on this table" in said[2] and str(cache) in said[2]
+    assert (tmp_path / "wine-0.csv").read_bytes() == (tmp_path / "wine-2.csv").read_bytes()
+
+
+def test_an_interrupted_impute_finishes_its_run_next_time(tmp_path, monkeypatch):
+    """A run in the cache that stopped short (Ctrl-C) is resumed, not refused or redone."""
+    from gankit import checkpoint
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    rows = [[str(i % 7), "" if i % 4 == 0 else f"{i * 0.5:.1f}"] for i in range(40)]
+    write(tmp_path / "t.csv", ["a", "b"], rows)
+    header, cells = tables.read_csv(tmp_path / "t.csv")
+    run = __import__("gankit.impute").impute.cached_run(str(tmp_path / "t.csv"), header, cells,
+                                                         "gain", 30, 0, {})
+    import os
+    import signal
+
+    import gankit
+    from gankit.trainer import Trainer
+    save = Trainer.save_checkpoint
+
+    def save_then_ctrl_c(self, name="last"):   # Ctrl-C right after the step-10 checkpoint
+        save(self, name)
+        if self.step == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "save_checkpoint", save_then_ctrl_c)
+        stopped = gankit.train(model="gain", data=str(tmp_path / "t.csv"), steps=30, seed=0,
+                               out=run, progress=False, checkpoint_every=10)
+    assert stopped.interrupted and stopped.step == 10
+    done = impute_csv(str(tmp_path / "t.csv"), str(tmp_path / "f.csv"), steps=30, progress=False)
+    assert done["run"] == str(run) and not done["reused"]
+    assert checkpoint.read_meta(checkpoint.last_in(run))["step"] == 30

@@ -23,8 +23,9 @@ def add(sub, model: str | None = None) -> None:
                        "missing), train an imputer on it (or use --checkpoint), and write the "
                        "table with every missing cell filled and every other cell exactly as "
                        "it was. Whole-number and text columns get valid values of their column. "
-                       "The run folder is kept, so --checkpoint RUN fills later tables without "
-                       "training again.")
+                       "The run folder is kept in gankit's cache (or --run DIR) and printed: "
+                       "the same table and settings reuse it, and --checkpoint RUN fills later "
+                       "tables with the same header without training again.")
     p.set_defaults(run=run)
     p.add_argument("table", metavar="TABLE.csv", help="the table to fill")
     p.add_argument("--out", required=True, metavar="FILLED.csv", help="where to write it")
@@ -37,8 +38,9 @@ def add(sub, model: str | None = None) -> None:
                    "filled table: FILLED_1.csv ... FILLED_K.csv (multiple imputation)")
     p.add_argument("--checkpoint", metavar="RUN", help="fill with this trained run instead of "
                    "training (a run folder of gankit impute; the table needs its header)")
-    p.add_argument("--run", dest="run_dir", metavar="DIR", help="run folder to train into (default: "
-                   "runs/impute-MODEL)")
+    p.add_argument("--run", dest="run_dir", metavar="DIR", help="run folder to train into "
+                   "(default: one in gankit's cache folder, named after the table, which the "
+                   "same table and settings reuse without training again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device(p)
     cls = IMPUTERS.get(model or DEFAULT_IMPUTER, IMPUTERS[DEFAULT_IMPUTER])
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                       **options)
     dropped = (f"; column(s) {', '.join(done['dropped'])} had no value and stay empty"
                if done["dropped"] else "")
+    how = "the run trained before on this table" if done["reused"] else "run"
     print(f"filled {done['cells']:,} cells in {done['rows']:,} rows with {done['model']} "
-          f"(run: {done['run']}){dropped}: wrote {', '.join(done['written'])}")
+          f"({how}: {done['run']}){dropped}: wrote {', '.join(done['written'])}")
     return 0
