@@ -94,6 +94,9 @@ def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dic
                               f"{flat[key]!r}: only {changeable} may change on resume")
     tables = {t: dict(saved[t]) for t in TABLES}
     tables["train"]["out"] = str(out)
+    # The thread count is chosen again (the trainer keeps the saved one where the run had been
+    # given it, or where it is still the fastest): the machine may be busier than it was.
+    tables["train"].pop("threads", None)
     return tables
 
 

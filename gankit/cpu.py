@@ -18,6 +18,7 @@ import math
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -90,13 +91,15 @@ def candidates(threads: int) -> list[int]:
     return sorted({threads, max(1, threads // 2), 1}, reverse=True)
 
 
-def fastest(counts: list[int], step: Callable[[], None], seconds: float = 0.1) -> tuple[int, dict]:
+def fastest(counts: list[int], step: Callable[[], None], seconds: float = 0.1,
+            prefer: int | None = None) -> tuple[int, dict]:
     """The thread count in `counts` under which `step()` runs fastest. Each count is timed
     twice (in the order given, then reversed, so that a change of pace meanwhile hurts each
     alike) for about `seconds` after one untimed step. More threads must be at least
     MORE_THREADS_GAIN faster than fewer to be taken: they are the first to suffer when a
-    neighbour comes. Returns (count, {count: median seconds a step}); the caller's thread
-    count is changed, so set it afterwards."""
+    neighbour comes. `prefer` (a resumed run's count, whose rounding it has) is kept unless
+    another count is that much faster than it. Returns (count, {count: median seconds a
+    step}); the caller's thread count is changed, so set it afterwards."""
     times: dict[int, list[float]] = {n: [] for n in counts}
     for order in (counts, counts[::-1]):
         for n in order:
@@ -109,11 +112,81 @@ def fastest(counts: list[int], step: Callable[[], None], seconds: float = 0.1) -
                 times[n].append(time.perf_counter() - t)
                 timed += 1
     medians = {n: statistics.median(v) for n, v in times.items()}
-    best = min(counts)
+    best = prefer if prefer in counts else min(counts)
     for n in sorted(counts):
         if medians[n] < medians[best] / MORE_THREADS_GAIN:
             best = n
     return best, medians
+
+
+@dataclass
+class ThreadPlan:
+    """A training process's thread count before it starts: given (--threads, GANKIT_THREADS,
+    torchrun's share, or a resumed run that had been given one), or chosen from the free
+    cores, in which case `counts` lists those worth timing on a copy of the model."""
+    threads: int
+    chosen: bool
+    counts: list[int] = field(default_factory=list)
+    busy: float | None = None          # other processes' cores, where the probe measured it
+    before: dict | None = None         # a resumed run's last segment (see segments())
+
+    def note(self, threads: int, step: int, why: str = "") -> str:
+        """What to say before the first step, or '': why the count is below the free cores,
+        or (on resume) that it differs from the one the run trained on, or that a count the
+        run was given now oversubscribes the cores. `why`: the timing, when it decided."""
+        cores = available_cores()
+        busy = (f"other processes keep {self.busy:.1f} of this machine's {cores} cores busy"
+                if self.busy is not None else "")
+        old = self.before["threads"] if self.before else None
+        if old is not None and not self.chosen and busy and threads_for(cores, self.busy) < old:
+            return (f"{busy}, and this run keeps the {old} threads it was given, which will wait "
+                    f"on each other: {option('threads', threads_for(cores, self.busy))} goes "
+                    "faster (and rounds differently from an uninterrupted run)")
+        reason = why or (busy if self.busy is not None and threads < min(cores, MAX_THREADS)
+                         else "")
+        if old is not None and threads != old:
+            return (f"this run trained on {old} thread{'s' * (old > 1)} until step {step}; "
+                    f"{reason or 'here'}, so it continues on {threads}, which rounds differently "
+                    f"from an uninterrupted run ({option('threads', old)} keeps the count)")
+        if reason and old is None:
+            return (f"{reason}, so training uses {threads} thread{'s' * (threads > 1)} "
+                    f"({option('threads', 'N')} to choose)")
+        return ""
+
+
+def plan_threads(given: int | None, before: dict | None,
+                 torchrun_local: int | None = None) -> ThreadPlan:
+    """The thread count of a training process on the CPU. `given`: --threads; `before`: a
+    resumed run's last segment; `torchrun_local`: processes on this machine under torchrun.
+
+    A resume chooses as a new run does (the machine may have changed since), keeping its
+    count unless another is MORE_THREADS_GAIN faster, except where the run had been given
+    its count, which it keeps."""
+    if given:
+        return ThreadPlan(given, False, before=before)
+    if before and not before["chosen"]:
+        busy = others_busy(0.15) if before["threads"] > 1 else None
+        return ThreadPlan(before["threads"], False, busy=busy, before=before)
+    fixed = default_threads(torchrun_local) if torchrun_local else threads_from_env()
+    if fixed:
+        return ThreadPlan(fixed, False, before=before)
+    threads, busy = training_threads()
+    counts = set(candidates(threads))
+    if before and before["threads"] <= threads:
+        counts.add(before["threads"])
+    return ThreadPlan(threads, True, sorted(counts, reverse=True) if len(counts) > 1 else [],
+                      busy, before)
+
+
+def segments(meta: dict) -> list[dict]:
+    """The thread counts a run trained on, from its checkpoint's metadata: one
+    {"from_step", "threads", "chosen"} per stretch (a resume may choose another count;
+    the same count is what makes a resumed run equal an uninterrupted one). A checkpoint from
+    before they were recorded had one count, taken as chosen."""
+    if "thread_segments" in meta:
+        return [dict(s) for s in meta["thread_segments"]]
+    threads = meta.get("config", {}).get("train", {}).get("threads")
+    return [{"from_step": 0, "threads": threads, "chosen": True}] if threads else []
 
 
 def threads_for(cores: int, busy: float) -> int:

@@ -34,8 +34,7 @@ from .ema import EMA, averaged
 from .metrics_log import MetricsLog
 from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
-from .cpu import (MAX_THREADS, LoadWatch, available_cores, candidates, default_threads, fastest,
-                  threads_from_env, training_threads)
+from .cpu import LoadWatch, fastest, plan_threads, segments
 from .runtime import configure_threads, pick_device
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
@@ -198,13 +197,18 @@ class Trainer:
         self.job, self.main, self.resume, self.folder = job, job.main, resume, folder
         self.out = Path(cfg.train.out)
         self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
-        cfg, threads_note, thread_counts = _with_threads(cfg, self.device, job)
+        saved = checkpoint.read_meta(checkpoint.last_in(self.out)) if resume else {}
+        self.thread_segments = segments(saved)
+        self.threads = None
+        if self.device.type == "cpu":
+            self.threads = plan_threads(cfg.train.threads, (self.thread_segments or [None])[-1],
+                                        job.local_world_size if job.world_size > 1 else None)
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                                     threads=self.threads.threads))
         self.cfg = cfg
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
         self.progress = progress = progress and self.main
-        if threads_note:
-            self.say(threads_note)
         with job.local_main_first():   # one download per machine, not one per process
             self.data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                             cfg.data.validation)
@@ -216,8 +220,8 @@ class Trainer:
         if self.main:
             self.folder.create()   # only now, with everything loaded
         self._training_state()
-        if len(thread_counts) > 1:
-            self._time_threads(thread_counts)
+        if self.threads is not None:
+            self._settle_threads()
         tc = self.tc
         self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
                            and job.world_size == 1 else None)
@@ -288,22 +292,31 @@ class Trainer:
         job.attach(model, *([self.ema.average] if self.ema else []))
         distributed.seed_rank(job, tc.seed, self.batch_gen, self.step, saved)
 
-    def _time_threads(self, counts: list[int]) -> None:
-        """Keep the thread count under which a few steps of a copy of the model run fastest
-        (the run's model, random streams and data untouched), and record it."""
-        n = self.model.real_batch_size(self.tc.batch_size)
-        real = self.data.prepare(self.data.samples[:n].to(self.device))
-        labels = self.data.labels[:n].to(self.device) if self.data.labels is not None else None
-        step = graphs.eager_step(copy.deepcopy(self.model), self.device, self.tc.precision)
-        with torch.random.fork_rng(devices=[]):
-            threads, medians = fastest(counts, lambda: step(real, labels))
-        torch.set_num_threads(threads)
-        self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
-        self.tc = self.cfg.train
-        if threads < counts[0]:
-            timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in counts)
-            self.say(f"a step took {timed} thread{'s' * (counts[-1] > 1)} here, so training "
-                     f"uses {threads} ({option('threads', 'N')} to choose)")
+    def _settle_threads(self) -> None:
+        """Where the plan left a choice, keep the thread count under which a few steps of a
+        copy of the model run fastest (the run's model, random streams and data untouched);
+        record the count as this stretch's, and say what the user should know of it."""
+        plan, threads, why = self.threads, self.tc.threads, ""
+        if plan.counts:
+            n = self.model.real_batch_size(self.tc.batch_size)
+            real = self.data.prepare(self.data.samples[:n].to(self.device))
+            labels = self.data.labels[:n].to(self.device) if self.data.labels is not None else None
+            step = graphs.eager_step(copy.deepcopy(self.model), self.device, self.tc.precision)
+            prefer = plan.before["threads"] if plan.before else None
+            with torch.random.fork_rng(devices=[]):
+                threads, medians = fastest(plan.counts, lambda: step(real, labels), prefer=prefer)
+            torch.set_num_threads(threads)
+            self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
+            self.tc = self.cfg.train
+            if threads < max(plan.counts) or (prefer is not None and threads != prefer):
+                timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in plan.counts)
+                why = f"a step took {timed} thread{'s' * (plan.counts[-1] > 1)} here"
+        note = plan.note(threads, self.step, why)
+        if note:
+            self.say(note)
+        if not self.thread_segments or self.thread_segments[-1]["threads"] != threads:
+            self.thread_segments.append({"from_step": self.step, "threads": threads,
+                                         "chosen": plan.chosen})
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
@@ -443,6 +456,8 @@ class Trainer:
         tensors.update(self.ranks_rng)
         meta = {**checkpoint.run_meta(self.cfg, self.model, s, self.data.name, self.parallel),
                 **self.data.describe(), "optim": skeleton}
+        if self.thread_segments:   # the CPU thread counts it trained on, stretch by stretch
+            meta["thread_segments"] = self.thread_segments
         if self.evaluator is not None:   # what the run's fid column means, and its best value
             meta.update(best_fid=self.best_fid, evaluation=self.evaluator.describe())
         path = self.out / "checkpoints" / f"{name}.safetensors"
@@ -451,30 +466,6 @@ class Trainer:
             self.last_good = s
             if self.tc.keep:
                 checkpoint.keep_numbered(path, s, self.tc.keep)
-
-
-def _with_threads(cfg: RunConfig, device: torch.device,
-                  job: distributed.Solo) -> tuple[RunConfig, str, list[int]]:
-    """The config with its CPU thread count filled in, a note when other processes made it
-    smaller, and the counts worth timing before training (none when the count is fixed).
-    Recorded because it changes the float rounding of some kernels (BatchNorm, transposed
-    convolutions): a resumed run must use the same count to match an uninterrupted one bit
-    for bit, and the same seed repeats a run only with the same count."""
-    if device.type != "cpu" or cfg.train.threads is not None:
-        return cfg, "", []
-    # torchrun: every process takes the same fixed count (and a process must not time a
-    # copy whose optimizer hooks would exchange gradients with the others)
-    fixed = default_threads(job.local_world_size) if job.world_size > 1 else threads_from_env()
-    if fixed:
-        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=fixed)), "", []
-    threads, busy = training_threads()
-    note = ""
-    if busy is not None and threads < min(available_cores(), MAX_THREADS):
-        note = (f"other processes keep {busy:.1f} of this machine's {available_cores()} cores "
-                f"busy, so training uses {threads} thread{'s' * (threads > 1)} "
-                f"({option('threads', 'N')} to choose)")
-    return (dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads)), note,
-            candidates(threads))
 
 
 def _class_counts(data: ImageData) -> list[int]:

@@ -180,3 +180,66 @@ def test_every_model_trains_after_its_thread_count_is_timed(name, tmp_path, monk
                        log_every=1, sample_every=10**9, checkpoint_every=10**9, device="cpu",
                        progress=False)
     assert run.step == 2 and 1 <= run.config.train.threads <= cpu.available_cores()
+
+
+def _ran_on(run):
+    meta = checkpoint.read_meta(checkpoint.last_in(run))
+    return tomllib.loads((run / "config.toml").read_text())["train"]["threads"], meta
+
+
+def test_a_resume_chooses_its_threads_again_and_says_so_before_training(tmp_path, neighbour):
+    """A run whose count was chosen (not given) resumes on a machine where another process
+    now holds a core: it chooses as a new run does, so it continues on fewer threads, says
+    so before its first step, and records the stretch."""
+    if cpu.available_cores() != 2:
+        pytest.skip("the counts below are those of a 2-core machine")
+    run = tmp_path / "run"
+    gankit.train(out=run, steps=10, seed=1, threads=2, **TINY)
+    # Recorded as a run that chose 2 threads on a quiet machine records it (the suite's
+    # other worker keeps this machine too busy for a new run to choose 2 here).
+    last = checkpoint.last_in(run)
+    tensors, meta = checkpoint.load(last)
+    meta["thread_segments"] = [{"from_step": 0, "threads": 2, "chosen": True}]
+    checkpoint.save(last, tensors, meta)
+    flags = [f for f in FAST if f != "--quiet"]
+    r = gankit_cli("train", "--resume", "--out", run, "--steps", "20", *flags,
+                   env={"GANKIT_THREADS": ""})
+    assert r.returncode == 0, r.stderr
+    said = "this run trained on 2 threads until step 10; other processes keep"
+    assert said in r.stderr and "so it continues on 1" in r.stderr and "--threads 2 keeps" in r.stderr
+    assert r.stderr.index(said) < r.stderr.index("gan mnist")   # before the bar's first step
+    threads, meta = _ran_on(run)
+    assert threads == 1 and meta["step"] == 20
+    assert meta["thread_segments"] == [{"from_step": 0, "threads": 2, "chosen": True},
+                                       {"from_step": 10, "threads": 1, "chosen": True}]
+
+
+def test_a_resume_keeps_a_count_it_was_given_and_says_at_once_what_is_faster(tmp_path,
+                                                                             neighbour):
+    """--threads 2 was the user's choice, and the same count is what keeps a resumed run
+    equal to an uninterrupted one: it stays, and the user hears the faster count before the
+    first step rather than after the slow ones."""
+    if cpu.available_cores() != 2:
+        pytest.skip("the counts below are those of a 2-core machine")
+    run = tmp_path / "run"
+    gankit.train(out=run, steps=10, seed=1, threads=2, **TINY)
+    flags = [f for f in FAST if f != "--quiet"]
+    r = gankit_cli("train", "--resume", "--out", run, "--steps", "12", *flags,
+                   env={"GANKIT_THREADS": ""})
+    assert r.returncode == 0, r.stderr
+    said = "this run keeps the 2 threads it was given, which will wait on each other: --threads 1"
+    assert said in r.stderr and r.stderr.index(said) < r.stderr.index("gan mnist")
+    threads, meta = _ran_on(run)
+    assert threads == 2 and meta["thread_segments"] == [
+        {"from_step": 0, "threads": 2, "chosen": False}]
+
+
+def test_fastest_keeps_a_resumed_runs_count_unless_another_clearly_wins():
+    def step(cost):
+        return lambda: time.sleep(cost[torch.get_num_threads()])
+    before = torch.get_num_threads()
+    try:   # 1 thread 5% faster than the saved 2: the saved count (and its rounding) stays
+        assert cpu.fastest([2, 1], step({2: 0.004, 1: 0.0038}), seconds=0.02, prefer=2)[0] == 2
+        assert cpu.fastest([2, 1], step({2: 0.004, 1: 0.002}), seconds=0.02, prefer=2)[0] == 1
+    finally:
+        torch.set_num_threads(before)
