@@ -41,23 +41,28 @@ def config_from_tables(tables: dict[str, Any], where: str = "config",
     TOML files, checkpoints and config.toml hold them; missing keys take their defaults,
     unknown ones are refused.
 
-    `saved`: the tables are a run's saved config, perhaps from an older gankit. A model
-    field it lacks then takes the value that reproduces the older behaviour (the field's
-    "saved_default"), not the new default, and the model's training defaults do not apply
-    (a saved [train] table is complete)."""
+    `saved`: the tables are a run's saved config, perhaps from an older gankit. A field it
+    lacks then takes the value that reproduces the older behaviour (the field's
+    "saved_default", in any of the three tables), not the new default, and the model's
+    training defaults do not apply (a saved [train] table is complete)."""
     _check_tables(tables, where)
     model_values = dict(tables.get("model", {}))
     name = model_values.pop("name", None) or DEFAULT
     model_cls = get_model_class(name)
-    if saved:
-        model_values = {**{f.name: f.metadata["saved_default"]
-                           for f in dataclasses.fields(model_cls.Config)
-                           if "saved_default" in f.metadata}, **model_values}
+
+    def values(cls, table: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        if saved:
+            defaults = {f.name: f.metadata["saved_default"] for f in dataclasses.fields(cls)
+                        if "saved_default" in f.metadata}
+        return {**defaults, **(model_values if table == "model" else tables.get(table, {}))}
     return RunConfig(model=name,
-                     model_cfg=from_dict(model_cls.Config, model_values, f"[model] of {where}"),
-                     data=from_dict(DataConfig, tables.get("data", {}), f"[data] of {where}"),
-                     train=from_dict(TrainConfig, {**({} if saved else model_cls.train_defaults),
-                                                   **tables.get("train", {})}, f"[train] of {where}"))
+                     model_cfg=from_dict(model_cls.Config, values(model_cls.Config, "model", {}),
+                                         f"[model] of {where}"),
+                     data=from_dict(DataConfig, values(DataConfig, "data", {}),
+                                    f"[data] of {where}"),
+                     train=from_dict(TrainConfig, values(TrainConfig, "train",
+                                                         model_cls.train_defaults),
+                                     f"[train] of {where}"))
 
 
 def model_for(model: str | None = None, config_file: str | None = None, resume: bool = False,

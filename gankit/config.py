@@ -82,6 +82,11 @@ class DataConfig:
         "folder images: 1 for gray, 3 for RGB (default: 1 when every image is gray, else 3)"))
     offline: bool = field(default=False, metadata=_help(
         "never touch the network (also GANKIT_OFFLINE=1)"))
+    hold_out: bool | None = field(default=True, metadata=_help(
+        "folders of images: keep the images evaluation holds out (about a fifth, chosen by a "
+        "hash of each image's pixels) out of training; --no-hold-out trains on every image, "
+        "and every evaluation then says its numbers are not held out (mnist and "
+        "fashion-mnist hold out their own test files)", saved_default=None))
     validation: int = field(default=0, metadata=_help(
         "keep the last N images of each class (of an unlabelled folder: N in all) out of "
         "training, as a validation split for choosing settings (benchmarks/sweep.py); the "

@@ -9,7 +9,9 @@ because numbers from different extractors or sizes are not comparable.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -150,7 +152,8 @@ def score(ref: Reference, images: torch.Tensor, seed: int = 0, full: bool = True
     real = ref.feats[rng.permutation(len(ref.feats))[:n]] if len(ref.feats) > n else ref.feats
     out["precision"], out["recall"] = precision_recall(real, feats, k=3)
     out.update(n_real=len(ref.feats), n_fake=n, n_real_pr=len(real),
-               extractor=ex.describe, reference=ref.description)
+               extractor=ex.describe, reference=ref.description,
+               held_out=not ref.held_out.trained_on_held_out)
     return out
 
 
@@ -212,6 +215,26 @@ class InTraining:
         return {k: result[k] for k in ("fid", "class_entropy") if k in result}
 
 
+EVAL_FILE = "eval.json"   # in a run folder: its latest `gankit eval --checkpoint`
+
+
+def save_result(checkpoint: str | Path, result: dict[str, Any], **settings: Any) -> Path | None:
+    """Keep an evaluation of a run's checkpoint in its run folder, as RUN/eval.json (written
+    atomically): which checkpoint and step, the settings (`features`, `seed`, `ema`), and the
+    result, whose `extractor`, `n_real` and `n_fake` say what its numbers mean. The page's
+    FID column reads it. Returns the file, or None for a checkpoint outside a run folder."""
+    from . import checkpoint as ckpt
+    from .files import write_bytes
+    file = ckpt.resolve(checkpoint)
+    if file.parent.name != "checkpoints":
+        return None
+    record = {"checkpoint": file.name, "step": ckpt.read_meta(file).get("step"), **settings,
+              "when": time.strftime("%Y-%m-%d %H:%M:%S"), **finite(result)}
+    path = file.parent.parent / EVAL_FILE
+    write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
+    return path
+
+
 def format_table(result: dict[str, Any], title: str) -> str:
     """The human table `gankit eval` prints."""
     lines = [title, f"features:  {result['extractor']}",
@@ -234,6 +257,9 @@ def format_table(result: dict[str, Any], title: str) -> str:
         lines.append("classes: " + "  ".join(f"{k}:{c}" for k, c in enumerate(result["class_counts"])))
     if result.get("alarm"):
         lines.append(f"ALARM: {result['alarm']}")
+    if result.get("held_out") is False:
+        lines.append("NOT HELD OUT: the model trained on the held-out images too "
+                     "(--no-hold-out), so these numbers cannot tell memorising from learning")
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from .data import ImageData, load_data, split_validation, to_float
 from .errors import GankitError, option
 from .images import grid, save_image
 from .ema import EMA, averaged
-from .metrics_log import MetricsLog
+from .metrics_log import D_WINS_STEPS, MetricsLog, d_wins
 from .models import GenerativeModel, build_model, get_model_class, names_that
 from .runlock import RunLock
 from .cpu import LoadWatch, fastest, plan_threads, segments
@@ -247,6 +247,7 @@ class Trainer:
             (tc.log_every, Trainer.log_metrics),
             *([(tc.sample_every, Trainer.save_samples)] if self.fixed_z is not None else []),
             (tc.checkpoint_every, Trainer.save_checkpoint)]
+        self.d_wins_said = False   # the note on a discriminator that keeps winning, once
         self.ranks_rng: dict[str, torch.Tensor] = {}   # the other processes' RNG states
         self.interrupted: int | None = None
 
@@ -329,6 +330,11 @@ class Trainer:
                     "step; batch_size is per process")
             print(f"gankit: {note}; rank 0 writes {self.out}", flush=True)
         write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=note)
+        if getattr(self.data, "held_out", None) is not None:   # a folder: which images it left out
+            from .data.split import listing
+            from .files import write_bytes
+            write_bytes(self.out / "held_out.txt", listing(self.data).encode(),
+                        fix=f"choose another {option('out')}")
 
     def _grid_inputs(self) -> None:
         """Fixed noise (and labels) for the sample grids, from a generator of their own so
@@ -423,6 +429,13 @@ class Trainer:
         note = self.load_watch.check() if self.load_watch else None
         if note:
             self.say(note)
+        won = None if self.d_wins_said else d_wins(self.log.rows, self.tc.log_every)
+        fix = self.model.d_wins_fix() if won else None
+        if fix:
+            self.d_wins_said = True
+            self.say(f"D has been right about {won:.0%} of real and fake images for over "
+                     f"{D_WINS_STEPS:,} steps: it is winning, and G learns little from a D "
+                     f"that always wins (the guide's warning); try {fix}")
         bad = [k for k in self.model.metric_names if not math.isfinite(self.log.rows[-1][k])]
         if bad:
             raise Diverged(self.step, f"{', '.join(bad)} became NaN or infinite", self.out,

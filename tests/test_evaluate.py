@@ -129,3 +129,85 @@ def test_evaluating_during_training_does_not_change_the_training(tmp_path):
     a, _ = checkpoint.load(tmp_path / "plain")
     b, _ = checkpoint.load(tmp_path / "scored")
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("model.", "optim.")))
+
+
+def test_gankit_eval_keeps_its_result_in_the_run_and_the_page_shows_it(tmp_path):
+    """`gankit eval --checkpoint RUN` writes RUN/eval.json (atomically: no temporary left),
+    naming the checkpoint, its step, the classifier and the sample sizes; the page's runs
+    table and run page then show that FID instead of a dash."""
+    from gankit.serve import runs
+    out = tmp_path / "run"
+    gankit.train("gan", "mnist", out=out, steps=10, batch_size=16, log_every=5,
+                 sample_every=10, checkpoint_every=10, device="cpu", progress=False)
+    assert runs.summary(tmp_path, out)["fid"] is None
+    r = gankit_cli("eval", "--checkpoint", out, "--n", "200", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert f"kept in {out / 'eval.json'}" in r.stderr
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved["checkpoint"] == "last.safetensors" and saved["step"] == 10
+    assert (saved["n_fake"], saved["n_real"], saved["seed"], saved["features"]) == (
+        200, 4000, 3, "classifier")
+    assert saved["extractor"].startswith("gankit-classifier sha256 ")
+    assert f"{saved['fid']:.3f}" in r.stdout
+    assert not list(out.glob("*.tmp"))
+    shown = runs.summary(tmp_path, out)
+    assert shown["fid"] == saved["fid"] and "gankit eval of last.safetensors" in shown["fid_from"]
+    detail = runs.detail(tmp_path, out)
+    assert detail["fid"] == saved["fid"] and f"{saved['fid']:.3f}" in detail["evaluation"]
+
+
+def _labelled_folder(root, per_class=60):
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("dark", "light")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 128, (28, 28)) + 127 * k
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def test_a_folder_run_never_trains_on_what_evaluation_holds_out(tmp_path):
+    """Training on a folder leaves out the images that `gankit eval`, `--eval-every` and the
+    page hold out, and records which (held_out.txt, the checkpoint); `--no-hold-out` trains
+    on all of them, and every evaluation then says its numbers are not held out."""
+    from starlette.testclient import TestClient
+
+    from gankit.data.folder import load_folder
+    from gankit.serve.app import create_app
+    imgs = _labelled_folder(tmp_path / "imgs")
+    runs = tmp_path / "runs"
+    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--steps", "4", "--batch-size", "8",
+                   "--eval-every", "4", "--out", runs / "held", "--quiet", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    meta = checkpoint.read_meta(runs / "held" / "checkpoints" / "last.safetensors")
+    listed = (runs / "held" / "held_out.txt").read_text().splitlines()
+    assert listed[0].startswith("# the ") and "training never saw them" in listed[0]
+    held = listed[1:]
+    assert 10 <= len(held) <= 40 and all((imgs / f).is_file() for f in held)
+    assert meta["held_out"]["images"] == len(held) and not meta["held_out"]["trained_on_them"]
+    assert sum(meta["class_counts"]) == 120 - len(held)            # trained on the rest only
+    assert meta["evaluation"]["n_fake"] == len(held)               # --eval-every: the same split
+    everything = load_folder(imgs)
+    held_pixels = {everything.images[everything.files.index(f)].numpy().tobytes() for f in held}
+    scored = eval_json("--checkpoint", runs / "held", "--seed", "1")
+    assert scored["held_out"] is True and scored["n_fake"] == len(held)
+    assert f"vs the {len(held)} held out" in scored["reference"]
+    with TestClient(create_app(runs, "127.0.0.1", 8000), base_url="http://127.0.0.1:8000") as c:
+        page = c.get("/api/heldout", params={"run": "held"}).json()
+    assert page["count"] == len(held)
+    train, held_out, _ = reference_split(gankit.load(runs / "held").run_config.data)
+    assert {im.numpy().tobytes() for im in held_out.images} == held_pixels
+    assert not held_pixels & {im.numpy().tobytes() for im in train.images}
+
+    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--steps", "4", "--batch-size", "8",
+                   "--no-hold-out", "--out", runs / "all", "--quiet", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    meta = checkpoint.read_meta(runs / "all" / "checkpoints" / "last.safetensors")
+    assert sum(meta["class_counts"]) == 120 and meta["held_out"]["trained_on_them"]
+    assert "saw them too" in (runs / "all" / "held_out.txt").read_text().splitlines()[0]
+    r = gankit_cli("eval", "--checkpoint", runs / "all")
+    assert r.returncode == 0, r.stderr
+    assert "NOT HELD OUT" in r.stdout
+    assert eval_json("--checkpoint", runs / "all")["held_out"] is False
+    one_line_error(gankit_cli("train", "--no-hold-out", "--out", tmp_path / "m", "--steps", "1"),
+                   "--no-hold-out is for folders of images")

@@ -168,17 +168,25 @@ def _folder(root, n_per_class=10, labelled=True):
     return root
 
 
-def test_folder_split_is_seeded_80_20_and_disjoint(tmp_path):
-    cfg = DataConfig(data=str(_folder(tmp_path / "imgs")))
+def test_folder_split_is_by_each_images_pixels_and_disjoint(tmp_path):
+    """About a fifth held out, by a hash of each image's pixels: the same every time, and
+    growing the folder moves no image across the split."""
+    cfg = DataConfig(data=str(_folder(tmp_path / "imgs", n_per_class=100)))
     train, held_out, description = C.reference_split(cfg)
     train2, held_out2, _ = C.reference_split(cfg)
-    assert (len(train), len(held_out)) == (16, 4)
+    assert len(train) + len(held_out) == 200 and 25 <= len(held_out) <= 55
     assert torch.equal(train.images, train2.images) and torch.equal(held_out.images, held_out2.images)
     assert not _rows(train.images) & _rows(held_out.images)
-    assert len(_rows(train.images) | _rows(held_out.images)) == 20
-    assert "80%" in description
+    assert "held out" in description and "SHA-256" in description
     key = C._reference(cfg).key
     assert key.startswith("folder-") and key == C._reference(cfg).key
+    rng = np.random.default_rng(7)   # 50 more images: the old ones stay where they were
+    for i in range(50):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
+            tmp_path / "imgs" / "class0" / f"new_{i}.png")
+    grown_train, grown_held, _ = C.reference_split(cfg)
+    assert _rows(held_out.images) <= _rows(grown_held.images)
+    assert _rows(train.images) <= _rows(grown_train.images)
 
 
 def test_corrupt_cache_is_retrained_with_a_warning(tmp_path):

@@ -278,3 +278,32 @@ def test_keep_rotates_numbered_checkpoints(tmp_path):
     # --keep may change on resume; the newest numbered checkpoint is never the one deleted
     gankit.train(out=out, steps=50, keep=1, resume=True, progress=False)
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*.safetensors")) == ["step_000050.safetensors"]
+
+
+def test_d_wins_is_told_from_the_rows_only_when_it_lasts():
+    from gankit.metrics_log import d_wins
+
+    def rows(accs, every=50):
+        return [{"step": every * (k + 1), "d_acc": a} for k, a in enumerate(accs)]
+    assert d_wins(rows([0.99] * 20 + [0.85] * 40), 50) is None        # the usual start: settles
+    assert d_wins(rows([0.85] * 60), 50) is None                      # the guide's gan
+    assert d_wins(rows([0.99] * 30), 50) is None                      # only the start so far
+    won = d_wins(rows([0.99] * 20 + [0.85] * 10 + [0.97] * 20), 50)   # 1,000 steps past 1,500
+    assert won == pytest.approx(0.97)
+    assert d_wins(rows([0.97] * 40 + [0.9]), 50) is None              # the streak just broke
+    assert d_wins([{"step": 5000, "rec": 1.0}] * 50, 50) is None      # no discriminator
+
+
+def test_a_discriminator_that_keeps_winning_is_told_once_with_the_fix(tmp_path, capsys,
+                                                                      monkeypatch):
+    """G that cannot learn (a learning rate of 1e-9) leaves D right about every image: the
+    run says so once, naming augmentation and D's learning rate in the caller's words."""
+    from gankit import metrics_log, trainer
+    monkeypatch.setattr(metrics_log, "D_WINS_STEPS", 100)   # the rule's length, shortened
+    monkeypatch.setattr(trainer, "D_WINS_STEPS", 100)
+    gankit.train(out=tmp_path / "run", steps=400, lr_g=1e-9, **{**TINY, "progress": True})
+    err = capsys.readouterr().err
+    assert err.count("it is winning") == 1, err
+    line = next(l for l in err.splitlines() if "it is winning" in l)
+    assert "for over 100 steps" in line and "augment=True (DiffAugment" in line
+    assert "a lower lr_d than 0.0002" in line

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if model is not None:
         result = score_model(model, ref, args.n, args.seed, progress=not args.json)
         title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
+        keep(args, result)
     else:
         if args.reference:
             images, title = ref.held_out.images, f"reference floor: {ref.description}"
@@ -68,3 +69,19 @@ def run(args: argparse.Namespace) -> int:
         result = score(ref, images, seed=args.seed)
     print(json.dumps(finite({"what": title, **result})) if args.json else format_table(result, title))
     return 0
+
+
+def keep(args: argparse.Namespace, result: dict) -> None:
+    """The result, kept in the checkpoint's run folder for the page (a read-only run folder
+    costs the user nothing but this line)."""
+    import sys
+
+    from ..evaluate import save_result
+    try:
+        path = save_result(args.checkpoint, result, features=args.features, seed=args.seed,
+                           ema=not args.no_ema)
+    except GankitError as e:
+        print(f"gankit: the result is not kept in the run: {e}", file=sys.stderr)
+        return
+    if path is not None and not args.json:
+        print(f"kept in {path}", file=sys.stderr)

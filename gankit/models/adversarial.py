@@ -128,6 +128,14 @@ class AdversarialModel(GenerativeModel):
             x = diff_augment(x)
         return self.discriminator(x, labels).view(-1)
 
+    def d_wins_fix(self) -> str:
+        """DiffAugment where it is off (made for small data, where D memorises the reals),
+        and a slower D (the guide's remedy: separate learning rates)."""
+        slower = f"a lower {option('lr_d')} than {self.cfg.lr_d:g}"
+        if self.cfg.augment:
+            return f"{slower}, or more images"
+        return f"{option('augment', True)} (DiffAugment, made for small data) or {slower}"
+
     def realism_loss(self, images, labels=None):
         """G's loss on D's verdict: low when D takes `images` for real. D itself, not
         discriminate(), which would apply training-time DiffAugment."""

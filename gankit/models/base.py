@@ -173,6 +173,11 @@ class GenerativeModel(nn.Module):
         training step `step`. The trainer calls it before sample grids (at most every
         REFIT_EVERY steps), evaluations and checkpoints."""
 
+    def d_wins_fix(self) -> str | None:
+        """What to try when the model's discriminator wins for long (its `d_acc` near 1; the
+        trainer says it once, with this): the options that rebalance it. None: no advice."""
+        return None
+
     def upgrade_state(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A checkpoint's model tensors as this version of the model names them (the
         checkpoint may predate a change); by default, as they are."""

@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import GankitError
+from ..evaluate import EVAL_FILE
 from . import runs as folders
 from .guard import Guard, HostCheck, Refused, decode_picture, read_json
 from .pictures import as_digit, png_url, to_model, to_picture
@@ -145,7 +146,7 @@ def _stamp(folder: Path) -> tuple:
             return None
     samples = folder / "samples"
     return (st(folder / "metrics.csv"), st(samples), st(folder / "checkpoints" / "last.json"),
-            st(folder / ".lock"))
+            st(folder / ".lock"), st(folder / EVAL_FILE))
 
 
 async def run_events(state: State, request: Request):
@@ -401,7 +402,8 @@ async def classify(state: State, request: Request):
 async def evaluate(state: State, request: Request):
     """A job: `gankit eval --checkpoint RUN` ({run, n, ema}); its result holds the scores
     and the CLI's table."""
-    from ..evaluate import finite, format_table, prepare, score_model
+    from ..checkpoint import last_in
+    from ..evaluate import finite, format_table, prepare, save_result, score_model
     values = await read_json(request)
     folder = _run(state, values.get("run"))
     n = _int(values, "n", None, 2, MAX_EVAL)
@@ -418,6 +420,7 @@ async def evaluate(state: State, request: Request):
         ref = state.references[key]
         with loaded.lock:
             result = score_model(loaded.model, ref, n, seed=0, progress=job.bar)
+        save_result(last_in(folder), result, features="classifier", seed=0, ema=ema)
         title = f"{folder.relative_to(state.root).as_posix()} ({loaded.model.run_config.model})"
         return {"scores": finite(result), "table": format_table(result, title)}
     return _start(state, "evaluate", folder, work)

@@ -8,6 +8,7 @@ page may read a run while `gankit train` writes it.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ from .. import checkpoint, runlock
 from ..config import tomllib
 from ..data.table import parse_number
 from ..errors import GankitError
-from ..evaluate import finite
+from ..evaluate import EVAL_FILE, finite
 
 MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
 SKIP = {"samples", "checkpoints", "tensorboard"}   # parts of a run, never runs themselves
@@ -123,6 +124,15 @@ def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
     return finite({k: v for k, v in meta.items() if k != "optim"})
 
 
+def evaluation(folder: Path) -> dict[str, Any] | None:
+    """The run's latest `gankit eval --checkpoint` (RUN/eval.json), or None."""
+    try:
+        saved = json.loads((folder / EVAL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 @dataclass
 class _Look:
     """One reading of a run folder's files, from which the page's views are derived (the
@@ -134,6 +144,7 @@ class _Look:
     rows: list[list[float | None]]
     diverged: bool
     grids: list[tuple[int, str]]
+    evaluation: dict[str, Any] | None
 
     @classmethod
     def of(cls, folder: Path) -> "_Look":
@@ -141,7 +152,27 @@ class _Look:
         columns, cells = _metric_cells(folder)
         rows = [[parse_number(v) for v in row] for row in cells]
         return cls(text, tables, checkpoint_meta(folder), columns, rows, _diverged(cells),
-                   grids(folder))
+                   grids(folder), evaluation(folder))
+
+    def fid(self) -> tuple[float | None, str]:
+        """The newest FID (by training step) and where it comes from: the last `--eval-every`
+        score in metrics.csv, or the latest `gankit eval` of a checkpoint (RUN/eval.json),
+        which wins a tie (it was asked for, and may use more samples)."""
+        found = []
+        if "fid" in self.columns:
+            i, s = self.columns.index("fid"), self.columns.index("step")
+            row = next((r for r in reversed(self.rows) if r[i] is not None), None)
+            if row is not None:
+                found.append((row[s] or 0, 0, row[i], f"--eval-every at step {row[s]:.0f}"))
+        saved = self.evaluation
+        if saved and isinstance(saved.get("fid"), (int, float)):
+            found.append((saved.get("step") or 0, 1, saved["fid"],
+                          f"gankit eval of {saved.get('checkpoint')} (step {saved.get('step')}): "
+                          f"{saved.get('n_fake')} samples, {saved.get('extractor')}"))
+        if not found:
+            return None, ""
+        _, _, fid, where = max(found, key=lambda f: f[:2])
+        return fid, where
 
 
 def summary(root: Path, folder: Path, look: _Look | None = None) -> dict[str, Any]:
@@ -151,8 +182,7 @@ def summary(root: Path, folder: Path, look: _Look | None = None) -> dict[str, An
     last = dict(zip(columns, rows[-1])) if rows else {}
     steps = tables.get("train", {}).get("steps")
     step = max(int(last.get("step") or 0), int((meta or {}).get("step") or 0))
-    fid = next((r[columns.index("fid")] for r in reversed(rows)
-                if "fid" in columns and r[columns.index("fid")] is not None), None)
+    fid, fid_from = look.fid()
     holder = runlock.holder(folder)
     if holder is not None:
         state = "training"
@@ -165,7 +195,7 @@ def summary(root: Path, folder: Path, look: _Look | None = None) -> dict[str, An
     rel = folder.relative_to(root.resolve()).as_posix()
     return {"id": rel, "model": tables.get("model", {}).get("name") or (meta or {}).get("model"),
             "data": tables.get("data", {}).get("data"), "step": step, "steps": steps,
-            "state": state, "fid": fid, "changed": changed(folder),
+            "state": state, "fid": fid, "fid_from": fid_from, "changed": changed(folder),
             "thumbnail": f"{rel}/samples/{look.grids[-1][1]}" if look.grids else None,
             "holder": holder, "checkpoint": meta is not None}
 
@@ -180,10 +210,21 @@ def detail(root: Path, folder: Path) -> dict[str, Any]:
             # d_real and d_fake are probabilities (a BCE D's sigmoid), else raw scores
             "bce": loss == "bce" or (loss is None and "d_real" in look.columns),
             "meta": look.meta,
+            "evaluation": _evaluation_table(look.evaluation),
             "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in look.grids],
             "recons": [{"step": s, "url": f"{rel}/samples/{name}"}
                        for s, name in grids(folder, RECON_PREFIX)],
             "uses": _uses(look.meta)}
+
+
+def _evaluation_table(saved: dict[str, Any] | None) -> str | None:
+    """The latest `gankit eval` of the run as the command printed it."""
+    from ..evaluate import format_table
+    try:
+        return format_table(saved, f"{saved['checkpoint']} at step {saved['step']} "
+                                   f"(evaluated {saved['when']})") if saved else None
+    except (KeyError, TypeError, ValueError):   # written by another version, or edited
+        return None
 
 
 def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
