@@ -57,16 +57,16 @@ def main() -> None:
         time.sleep(3)
         while not (root / "live-demo" / "metrics.csv").is_file():
             time.sleep(0.5)
-        d.get(base + "/#/run/live-demo")
+        d.get(base + "/run/live-demo")
         time.sleep(25)                     # the curves grow meanwhile
         d.save_screenshot(str(out / "training.png"))
 
-        d.get(base + "/#/")
+        d.get(base + "/")
         wait(lambda: find("tr[data-run]"))
         time.sleep(2)
         d.save_screenshot(str(out / "runs.png"))
 
-        d.get(base + f"/#/run/{args.cgan}/generate")
+        d.get(base + f"/run/{args.cgan}/generate")
         grid = wait(lambda: [g for g in find("img.pick") if g.get_attribute("src")])[0]
         wait(lambda: d.execute_script("return arguments[0].naturalWidth", grid) > 0)
         w, hgt = grid.size["width"], grid.size["height"]
@@ -81,7 +81,7 @@ def main() -> None:
         d.save_screenshot(str(out / "generate.png"))
         d.set_window_size(1280, 900)
 
-        d.get(base + f"/#/run/{args.inpaint}/inpaint")
+        d.get(base + f"/run/{args.inpaint}/inpaint")
         wait(lambda: "held-out image" in find("#tab-inpaint")[0].text)
         time.sleep(0.5)
         mask = find("#mask")[0]
@@ -94,7 +94,7 @@ def main() -> None:
         time.sleep(0.5)
         d.save_screenshot(str(out / "inpaint.png"))
 
-        d.get(base + f"/#/run/{args.cvae}/classify")
+        d.get(base + f"/run/{args.cvae}/classify")
         pad = wait(lambda: find("#pad"))[0]
         s = pad.size["width"]
         # a "7": the bar, then the stem
@@ -106,7 +106,7 @@ def main() -> None:
         time.sleep(1.5)
         d.save_screenshot(str(out / "classify.png"))
 
-        d.get(base + f"/#/run/{args.cvae}/evaluate")
+        d.get(base + f"/run/{args.cvae}/evaluate")
         wait(lambda: find("#tab-evaluate button.primary"))[0].click()
         wait(lambda: find(".job-phase") and "sampling" in find(".job-phase")[0].text, 300)
         d.save_screenshot(str(out / "evaluate-progress.png"))

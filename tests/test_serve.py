@@ -1,6 +1,6 @@
 """gankit serve: the page's API and its guards, with Starlette's test client and a real
 uvicorn on 127.0.0.1 (for what a client library would tidy up: literal '..' in a path,
-server-sent events while `gankit train` writes the run)."""
+what changed while `gankit train` writes the run)."""
 
 import base64
 import http.client
@@ -334,7 +334,7 @@ def test_masks_are_checked(client):
         assert r.status_code == 400 and words in r.json()["error"]
 
 
-# --- live: server-sent events while `gankit train` writes the run -------------------------
+# --- live: what changed, asked for while `gankit train` writes the run -------------------
 
 def _events(response):
     """(event, data) pairs from a server-sent event stream, as they arrive."""
@@ -351,39 +351,70 @@ def _events(response):
 
 
 def test_curves_grow_live_while_a_run_trains(tmp_path, live_server):
+    """The page asks what changed since its last look, as it does every second: new rows
+    come as an append to the ones it has, the state goes from training to finished, and
+    an unchanged run answers with its stamp alone. Every answer is a short request."""
     base = live_server(tmp_path)
     run = tmp_path / "live"
     train = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--steps", "400", "--out",
                               str(run), *FAST], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    host, port = base.removeprefix("http://").split(":")
+
+    def get(path):
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.request("GET", path, headers={"Host": f"{host}:{port}"})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        data = json.loads(response.read())
+        conn.close()
+        return data
     try:
         deadline = time.monotonic() + 120
         while not (run / "metrics.csv").is_file():
             assert time.monotonic() < deadline and train.poll() is None, train.stderr
             time.sleep(0.1)
-        host, port = base.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        conn.request("GET", "/api/run/events?run=live", headers={"Host": f"{host}:{port}"})
-        response = conn.getresponse()
-        assert response.getheader("content-type").startswith("text/event-stream")
-        states, rows, appended = [], [], 0
-        for name, data in _events(response):
-            if name == "run":
-                states.append(data["state"])
-                if data["rows"] is not None:
-                    rows = data["rows"]
-            else:
-                assert name == "rows" and data["start"] == len(rows)
-                rows += data["rows"]
-                appended += 1
-            if states[-1] == "finished":
-                break
-        conn.close()
+        stamp, rows, states, appended = "", [], [], 0
+        while not states or states[-1] != "finished":
+            assert time.monotonic() < deadline + 120, states
+            last = f"&last={rows[-1][0]}" if rows else ""
+            m = get(f"/api/run/changes?run=live&since={stamp}&rows={len(rows)}{last}")
+            stamp = m["stamp"]
+            if "run" in m:
+                assert "rows" not in m["run"]
+                states.append(m["run"]["state"])
+                appended += bool(rows) and m["start"] == len(rows) and bool(m["rows"])
+                rows = rows[:m["start"]] + m["rows"]
+            time.sleep(0.2)
         assert train.wait(60) == 0
     finally:
         train.kill()
     assert states[0] == "training" and states[-1] == "finished"
     assert appended >= 3                          # rows arrived as they were written ...
     assert [r[0] for r in rows] == list(range(5, 401, 5))   # ... all of them, in order
+    assert get(f"/api/run/changes?run=live&since={stamp}&rows={len(rows)}&last=400") == {"stamp": stamp}
+    again = get("/api/run/changes?run=live&since=&rows=3&last=999")   # rows it no longer has
+    assert again["start"] == 0 and len(again["rows"]) == 80
+
+
+def test_pages_bring_their_data_and_keep_names_as_text(client):
+    """/ and /run/ID/TAB answer with the view's data inside the HTML (so the page is drawn
+    before its load event); nothing from a run folder can close the script element."""
+    import re
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    boot = json.loads(re.search(r'<script id="boot" type="application/json">(.*?)</script>',
+                                r.text).group(1))
+    assert boot["view"] == "runs" and {x["id"] for x in boot["runs"]} >= {"gan/short", "cvae"}
+    assert "<img src=x" not in r.text and "\\u003cimg src=x onerror=alert(1)>" in r.text
+    r = client.get("/run/gan/short/generate")
+    boot = json.loads(re.search(r'<script id="boot" type="application/json">(.*?)</script>',
+                                r.text).group(1))
+    assert boot["view"] == "run" and boot["tab"] == "generate" and boot["run"]["id"] == "gan/short"
+    assert boot["run"]["rows"] and boot["run"]["stamp"]
+    assert client.get("/run/gan/short").status_code == 200
+    r = client.get("/run/no/such/run")
+    assert r.status_code == 404 and '"view": "missing"' in r.text
+    assert client.get("/run/..%2F..%2Fetc").status_code == 404
 
 
 # --- the command --------------------------------------------------------------------------

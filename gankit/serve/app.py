@@ -1,14 +1,20 @@
 """The web page's server: a Starlette app over the same functions as the CLI.
 
-Routes answer at once (runs, generate, walk, classify) or start a Job (evaluate, inpaint)
-whose progress the page follows as server-sent events. Nothing here computes a use: it
-parses the request, calls gankit's function, and turns pictures into PNGs.
+Pages (`/`, `/run/ID[/TAB]`) come with their data inside the HTML, so the page is drawn
+before its load event: a plain headless capture (chromium --dump-dom, --screenshot) shows
+it, not "loading…". A run that trains is followed by short requests for what changed
+(`/api/run/changes`), not by a stream that never ends, so a page load settles (headless
+chromium's --virtual-time-budget waits for open requests). Routes answer at once (runs,
+generate, walk, classify) or start a Job (evaluate, inpaint) whose progress the page follows
+as server-sent events until it ends. Nothing here computes a use: it parses the request,
+calls gankit's function, and turns pictures into PNGs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -21,7 +27,8 @@ import torch
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, Response,
+                                 StreamingResponse)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -34,7 +41,8 @@ from .work import Job, Jobs, ModelCache
 
 STATIC = Path(__file__).parent / "static"
 SERVED = {".png", ".gif", ".csv", ".toml", ".json", ".txt"}   # files of a run the page shows
-TICK = 0.5            # seconds between looks at a run folder for the live stream
+TICK = 0.5            # seconds between looks at a job for its event stream
+TABS = ("training", "generate", "inpaint", "classify", "evaluate", "about")   # of a run page
 MAX_SAMPLES = 256     # images one generate request may ask for
 MAX_FRAMES = 120      # frames of one walk
 MAX_EVAL = 20_000     # samples of one evaluation
@@ -60,16 +68,17 @@ def create_app(root: str | os.PathLike = "runs", host: str = "127.0.0.1", port: 
     async def lifespan(app):
         state.stopping = asyncio.Event()
         yield
-        state.stopping.set()       # ends the live streams, so Ctrl-C does not wait on them
+        state.stopping.set()       # ends the job streams, so Ctrl-C does not wait on them
         state.jobs.shutdown()
 
     routes = [
-        Route("/", lambda request: FileResponse(STATIC / "index.html")),
+        Route("/", _endpoint(state, page)),
+        Route("/run/{path:path}", _endpoint(state, page)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/files/{path:path}", _endpoint(state, files)),
         Route("/api/runs", _endpoint(state, list_runs)),
         Route("/api/run", _endpoint(state, run_detail)),
-        Route("/api/run/events", _endpoint(state, run_events)),
+        Route("/api/run/changes", _endpoint(state, run_changes)),
         Route("/api/grids.gif", _endpoint(state, grids_gif)),
         Route("/api/generate", _endpoint(state, generate), methods=["POST"]),
         Route("/api/walk", _endpoint(state, walk)),
@@ -121,64 +130,88 @@ async def files(state: State, request: Request):
     return FileResponse(path, headers={"cache-control": "no-cache"})
 
 
+def _runs(state: State) -> dict[str, Any]:
+    found = []
+    for folder in folders.find_runs(state.root):
+        if folder.is_dir():   # not deleted since the walk
+            found.append(folders.summary(state.root, folder))
+    return {"root": str(state.root), "runs": found}
+
+
 async def list_runs(state: State, request: Request):
-    def scan():
-        found = []
-        for folder in folders.find_runs(state.root):
-            if folder.is_dir():   # not deleted since the walk
-                found.append(folders.summary(state.root, folder))
-        return found
-    return JSONResponse({"root": str(state.root), "runs": await run_in_threadpool(scan)})
+    return JSONResponse(await run_in_threadpool(_runs, state))
+
+
+def _detail(state: State, folder: Path) -> dict[str, Any]:
+    return {**folders.detail(state.root, folder), "stamp": _stamp(folder)}
 
 
 async def run_detail(state: State, request: Request):
     folder = _run(state, request.query_params.get("run"))
-    return JSONResponse(await run_in_threadpool(folders.detail, state.root, folder))
+    return JSONResponse(await run_in_threadpool(_detail, state, folder))
 
 
-def _stamp(folder: Path) -> tuple:
-    """What changes when a run writes: metrics, grids, checkpoint, lock."""
+async def page(state: State, request: Request):
+    """index.html with its view's data inside (a script element of type application/json):
+    the runs at `/`, a run and its tab at `/run/ID[/TAB]`."""
+    path = request.path_params.get("path")
+
+    def boot() -> tuple[dict[str, Any], int]:
+        if path is None:
+            return {"view": "runs", **_runs(state)}, 200
+        run_id, tab = path, "training"
+        head, _, last = path.rstrip("/").rpartition("/")
+        if last in TABS and head:
+            run_id, tab = head, last
+        try:
+            return {"view": "run", "tab": tab, "run": _detail(state, _run(state, run_id))}, 200
+        except NotFound as e:
+            return {"view": "missing", "error": str(e)}, 404
+    data, status = await run_in_threadpool(boot)
+    # JSON inside <script>: "<" escaped, so no run name or config can close the element.
+    text = json.dumps(data, allow_nan=False).replace("<", "\\u003c")
+    html = (STATIC / "index.html").read_text().replace(
+        "<!--boot-->", f'<script id="boot" type="application/json">{text}</script>')
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-cache"})
+
+
+def _stamp(folder: Path) -> str:
+    """A short token that changes whenever a run writes what the page shows: metrics, grids,
+    checkpoint, lock, evaluation."""
     def st(p: Path):
         try:
             s = p.stat()
             return (s.st_ino, s.st_size, s.st_mtime_ns)
         except OSError:
             return None
-    samples = folder / "samples"
-    return (st(folder / "metrics.csv"), st(samples), st(folder / "checkpoints" / "last.json"),
-            st(folder / ".lock"), st(folder / EVAL_FILE))
+    seen = [st(folder / name) for name in ("metrics.csv", "samples", "checkpoints/last.json",
+                                           ".lock", EVAL_FILE)]
+    return hashlib.sha1(repr(seen).encode()).hexdigest()[:16]
 
 
-async def run_events(state: State, request: Request):
-    """Server-sent events: `run` (everything, on connect and whenever more than rows
-    changed) and `rows` (rows appended to metrics.csv, with the index of the first)."""
-    folder = _run(state, request.query_params.get("run"))
+async def run_changes(state: State, request: Request):
+    """What changed in a run since the page last looked: `since` (the stamp it has), `rows`
+    (how many metrics rows it has) and `last` (the step of its last one). Unchanged:
+    {stamp}. Changed: {stamp, run: everything but the rows, start, rows: rows[start:]},
+    start being the page's count when its rows are still a prefix (new rows were appended),
+    else 0 (a resumed run rewrote them)."""
+    q = request.query_params
+    folder = _run(state, q.get("run"))
+    have = _int(q, "rows", 0, 0, 10**9)
+    try:
+        last = float(q.get("last", "nan"))
+    except ValueError:
+        raise Refused(f"last must be a step number, got {q.get('last')!r}") from None
 
-    async def stream():
-        sent, stamp = None, None
-        while not state.stopping.is_set() and not await request.is_disconnected():
-            if not folder.is_dir():   # deleted while watched: the page keeps what it has
-                return
-            now = _stamp(folder)
-            if now != stamp:
-                stamp = now
-                detail = await run_in_threadpool(folders.detail, state.root, folder)
-                rows, rest = detail["rows"], {k: v for k, v in detail.items() if k != "rows"}
-                if (sent is not None and sent[0] == detail["columns"]
-                        and rows[:len(sent[1])] == sent[1]):
-                    if len(rows) > len(sent[1]):
-                        yield _event("rows", {"start": len(sent[1]), "rows": rows[len(sent[1]):]})
-                    if rest != sent[2]:
-                        yield _event("run", {**rest, "rows": None})
-                else:
-                    yield _event("run", detail)
-                sent = (detail["columns"], rows, rest)
-            try:
-                await asyncio.wait_for(state.stopping.wait(), TICK)
-            except asyncio.TimeoutError:
-                pass
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    def look() -> dict[str, Any]:
+        stamp = _stamp(folder)
+        if stamp == q.get("since"):
+            return {"stamp": stamp}
+        detail = _detail(state, folder)
+        rows = detail.pop("rows")
+        start = have if have <= len(rows) and (have == 0 or rows[have - 1][0] == last) else 0
+        return {"stamp": detail["stamp"], "run": detail, "start": start, "rows": rows[start:]}
+    return JSONResponse(await run_in_threadpool(look))
 
 
 def _event(name: str, data: Any) -> str:

@@ -1,6 +1,11 @@
 // gankit's page. Plain modules, no framework: every piece of text from a run (names,
 // configs) goes through textContent, never innerHTML, so a folder named like markup
 // shows as text.
+//
+// Each view is its own URL (/ and /run/ID/TAB) and arrives with its data inside the HTML
+// (the "boot" element), so it is drawn before the load event: a plain headless capture
+// shows the page. A training run is followed by short requests every second, never an
+// endless stream, so a page load settles.
 import {LineChart, colour} from "./chart.js";
 import {generateTab} from "./generate.js";
 import {inpaintTab} from "./inpaint.js";
@@ -9,29 +14,24 @@ import {evaluateTab} from "./evaluate.js";
 import {h, api, clear} from "./dom.js";
 
 const view = document.getElementById("view");
-let leave = () => {};      // closes the current view's live streams
-
-function route() {
-  leave(); leave = () => {};
-  const hash = decodeURIComponent(location.hash.slice(1) || "/");
-  const m = hash.match(/^\/run\/(.+?)(?:\/(training|generate|inpaint|classify|evaluate|about))?$/);
-  if (m) runPage(m[1], m[2] || "training"); else runsPage();
-}
-window.addEventListener("hashchange", route);
-route();
+const POLL_MS = 1000;            // how often a training run is asked what changed
+const IDLE_POLL_MS = 5000;       // and a run that is not training (it may be resumed)
 
 function crumbs(...parts) {
   const nav = clear(document.getElementById("crumbs"));
   for (const p of parts) nav.append(" / ", p);
 }
 
+export function runUrl(id, tab) {
+  return "/run/" + encodePath(id) + (tab && tab !== "training" ? "/" + tab : "");
+}
+
 // --- the runs ---------------------------------------------------------------------------
 
 const STATES = {training: "live", finished: "ok", interrupted: "warn", diverged: "bad"};
 
-async function runsPage() {
+function runsPage(list) {
   crumbs();
-  const list = await api("/api/runs");
   document.getElementById("root").textContent = list.root;
   const chosen = new Set(JSON.parse(sessionStorage.getItem("compare") || "[]"));
   const body = h("tbody");
@@ -45,11 +45,11 @@ async function runsPage() {
     body.append(h("tr", {"data-run": r.id},
       h("td", {}, box),
       h("td", {}, r.thumbnail ? h("img", {src: "/files/" + encodePath(r.thumbnail), class: "thumb", alt: ""}) : ""),
-      h("td", {}, h("a", {href: "#/run/" + encodeURIComponent(r.id), class: "run-name"}, r.id)),
+      h("td", {}, h("a", {href: runUrl(r.id), class: "run-name"}, r.id)),
       h("td", {}, r.model || "?"), h("td", {}, r.data || "?"),
       h("td", {}, progress(r.step, r.steps)),
       h("td", {}, h("span", {class: "badge " + (STATES[r.state] || ""), title: r.holder ? `process ${r.holder.pid}: ${r.holder.command}` : ""}, r.state)),
-      h("td", {class: "num"}, r.fid === null ? "–" : r.fid.toFixed(2)),
+      h("td", {class: "num", title: r.fid_from || ""}, r.fid === null ? "–" : r.fid.toFixed(2)),
       h("td", {title: new Date(r.changed * 1000).toLocaleString()}, ago(r.changed))));
   }
   const chartBox = h("div");
@@ -57,7 +57,7 @@ async function runsPage() {
   clear(view).append(
     h("section", {},
       h("div", {class: "row"}, h("h2", {}, `Runs (${list.runs.length})`),
-        h("button", {onclick: runsPage}, "refresh")),
+        h("button", {onclick: refresh}, "refresh")),
       list.runs.length ? h("table", {class: "runs"},
         h("thead", {}, h("tr", {}, ...["", "", "run", "model", "data", "step", "state", "FID", "changed"].map(t => h("th", {}, t)))),
         body) : h("p", {class: "muted"}, "No runs here yet: gankit train --out " + list.root + "/NAME")),
@@ -80,10 +80,9 @@ async function runsPage() {
     chart.set(details.map((d, i) => ({name: d.id, color: colour(i), points: column(d, metric.value)})));
   }
   compare();
-  const refresh = () => { if (document.visibilityState === "visible") runsPage(); };
-  document.addEventListener("visibilitychange", refresh);
-  leave = () => document.removeEventListener("visibilitychange", refresh);
 }
+
+async function refresh() { runsPage(await api("/api/runs")); }
 
 function progress(step, steps) {
   const f = steps ? Math.min(1, step / steps) : 0;
@@ -111,23 +110,22 @@ function column(detail, name) {
 
 const TABS = ["training", "generate", "inpaint", "classify", "evaluate", "about"];
 
-async function runPage(id, tab) {
-  const run = await api("/api/run?run=" + encodeURIComponent(id));
-  const base = "#/run/" + encodeURIComponent(id);
-  crumbs(h("a", {href: base}, id));
+function runPage(run, tab) {
+  crumbs(h("a", {href: runUrl(run.id)}, run.id));
   document.getElementById("root").textContent = "";
+  document.title = `${run.id} · gankit`;
   const head = h("div", {class: "runhead"});
   const tabs = h("nav", {class: "tabs"}, ...TABS.filter(t => t === "training" || t === "about" || run.uses[t])
-    .map(t => h("a", {href: base + "/" + t, class: t === tab ? "on" : ""}, t)));
+    .map(t => h("a", {href: runUrl(run.id, t), class: t === tab ? "on" : ""}, t)));
   const body = h("section", {id: "tab-" + tab});
   clear(view).append(head, tabs, body);
   const showHead = r => clear(head).append(
     h("h2", {class: "run-name"}, r.id),
     h("span", {class: "muted"}, `${r.model || "?"} on ${r.data || "?"}`),
     h("span", {class: "badge " + (STATES[r.state] || "")}, r.state), progress(r.step, r.steps),
-    r.fid === null ? "" : h("span", {}, `FID ${r.fid.toFixed(2)}`));
+    r.fid === null ? "" : h("span", {title: r.fid_from || ""}, `FID ${r.fid.toFixed(2)}`));
   showHead(run);
-  if (tab === "training") leave = trainingTab(body, run, showHead);
+  if (tab === "training") trainingTab(body, run, showHead);
   else if (tab === "about") aboutTab(body, run);
   else if (!run.uses[tab]) body.append(h("p", {class: "muted"}, run.checkpoint
       ? `${run.model} cannot ${tab}.` : "This run has no checkpoint yet: it is saved every --checkpoint-every steps."));
@@ -169,19 +167,26 @@ function trainingTab(body, run, showHead) {
     fid.set(columns.includes("fid") ? [{name: "fid", color: colour(3), points: column(d, "fid").filter(p => p[1] !== null)}] : []);
   }
   redraw();
-  const events = new EventSource("/api/run/events?run=" + encodeURIComponent(run.id));
-  events.addEventListener("rows", e => {
-    const m = JSON.parse(e.data);
-    rows = rows.slice(0, m.start).concat(m.rows);
-    redraw();
-  });
-  events.addEventListener("run", e => {
-    const m = JSON.parse(e.data);
-    if (m.rows !== null) { columns = m.columns; rows = m.rows; }
-    Object.assign(run, m, {rows});
-    showHead(run); g.update(run.grids, run.recons); redraw();
-  });
-  return () => events.close();
+  // What changed since the last look, once a second while the run trains (every few
+  // seconds otherwise: it may be resumed), after the page is drawn.
+  async function poll() {
+    if (document.visibilityState === "visible") {
+      const q = new URLSearchParams({run: run.id, since: run.stamp, rows: rows.length,
+                                     last: rows.length ? rows[rows.length - 1][0] : ""});
+      try {
+        const m = await api("/api/run/changes?" + q);
+        run.stamp = m.stamp;
+        if (m.run) {
+          Object.assign(run, m.run);
+          columns = m.run.columns;
+          rows = rows.slice(0, m.start).concat(m.rows);
+          showHead(run); g.update(run.grids, run.recons); redraw();
+        }
+      } catch { /* the server said why, in the toast; try again later */ }
+    }
+    setTimeout(poll, run.state === "training" ? POLL_MS : IDLE_POLL_MS);
+  }
+  setTimeout(poll, run.state === "training" ? POLL_MS : IDLE_POLL_MS);
 }
 
 // Sample grids with a step slider, play button, jump-to-step and GIF download.
@@ -235,4 +240,19 @@ function gridPlayer(box, run) {
   return {update};
 }
 
+// --- start: the view this URL names, drawn from the data the HTML brought ----------------
 
+const bootElement = document.getElementById("boot");
+const boot = bootElement ? JSON.parse(bootElement.textContent) : {view: "runs", ...await api("/api/runs")};
+if (location.hash.startsWith("#/")) {          // a link from when views lived in the hash
+  const old = decodeURIComponent(location.hash.slice(1));
+  location.replace(old === "/" ? "/" : encodePath(old));
+} else if (boot.view === "run") {
+  runPage(boot.run, boot.tab);
+} else if (boot.view === "runs") {
+  runsPage(boot);
+  // back to the tab: the runs may have moved on meanwhile
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refresh(); });
+} else {
+  clear(view).append(h("p", {class: "muted"}, boot.error, " ", h("a", {href: "/"}, "all runs")));
+}

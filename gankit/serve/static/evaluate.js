@@ -8,9 +8,10 @@ export function evaluateTab(body, run) {
   const jobBox = h("div"), out = h("pre", {class: "code", id: "scores"});
   body.append(h("p", {class: "muted"}, "FID, KID, precision/recall and classes of the samples against the " +
       "training split, on features of gankit's classifier (trained once per dataset, then cached) — " +
-      "the same numbers as `gankit eval --checkpoint`."),
+      "the same numbers as `gankit eval --checkpoint`, kept in the run as eval.json."),
     h("div", {class: "row"}, h("label", {}, "samples ", n), h("label", {}, ema, " EMA weights"), go),
     jobBox, out);
+  if (run.evaluation) out.textContent = "The run's latest evaluation:\n\n" + run.evaluation;
   go.addEventListener("click", async () => {
     go.disabled = true;
     clear(out);
