@@ -199,12 +199,12 @@ class Trainer:
         self.device = job.device(pick_device(cfg.train.device))   # torchrun: joins the group
         saved = checkpoint.read_meta(checkpoint.last_in(self.out)) if resume else {}
         self.thread_segments = segments(saved)
-        self.threads = None
+        self.thread_plan = None
         if self.device.type == "cpu":
-            self.threads = plan_threads(cfg.train.threads, (self.thread_segments or [None])[-1],
+            self.thread_plan = plan_threads(cfg.train.threads, (self.thread_segments or [None])[-1],
                                         job.local_world_size if job.world_size > 1 else None)
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                     threads=self.threads.threads))
+                                                                     threads=self.thread_plan.threads))
         self.cfg = cfg
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
@@ -220,7 +220,7 @@ class Trainer:
         if self.main:
             self.folder.create()   # only now, with everything loaded
         self._training_state()
-        if self.threads is not None:
+        if self.thread_plan is not None:
             self._settle_threads()
         tc = self.tc
         self.load_watch = (LoadWatch(tc.threads) if self.device.type == "cpu"
@@ -297,7 +297,7 @@ class Trainer:
         """Where the plan left a choice, keep the thread count under which a few steps of a
         copy of the model run fastest (the run's model, random streams and data untouched);
         record the count as this stretch's, and say what the user should know of it."""
-        plan, threads, why = self.threads, self.tc.threads, ""
+        plan, threads, why = self.thread_plan, self.tc.threads, ""
         if plan.counts:
             n = self.model.real_batch_size(self.tc.batch_size)
             real = self.data.prepare(self.data.samples[:n].to(self.device))

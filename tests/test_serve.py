@@ -394,6 +394,8 @@ def test_curves_grow_live_while_a_run_trains(tmp_path, live_server):
     assert get(f"/api/run/changes?run=live&since={stamp}&rows={len(rows)}&last=400") == {"stamp": stamp}
     again = get("/api/run/changes?run=live&since=&rows=3&last=999")   # rows it no longer has
     assert again["start"] == 0 and len(again["rows"]) == 80
+    first = get("/api/run/changes?run=live&since=&rows=0&last=")      # a page with no rows yet
+    assert first["start"] == 0 and len(first["rows"]) == 80
 
 
 def test_pages_bring_their_data_and_keep_names_as_text(client):

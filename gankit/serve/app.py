@@ -199,7 +199,7 @@ async def run_changes(state: State, request: Request):
     folder = _run(state, q.get("run"))
     have = _int(q, "rows", 0, 0, 10**9)
     try:
-        last = float(q.get("last", "nan"))
+        last = float(q.get("last") or "nan")   # a page with no rows yet sends none
     except ValueError:
         raise Refused(f"last must be a step number, got {q.get('last')!r}") from None
 
