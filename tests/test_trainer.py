@@ -291,6 +291,7 @@ def test_d_wins_is_told_from_the_rows_only_when_it_lasts():
     won = d_wins(rows([0.99] * 20 + [0.85] * 10 + [0.97] * 20), 50)   # 1,000 steps past 1,500
     assert won == pytest.approx(0.97)
     assert d_wins(rows([0.97] * 40 + [0.9]), 50) is None              # the streak just broke
+    assert d_wins(rows([0.88] * 200), 50) is None                     # the guide's gan, late
     assert d_wins([{"step": 5000, "rec": 1.0}] * 50, 50) is None      # no discriminator
 
 

@@ -166,9 +166,10 @@ class _Look:
                 found.append((row[s] or 0, 0, row[i], f"--eval-every at step {row[s]:.0f}"))
         saved = self.evaluation
         if saved and isinstance(saved.get("fid"), (int, float)):
+            seen = "; NOT HELD OUT" if saved.get("held_out") is False else ""
             found.append((saved.get("step") or 0, 1, saved["fid"],
                           f"gankit eval of {saved.get('checkpoint')} (step {saved.get('step')}): "
-                          f"{saved.get('n_fake')} samples, {saved.get('extractor')}"))
+                          f"{saved.get('n_fake')} samples, {saved.get('extractor')}{seen}"))
         if not found:
             return None, ""
         _, _, fid, where = max(found, key=lambda f: f[:2])
