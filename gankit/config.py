@@ -154,7 +154,8 @@ class TrainConfig:
         if self.eval_samples is not None and self.eval_samples < 2:
             raise GankitError(f"eval_samples must be at least 2, got {self.eval_samples}")
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
-            raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: e.g. {option('ema', 0.999)}")
+            raise GankitError(f"ema must be in [0, 1), got {self.ema!r}: "
+                              f"e.g. {option('ema', 0.999)}")
         if self.seed < 0:
             raise GankitError(f"seed must be >= 0, got {self.seed}")
         dev = self.device

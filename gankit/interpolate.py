@@ -83,7 +83,8 @@ def latent_walk(model: GenerativeModel, n_points: int = 4, frames_per_leg: int =
     """Images (n_points * frames_per_leg, C, H, W) in [-1, 1] along a closed latent path.
 
     The codes come from `model.latents(n_points, generator)`. A conditional model keeps
-    one class for the whole walk (`label`, an index or a class name; default 0), so only the latent code changes.
+    one class for the whole walk (`label`, an index or a class name; default 0), so only
+    the latent code changes.
     Decoded `chunk` frames at a time to bound memory for long walks.
     """
     check_walk(n_points, frames_per_leg)
@@ -94,7 +95,8 @@ def latent_walk(model: GenerativeModel, n_points: int = 4, frames_per_leg: int =
 
 @torch.no_grad()
 def walk_between(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, frames: int = 16,
-                 mode: str = "slerp", label: int | str | None = None, chunk: int = 64) -> torch.Tensor:
+                 mode: str = "slerp", label: int | str | None = None,
+                 chunk: int = 64) -> torch.Tensor:
     """Images (frames, C, H, W) in [-1, 1] on the open path from code a to code b, both
     ends included (the web page's walk between two samples the user clicked)."""
     if frames < 2:

