@@ -142,8 +142,11 @@ async def list_runs(state: State, request: Request):
     return JSONResponse(await run_in_threadpool(_runs, state))
 
 
-def _detail(state: State, folder: Path) -> dict[str, Any]:
-    return {**folders.detail(state.root, folder), "stamp": _stamp(folder)}
+def _detail(state: State, folder: Path, stamp: str | None = None) -> dict[str, Any]:
+    """The run page's data, with the stamp of the files it was read from: taken before they
+    are read, so that a write in between shows as a change at the page's next look."""
+    stamp = stamp or _stamp(folder)
+    return {**folders.detail(state.root, folder), "stamp": stamp}
 
 
 async def run_detail(state: State, request: Request):
@@ -207,7 +210,7 @@ async def run_changes(state: State, request: Request):
         stamp = _stamp(folder)
         if stamp == q.get("since"):
             return {"stamp": stamp}
-        detail = _detail(state, folder)
+        detail = _detail(state, folder, stamp)
         rows = detail.pop("rows")
         start = have if have <= len(rows) and (have == 0 or rows[have - 1][0] == last) else 0
         return {"stamp": detail["stamp"], "run": detail, "start": start, "rows": rows[start:]}

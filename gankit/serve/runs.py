@@ -18,7 +18,7 @@ from .. import checkpoint, runlock
 from ..config import tomllib
 from ..data.table import parse_number
 from ..errors import GankitError
-from ..evaluate import EVAL_FILE, finite
+from ..evaluate import EVAL_FILE, finite, format_table
 
 MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
 SKIP = {"samples", "checkpoints", "tensorboard"}   # parts of a run, never runs themselves
@@ -220,7 +220,6 @@ def detail(root: Path, folder: Path) -> dict[str, Any]:
 
 def _evaluation_table(saved: dict[str, Any] | None) -> str | None:
     """The latest `gankit eval` of the run as the command printed it."""
-    from ..evaluate import format_table
     try:
         return format_table(saved, f"{saved['checkpoint']} at step {saved['step']} "
                                    f"(evaluated {saved['when']})") if saved else None
