@@ -19,9 +19,9 @@ Term = Callable[[torch.Tensor], torch.Tensor]   # D outputs (B,) -> scalar loss
 
 @dataclass(frozen=True)
 class AdversarialLoss:
-    d_real: Term       # D's loss on real images
-    d_fake: Term       # D's loss on generated images
-    g: Term            # G's loss on generated images
+    d_real: Term | None   # D's loss on real images (None: the loss only scores pairs)
+    d_fake: Term | None   # D's loss on generated images
+    g: Term               # G's loss on generated images (alone: also inpainting's prior)
     # D says "real" above this output (for the accuracy metric); None where the outputs
     # have no fixed origin (a Wasserstein critic may shift all its scores by a constant).
     threshold: float | None
@@ -29,6 +29,29 @@ class AdversarialLoss:
     # the guide's sigmoid D gave them, so a D that wins shows as d_real near 1 and d_fake
     # near 0; the others' raw scores.
     verdict: Term = lambda out: out
+    # A relativistic loss scores pairs: pair(a, b) is low when D scores `a` above `b`
+    # (D: reals above fakes; G: fakes above reals). None: d_real + d_fake and g apply.
+    pair: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def d(self, out_real: torch.Tensor, out_fake: torch.Tensor) -> torch.Tensor:
+        """D's loss on a real and a fake batch (paired one to one where relativistic)."""
+        if self.pair is not None:
+            return self.pair(out_real, out_fake)
+        return self.d_real(out_real) + self.d_fake(out_fake)
+
+    def g_against(self, out_fake: torch.Tensor, out_real: torch.Tensor | None) -> torch.Tensor:
+        """G's loss; a relativistic one compares with D's scores of a real batch."""
+        return self.g(out_fake) if self.pair is None else self.pair(out_fake, out_real)
+
+    def d_accuracy(self, out_real: torch.Tensor, out_fake: torch.Tensor) -> torch.Tensor | None:
+        """How often D tells real from fake: each image against the threshold, or (paired)
+        each real against its fake; None where the scores have no origin."""
+        if self.pair is not None:
+            return (out_real > out_fake).float().mean()
+        if self.threshold is None:
+            return None
+        t = self.threshold
+        return ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
 
 
 LOSSES: dict[str, AdversarialLoss] = {
@@ -50,6 +73,12 @@ LOSSES: dict[str, AdversarialLoss] = {
     "wasserstein": AdversarialLoss(d_real=lambda r: -r.mean(),
                                    d_fake=lambda f: f.mean(),
                                    g=lambda f: -f.mean(), threshold=None),
+    # Relativistic pairing GAN (Jolicoeur-Martineau 2019; the RpGAN of R3GAN, Huang et al.
+    # 2024): softplus(-(D(a) - D(b))) over pairs. With R1 and R2 it converges locally
+    # (their Theorem); alone, a G step compares its fakes with a real batch. Alone (the
+    # inpainting prior), G's term is -D(x), which has the same gradient direction.
+    "rpgan": AdversarialLoss(d_real=None, d_fake=None, g=lambda f: -f.mean(), threshold=None,
+                             pair=lambda a, b: F.softplus(b - a).mean()),
 }
 
 
@@ -72,6 +101,14 @@ def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tenso
     the squared norm over all of a sample's dimensions."""
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
+def zero_centred_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """E[||grad_x D(x)||^2] from D's outputs on `inputs` (which require grad): R1 on real
+    images (Mescheder et al. 2018), R2 on fakes (R3GAN uses both, with one weight). Sharing
+    the forward pass of D's loss saves one pass through D per penalty."""
+    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
     return grad.flatten(1).pow(2).sum(1).mean()
 
 

@@ -18,7 +18,7 @@ from ..augment import diff_augment
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
 from ..errors import option
-from ..losses import LOSSES, gradient_penalty, r1_penalty
+from ..losses import LOSSES, gradient_penalty, r1_penalty, zero_centred_penalty
 from .base import GenerativeModel, adam
 
 
@@ -33,8 +33,9 @@ class AdversarialConfig(ModelConfig):
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2 for both networks"})
     loss: str = field(default="bce", metadata={
         "help": "adversarial loss: bce (non-saturating), lsgan (least squares), hinge, "
-                "or wasserstein (needs --gp or --spectral-norm; reports no d_acc, since a "
-                "critic's scores have no fixed origin)", "choices": tuple(LOSSES)})
+                "wasserstein (needs --gp or --spectral-norm; reports no d_acc, since a "
+                "critic's scores have no fixed origin), or rpgan (relativistic pairs, R3GAN's "
+                "loss; use it with --r1 and --r2)", "choices": tuple(LOSSES)})
     d_steps: int = field(default=1, metadata={
         "help": "discriminator updates per generator update, each on its own real batch"})
     gp: float = field(default=0.0, metadata={
@@ -44,6 +45,10 @@ class AdversarialConfig(ModelConfig):
         "help": "R1 penalty weight gamma: gamma/2 * E||grad D(real)||^2 pushes D's gradient "
                 "on real images to zero (Mescheder et al. 2018), so that training settles "
                 "instead of circling; e.g. 1 for digits; 0 turns it off; D then has no BatchNorm"})
+    r2: float = field(default=0.0, metadata={
+        "help": "R2 penalty weight: the same on generated images; R3GAN (Huang et al. 2024) "
+                "proves that RpGAN with R1 and R2 together converges locally and uses one "
+                "weight for both; 0 turns it off"})
     spectral_norm: bool = field(default=False, metadata={
         "help": "spectral normalisation of D's layers (Miyato et al. 2018)"})
     augment: bool = field(default=False, metadata={
@@ -55,7 +60,7 @@ class AdversarialConfig(ModelConfig):
         finite_positive(self, "lr_g", "lr_d")
         one_of(self, "loss", tuple(LOSSES))
         unit_interval(self, "beta1", "beta2")
-        finite_nonnegative(self, "gp", "r1")
+        finite_nonnegative(self, "gp", "r1", "r2")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn(f"{option('loss', 'wasserstein')} without {option('gp')} or "
                           f"{option('spectral_norm')}: nothing keeps the critic Lipschitz, so its "
@@ -71,8 +76,9 @@ class AdversarialModel(GenerativeModel):
         super().__init__(cfg, image_shape, num_classes)
         self.loss = LOSSES[cfg.loss]
         self.generator, self.discriminator = self.build_networks()
-        self.metric_names = (("d_loss",) + (("d_acc",) if self.loss.threshold is not None else ())
-                             + (("gp",) if cfg.gp else ()) + (("r1",) if cfg.r1 else ())
+        scored = self.loss.threshold is not None or self.loss.pair is not None
+        self.metric_names = (("d_loss",) + (("d_acc",) if scored else ())
+                             + tuple(k for k in ("gp", "r1", "r2") if getattr(cfg, k))
                              + ("g_loss", "d_real", "d_fake"))
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
@@ -96,10 +102,13 @@ class AdversarialModel(GenerativeModel):
     def update_discriminator(self, real, fake, labels):
         """One D update on real and fake together; returns (loss, penalties by name, D(real),
         D(fake)), all detached."""
+        # R1 and R2 differentiate these very outputs with respect to their inputs.
+        real = real.detach().requires_grad_(self.cfg.r1 > 0)
+        fake = fake.detach().requires_grad_(self.cfg.r2 > 0)
         out_real = self.discriminate(real, labels)
         out_fake = self.discriminate(fake, labels)
-        loss = self.loss.d_real(out_real) + self.loss.d_fake(out_fake)
-        total, penalties = self.with_penalty(loss, real, fake, labels)
+        loss = self.loss.d(out_real, out_fake)
+        total, penalties = self.with_penalty(loss, real, fake, labels, out_real, out_fake)
         opt = self.optimizers["d"]
         opt.zero_grad()
         total.backward()
@@ -141,18 +150,26 @@ class AdversarialModel(GenerativeModel):
         discriminate(), which would apply training-time DiffAugment."""
         return self.loss.g(self.discriminator(images, labels).view(-1))
 
-    def with_penalty(self, loss, real, fake, labels) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def with_penalty(self, loss, real, fake, labels, out_real=None, out_fake=None
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's loss plus its weighted gradient penalties, and each penalty unweighted and
-        detached, by metric name ("gp": WGAN-GP's, "r1"; empty when both are off)."""
+        detached, by metric name ("gp": WGAN-GP's, "r1", "r2"; empty when all are off).
+        R1 and R2 reuse D's outputs `out_real` / `out_fake` where their inputs require
+        grad, else run D again."""
         cfg, critic = self.cfg, (lambda x: self.discriminate(x, labels))
         penalties = {}
         if cfg.gp:
             # D itself: WGAN-GP interpolates between the images D is shown, un-augmented.
             penalties["gp"] = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake)
             loss = loss + cfg.gp * penalties["gp"]
-        if cfg.r1:
-            penalties["r1"] = r1_penalty(critic, real)
-            loss = loss + cfg.r1 / 2 * penalties["r1"]
+        for name, images, out in (("r1", real, out_real), ("r2", fake, out_fake)):
+            weight = getattr(cfg, name)
+            if not weight:
+                continue
+            penalties[name] = (zero_centred_penalty(out, images)
+                               if out is not None and images.requires_grad
+                               else r1_penalty(critic, images))
+            loss = loss + weight / 2 * penalties[name]
         return loss, {k: v.detach() for k, v in penalties.items()}
 
     def training_step(self, real, labels=None):
@@ -170,15 +187,22 @@ class AdversarialModel(GenerativeModel):
         # gradients, which would be thrown away (D is not updated here).
         n_g = self.generator_batch(n)
         g_labels = self.random_labels(n_g)
-        g_loss = loss.g(self.discriminate(G(*self._g_inputs(n_g, g_labels)), g_labels))
+        against = None
+        if loss.pair is not None:   # relativistic: D's scores of the last real batch, now
+            with torch.no_grad():
+                against = self.discriminate(real[part][:n_g], y)
+            if self.conditional:    # fakes then carry the real batch's labels
+                g_labels = y[:n_g]
+        g_loss = loss.g_against(self.discriminate(G(*self._g_inputs(n_g, g_labels)), g_labels),
+                                against)
         opt["g"].zero_grad()
         g_loss.backward(inputs=list(G.parameters()))
         opt["g"].step()
 
         metrics = {"d_loss": d_loss}
-        t = loss.threshold
-        if t is not None:
-            metrics["d_acc"] = ((out_real > t).float().mean() + (out_fake <= t).float().mean()) / 2
+        accuracy = loss.d_accuracy(out_real, out_fake)
+        if accuracy is not None:
+            metrics["d_acc"] = accuracy
         metrics.update(penalties)
         metrics["g_loss"] = g_loss.detach()
         # D's mean verdict on the last real and fake batches: the balance of the two players.

@@ -19,6 +19,8 @@ from torch import nn
 
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..errors import GankitError, option
+from ..losses import LOSSES
 from ..runtime import evaluating
 from .adversarial import AdversarialConfig, AdversarialModel
 
@@ -32,6 +34,13 @@ BN_EPS = 1e-3
 @dataclass
 class GANConfig(AdversarialConfig):
     """The shared GAN options; the defaults are the guide's."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if LOSSES[self.loss].pair is not None:   # its D steps see reals and fakes apart
+            raise GankitError(f"{option('loss', self.loss)} scores real and fake images in "
+                              "pairs, and this model updates D on them one after the other: "
+                              "use it with dcgan or cgan")
 
 
 def keras_dense(n_in: int, n_out: int) -> nn.Linear:
