@@ -54,7 +54,10 @@ def config_from_tables(tables: dict[str, Any], where: str = "config",
         if saved:
             defaults = {f.name: f.metadata["saved_default"] for f in dataclasses.fields(cls)
                         if "saved_default" in f.metadata}
-        return {**defaults, **(model_values if table == "model" else tables.get(table, {}))}
+        given = model_values if table == "model" else tables.get(table, {})
+        if table == "train" and not saved:
+            defaults = _length(defaults, given, where)
+        return {**defaults, **given}
     return RunConfig(model=name,
                      model_cfg=from_dict(model_cls.Config, values(model_cls.Config, "model", {}),
                                          f"[model] of {where}"),
@@ -63,6 +66,26 @@ def config_from_tables(tables: dict[str, Any], where: str = "config",
                      train=from_dict(TrainConfig, values(TrainConfig, "train",
                                                          model_cls.train_defaults),
                                      f"[train] of {where}"))
+
+
+def train_defaults(model_cls) -> dict[str, Any]:
+    """A model's [train] defaults as a run gets them (a default budget leaves steps open)."""
+    return _length(model_cls.train_defaults, {}, "")
+
+
+def _length(defaults: dict[str, Any], given: dict[str, Any], where: str) -> dict[str, Any]:
+    """The [train] defaults once the training length is settled: a given --steps replaces a
+    default budget, a given --budget the default steps; both given is refused (a saved
+    run's config holds both: the budget and the count it became)."""
+    steps, budget = given.get("steps"), given.get("budget")
+    if steps is not None and budget is not None:
+        raise GankitError(f"{option('steps', steps)} and {option('budget', budget)} both set "
+                          f"the training length (in {where}): keep one")
+    if steps is not None:
+        return {**defaults, "budget": None}
+    if budget is not None or defaults.get("budget") is not None:
+        return {**defaults, "steps": None}
+    return defaults
 
 
 def model_for(model: str | None = None, config_file: str | None = None, resume: bool = False,

@@ -20,7 +20,10 @@ for the paper's choice.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 TRANSLATION = 1 / 8   # largest shift, as a fraction of the image size (the paper's 0.125)
 CUTOUT = 1 / 2        # side of the cut-out square, as a fraction of the image size
@@ -73,3 +76,67 @@ def diff_augment(x: torch.Tensor, fill: float = -1.0) -> torch.Tensor:
     differentiable with respect to x. Apply it to real and fake images alike before D.
     """
     return cutout(translate(x, fill=fill), fill=fill)
+
+
+# --- ADA: adaptive discriminator augmentation ------------------------------------------
+#
+# Karras, Aittala, Hellsten, Laine, Lehtinen & Aila 2020, "Training Generative Adversarial
+# Networks with Limited Data" (https://arxiv.org/abs/2006.06676). Every op of the pipeline
+# applies to an image with probability p; p follows D's overfitting: up while D calls more
+# than `target` of the reals real (r_t = E[sign(D(real))] > 0.6), down otherwise. Below
+# p of about 0.8 the augmentations do not "leak" into G's images, since D still sees
+# un-augmented images often enough to tell them apart. The ops here are the paper's
+# geometric and colour ones that suit digits and photographs alike: integer translation,
+# isotropic scaling, rotation, anisotropic scaling, fractional translation, brightness,
+# contrast, with the paper's strengths (their Appendix B); the flips and 90-degree turns
+# are left out (a mirrored digit is not a digit).
+
+ADA_KIMG = 100   # p can move from 0 to 1 in this many thousand images (StyleGAN3's value;
+                 # StyleGAN2-ADA's 500 is sized for runs of tens of millions of images)
+
+
+def _chance(p: torch.Tensor, b: int, device) -> torch.Tensor:
+    """(B,) floats: 1 where an op applies to the image (probability p), else 0."""
+    return (torch.rand(b, device=device) < p).to(torch.float32)
+
+
+def ada_augment(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) in [-1, 1] through the pipeline at probability p (a 0-d tensor, so that
+    no value leaves the device); differentiable with respect to x, twice (R1 through it).
+    Uncovered pixels are black (-1), as DiffAugment's fill here."""
+    b, dev = x.shape[0], x.device
+
+    def lognormal(std):
+        return torch.exp2(torch.randn(b, device=dev) * std * _chance(p, b, dev))
+
+    # One affine map per image, composed from the geometric ops (the output pixel at u reads
+    # the input at A u + t, in grid_sample's [-1, 1] coordinates).
+    shift = (torch.rand(b, 2, device=dev) * 2 - 1) * 0.125 * 2 * _chance(p, b, dev)[:, None]
+    shift = torch.round(shift * x.shape[-1] / 2) / (x.shape[-1] / 2)   # whole pixels
+    iso = lognormal(0.2)
+    # The paper rotates twice, each at this chance, so that one of them happens with p; once here.
+    p_rot = 1 - torch.sqrt((1 - p).clamp(min=0))
+    angle = (torch.rand(b, device=dev) * 2 - 1) * math.pi * (torch.rand(b, device=dev) < p_rot)
+    aniso = lognormal(0.2)
+    frac = torch.randn(b, 2, device=dev) * 0.125 * 2 * _chance(p, b, dev)[:, None]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx, sy = 1 / (iso * aniso), aniso / iso          # inverse maps: zooming in reads less
+    theta = torch.stack([torch.stack([cos * sx, -sin * sx, shift[:, 0] + frac[:, 0]], 1),
+                         torch.stack([sin * sy, cos * sy, shift[:, 1] + frac[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros",
+                      align_corners=False) - 1
+    # Colour: brightness (add N(0, 0.2)), contrast (scale about the mean, lognormal 0.5).
+    view = (b,) + (1,) * (x.dim() - 1)
+    x = x + (torch.randn(b, device=dev) * 0.2 * _chance(p, b, dev)).view(view)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * lognormal(0.5).view(view) + mean
+
+
+@torch.no_grad()
+def ada_adjust(p: torch.Tensor, out_real: torch.Tensor, target: float, images: int) -> None:
+    """Move p (in place) by the sign of r_t - target, where r_t = E[sign(out_real)] (D's
+    real-image outputs, less their origin), fast enough to cross [0, 1] in ADA_KIMG
+    thousand images."""
+    r_t = torch.sign(out_real).mean()
+    p.add_(torch.sign(r_t - target) * images / (ADA_KIMG * 1000)).clamp_(0, 1)

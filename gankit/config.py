@@ -104,9 +104,14 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=30_000, metadata=_help(
+    steps: int | None = field(default=30_000, metadata=_help(
         "training iterations (the original's 'epochs' are iterations: 30,000 x batch 32 "
-        "is about 16 passes over MNIST)"))
+        "is about 16 passes over MNIST); replaces the model's --budget"))
+    budget: str | None = field(default=None, metadata=_help(
+        "train for this long instead of a number of steps: 90s, 5m, 1h; the first steps are "
+        "timed, and the step count that fits is recorded in config.toml (so the run can be "
+        "repeated with --steps, and --resume finishes it); grids, checkpoints and "
+        "evaluations take their time on top", metavar="TIME"))
     batch_size: int = field(default=32, metadata=_help(
         "images per iteration, per process: under `torchrun --nproc-per-node K` every "
         "process draws this many, so a step sees K times as many (the global batch)"))
@@ -149,6 +154,12 @@ class TrainConfig:
     def __post_init__(self):
         positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
                   "threads", "eval_every")
+        if self.budget is not None:
+            from .budget import parse_budget
+            parse_budget(self.budget)
+        elif self.steps is None:
+            raise GankitError(f"no training length: pass {option('steps', 'N')} or "
+                              f"{option('budget', '5m')}")
         if self.keep < 0:
             raise GankitError(f"keep must be >= 0, got {self.keep}")
         if self.eval_samples is not None and self.eval_samples < 2:

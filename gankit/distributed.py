@@ -91,6 +91,10 @@ class Solo:
     def agree_to_stop(self, signum: int | None) -> int | None:
         return signum
 
+    def agree_on(self, value: int) -> int:
+        """Rank 0's `value`, in every process (a budget's step count)."""
+        return value
+
     def rng_states(self, batch_gen: torch.Generator) -> dict[str, torch.Tensor]:
         return {}
 
@@ -190,6 +194,11 @@ class Job(Solo):
         flag = torch.tensor([signum or 0])
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.control)
         return int(flag) or None
+
+    def agree_on(self, value: int) -> int:
+        flag = torch.tensor([value])
+        dist.broadcast(flag, src=0, group=self.control)
+        return int(flag)
 
     def rng_states(self, batch_gen: torch.Generator) -> dict[str, torch.Tensor]:
         """Every process's RNG states, gathered on rank 0 for its checkpoint (elsewhere {}),

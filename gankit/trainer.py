@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed, graphs
+from .budget import BudgetClock
 from .config import RunConfig, write_toml
 from .data import ImageData, load_data, split_validation, to_float
 from .errors import GankitError, option
@@ -321,6 +322,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
+        self.config_note = ""
         if not self.main:
             return
         note = ""
@@ -329,6 +331,7 @@ class Trainer:
                     f"{self.tc.batch_size} = {self.parallel['global_batch_size']} images per "
                     "step; batch_size is per process")
             print(f"gankit: {note}; rank 0 writes {self.out}", flush=True)
+        self.config_note = note
         write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=note)
         if getattr(self.data, "held_out", None) is not None:   # a folder: which images it left out
             from .data.split import listing
@@ -360,13 +363,22 @@ class Trainer:
         labels = self.data.labels.to(self.device) if self.data.labels is not None else None
         n_real = self.model.real_batch_size(tc.batch_size)
         hashes = distributed.step_hashes(job.rank)   # a debugging aid; off unless asked for
+        clock = BudgetClock(tc.budget, self.step) if tc.steps is None else None
         try:
             with StopSignals(exit_on_second=not isinstance(job, distributed.Job)) as stop:
-                while self.step < tc.steps and job.agree_to_stop(stop.signum) is None:
+                while ((clock is not None or self.step < self.tc.steps)
+                       and job.agree_to_stop(stop.signum) is None):
                     idx = torch.randint(len(samples), (n_real,), device=self.device,
                                         generator=self.batch_gen)
+                    start = self._now() if clock is not None else 0.0
                     self.train_step(self.data.prepare(samples[idx]),
                                     labels[idx] if labels is not None else None)
+                    if clock is not None:
+                        # rank 0's clock decides, at the same step in every process
+                        steps = job.agree_on(clock.add(self._now() - start) or 0)
+                        if steps:
+                            self._set_length(steps, clock)
+                            clock = None
                     if hashes is not None:
                         hashes.write(self.step, self.model, idx)
                     self.run_hooks(lambda every: self.step % every == 0)
@@ -380,6 +392,24 @@ class Trainer:
         return Run(out=self.out, model=self.model, config=self.cfg, step=self.step,
                    metrics=self.log.rows if self.log else [], interrupted=self.interrupted,
                    ema=self.ema, rank=job.rank, world_size=job.world_size)
+
+    def _now(self) -> float:
+        """The time once the device has finished the work queued so far."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return BudgetClock.now()
+
+    def _set_length(self, steps: int, clock: BudgetClock) -> None:
+        """The budget became `steps`: the run is now one of that many steps, in config.toml
+        too (its checkpoints record it with the rest of the config)."""
+        self.tc = dataclasses.replace(self.tc, steps=steps)
+        self.cfg = dataclasses.replace(self.cfg, train=self.tc)
+        if self.main:
+            write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=self.config_note)
+        self.bar.total = steps
+        self.bar.refresh()
+        self.say(f"{option('budget', self.tc.budget)}: {steps:,} steps ({clock.step_ms():.1f} ms a "
+                 f"step over the first {clock.seen}; recorded in {self.out}/config.toml)")
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> None:
         metrics = self.step_fn(real, labels)

@@ -80,7 +80,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
             value = (defaults or {}).get(f.name, f.default)
             default = "" if value is None else f" (default: {value})"
             tp = base_type(types[f.name])
-            metavar = {int: "N", float: "X"}.get(tp, f.name.upper())
+            metavar = f.metadata.get("metavar") or {int: "N", float: "X"}.get(tp, f.name.upper())
             choices = f.metadata.get("choices")
             if choices:
                 metavar = "{" + ",".join(choices) + "}"

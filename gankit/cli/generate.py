@@ -25,6 +25,10 @@ def _add_sample(sub) -> None:
                    "without --label: 10 per class, one class per row)")
     add_label(p, "generate this class only")
     add_no_ema(p)
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="the truncation trick: noise scaled by PSI in (0, 1] towards the "
+                   "prior's mean gives more typical, less varied images (default: 1, none; "
+                   "README: the precision/recall curve)")
     p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
     p.add_argument("--npy", metavar="FILE.npy", help="also write the images as uint8 "
                    "(N, H, W) for one channel, (N, H, W, C) otherwise")
@@ -40,10 +44,12 @@ def sample(args: argparse.Namespace) -> int:
     from ..files import save_npy
     from ..images import grid, save_image
     from ..models import check_label
+    from ..models.base import check_truncation
 
     for flag, value in (("--n", args.n), ("--nrow", args.nrow)):
         if value is not None and value <= 0:
             raise GankitError(f"{flag} must be positive, got {value}")
+    check_truncation(args.truncation)
     check_output(args.out, "--out", image=True)
     if args.npy:
         check_output(args.npy, "--npy")
@@ -53,7 +59,7 @@ def sample(args: argparse.Namespace) -> int:
     # A conditional model without --label: one row per class, 10 a row unless --n says.
     z, labels, nrow = model.grid_inputs(args.n or 64, gen, label,
                                         per_class=None if args.n else 10)
-    images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
+    images = to_uint8(model.sample(latents=z, labels=labels, truncation=args.truncation)).cpu()
     save_image(grid(images, nrow=args.nrow or nrow), args.out)
     if args.npy:
         save_npy(args.npy, images)

@@ -22,6 +22,7 @@ def peek_model(argv: list[str]) -> str:
 
 
 def add(sub, model: str | None) -> None:
+    from ..api import train_defaults
     from ..models import DEFAULT, IMPUTERS, MODELS, get_model_class, model_name
 
     p = sub.add_parser("train", help="train a model; writes a run folder",
@@ -40,7 +41,7 @@ def add(sub, model: str | None) -> None:
     model_cls = get_model_class(model if model in MODELS or model in IMPUTERS else None)
     add_config_flags(p, DataConfig, "data")
     add_config_flags(p, TrainConfig, f"training (defaults: {model_name(model_cls)}'s)",
-                     defaults=model_cls.train_defaults)
+                     defaults=train_defaults(model_cls))
     add_config_flags(p, model_cls.Config, f"model ({model_name(model_cls)}; pick another with "
                      "--model NAME to see its flags)",
                      (model_cls.__doc__ or "").strip().splitlines()[0])

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..augment import diff_augment
+from ..augment import ada_adjust, ada_augment, diff_augment
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
-from ..errors import option
+from ..errors import GankitError, option
 from ..losses import LOSSES, gradient_penalty, r1_penalty, zero_centred_penalty
 from .base import GenerativeModel, adam
 
@@ -54,6 +54,12 @@ class AdversarialConfig(ModelConfig):
     augment: bool = field(default=False, metadata={
         "help": "DiffAugment (translation + cutout on real and fake images before D; Zhao "
                 "et al. 2020): helps on small datasets such as the 5,000 offline digits"})
+    ada: float = field(default=0.0, metadata={
+        "help": "adaptive augmentation (ADA, Karras et al. 2020) with this target: D sees "
+                "reals and fakes through random shifts, zooms, turns and colour changes, each "
+                "at a chance p raised while D calls more than this share of reals real and "
+                "lowered otherwise (the paper's target: 0.6); 0 turns it off; instead of "
+                "--augment"})
 
     def __post_init__(self):
         positive(self, "latent_dim", "d_steps")
@@ -61,6 +67,11 @@ class AdversarialConfig(ModelConfig):
         one_of(self, "loss", tuple(LOSSES))
         unit_interval(self, "beta1", "beta2")
         finite_nonnegative(self, "gp", "r1", "r2")
+        if not 0 <= self.ada < 1:
+            raise GankitError(f"ada must be in [0, 1), got {self.ada!r}: e.g. {option('ada', 0.6)}")
+        if self.ada and self.augment:
+            raise GankitError(f"{option('ada', self.ada)} and {option('augment', True)} both "
+                              "augment D's images: keep one")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn(f"{option('loss', 'wasserstein')} without {option('gp')} or "
                           f"{option('spectral_norm')}: nothing keeps the critic Lipschitz, so its "
@@ -76,10 +87,12 @@ class AdversarialModel(GenerativeModel):
         super().__init__(cfg, image_shape, num_classes)
         self.loss = LOSSES[cfg.loss]
         self.generator, self.discriminator = self.build_networks()
+        if cfg.ada:   # ADA's augmentation probability: a buffer, so checkpoints keep it
+            self.register_buffer("ada_p", torch.zeros(()))
         scored = self.loss.threshold is not None or self.loss.pair is not None
         self.metric_names = (("d_loss",) + (("d_acc",) if scored else ())
                              + tuple(k for k in ("gp", "r1", "r2") if getattr(cfg, k))
-                             + ("g_loss", "d_real", "d_fake"))
+                             + ("g_loss", "d_real", "d_fake") + (("ada_p",) if cfg.ada else ()))
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         raise NotImplementedError
@@ -113,6 +126,9 @@ class AdversarialModel(GenerativeModel):
         opt.zero_grad()
         total.backward()
         opt.step()
+        if self.cfg.ada:   # a relativistic D's outputs have no origin: a real against its fake
+            origin = out_fake if self.loss.pair else (self.loss.threshold or 0.0)
+            ada_adjust(self.ada_p, out_real - origin, self.cfg.ada, len(out_real))
         return loss.detach(), penalties, out_real.detach(), out_fake.detach()
 
     def generator_batch(self, n_real: int) -> int:
@@ -135,6 +151,8 @@ class AdversarialModel(GenerativeModel):
         """D's raw outputs (B,); DiffAugment applies to real and fake alike, as it must."""
         if self.cfg.augment:
             x = diff_augment(x)
+        elif self.cfg.ada:
+            x = ada_augment(x, self.ada_p)
         return self.discriminator(x, labels).view(-1)
 
     def d_wins_fix(self) -> str:
@@ -208,4 +226,6 @@ class AdversarialModel(GenerativeModel):
         # D's mean verdict on the last real and fake batches: the balance of the two players.
         metrics["d_real"] = loss.verdict(out_real).mean()
         metrics["d_fake"] = loss.verdict(out_fake).mean()
+        if self.cfg.ada:
+            metrics["ada_p"] = self.ada_p.clone()
         return metrics

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import GankitError
+from ..errors import GankitError, option
 from ..runtime import evaluating
 
 
@@ -40,6 +40,13 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError):  # torch < 2.4 has no fused Adam for CPU
         return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+def check_truncation(psi: float) -> None:
+    if not (isinstance(psi, (int, float)) and 0 < psi <= 1):
+        raise GankitError(f"{option('truncation', psi)} is out of range: use a number in (0, 1], "
+                          "e.g. 0.7 (1 is no truncation; smaller gives more typical, less "
+                          "varied images)")
 
 
 class GenerativeModel(nn.Module):
@@ -143,17 +150,28 @@ class GenerativeModel(nn.Module):
         z = self.latents(n, generator)
         return z, None if label is None else torch.full((n,), label), None
 
+    def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
+        """The truncation trick: latents pulled towards the prior's mean, z -> psi * z. Fewer
+        samples from the prior's thin tails, where G has seen little: more typical images,
+        less variety (Brock et al. 2019 truncate z; Karras et al. 2019 pull w towards its
+        mean, w_mean + psi (w - w_mean), the same with a mean of 0)."""
+        return latents * psi
+
     @torch.no_grad()
     def sample(self, n: int | None = None, *, latents: torch.Tensor | None = None,
-               labels: torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               truncation: float = 1.0) -> torch.Tensor:
         """Images in [-1, 1], shape (n, C, H, W), generated in inference mode.
 
         A conditional model without `labels` cycles through the classes 0, 1, 2, ...
+        `truncation` psi in (0, 1] trades variety for typical images (1: none; truncate()).
         """
+        check_truncation(truncation)
         if latents is None:
             latents = self.latents(n, generator)
         latents = latents.to(self.device)
+        if truncation != 1:
+            latents = self.truncate(latents, truncation)
         if self.conditional:
             if labels is None:
                 labels = torch.arange(len(latents)) % self.num_classes

@@ -123,6 +123,14 @@ class FittedPrior:
     def latent_size(self) -> int:
         return self.cfg.latent_dim if self.density is None else self.density.noise_dim
 
+    def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
+        """Towards each component's mean: the Gaussian part of the noise only, not the
+        number that picks the component (scaled, it would favour the middle ones)."""
+        if self.density is None or self.density.noise_dim == self.density.dim:
+            return latents * psi
+        d = self.density.dim
+        return torch.cat([latents[:, :d] * psi, latents[:, d:]], dim=1)
+
     def prior_codes(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Standard-normal latents [and labels] -> codes for the decoder."""
         return latents if self.density is None else self.density(latents, labels)

@@ -270,12 +270,24 @@ def _grid_request(state: State, values) -> dict[str, Any]:
     folder = _run(state, values.get("run"))
     return {"folder": folder, "seed": _int(values, "seed", 0, 0, 2**63 - 1),
             "label": _int(values, "label", None, 0, 10**6), "ema": _bool(values, "ema", True),
-            "n": _int(values, "n", 36, 1, MAX_SAMPLES)}
+            "n": _int(values, "n", 36, 1, MAX_SAMPLES),
+            "truncation": _truncation(values)}
 
 
-def _grid_codes(model, seed: int, label: int | None, n: int):
-    """(latents, labels, images per row): the CLI's `gankit sample` grid for this seed;
-    a conditional model without a label gets a row per class."""
+def _truncation(values) -> float:
+    from ..models.base import check_truncation
+    try:
+        psi = float(values.get("truncation", 1.0))
+        check_truncation(psi)
+    except (TypeError, ValueError, GankitError):
+        raise Refused("truncation must be a number in (0, 1]; 1 is none") from None
+    return psi
+
+
+def _grid_codes(model, seed: int, label: int | None, n: int, truncation: float = 1.0):
+    """(latents, labels, images per row): the CLI's `gankit sample` grid for this seed
+    (its latents truncated, so that a walk between two of them stays truncated too); a
+    conditional model without a label gets a row per class."""
     from ..models import check_label
     check_label(model, label)
     gen = torch.Generator().manual_seed(seed)
@@ -283,6 +295,8 @@ def _grid_codes(model, seed: int, label: int | None, n: int):
     if model.conditional and label is None:
         per_class = max(1, n // model.num_classes)
     z, labels, nrow = model.grid_inputs(n, gen, label, per_class=per_class)
+    if truncation != 1:
+        z = model.truncate(z, truncation)
     return z, labels, nrow or math.ceil(math.sqrt(len(z)))
 
 
@@ -295,7 +309,7 @@ async def generate(state: State, request: Request):
         loaded = state.models.get(g["folder"], g["ema"])
         with loaded.lock:
             model = loaded.model
-            z, labels, nrow = _grid_codes(model, g["seed"], g["label"], g["n"])
+            z, labels, nrow = _grid_codes(model, g["seed"], g["label"], g["n"], g["truncation"])
             images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
         c, h, w = images.shape[1:]
         return {"image": png_url(grid(images, nrow=nrow)), "n": len(images), "ncol": nrow,
@@ -322,7 +336,7 @@ async def walk(state: State, request: Request):
         loaded = state.models.get(g["folder"], g["ema"])
         with loaded.lock:
             model = loaded.model
-            z, labels, _ = _grid_codes(model, g["seed"], g["label"], g["n"])
+            z, labels, _ = _grid_codes(model, g["seed"], g["label"], g["n"], g["truncation"])
             if max(a, b) >= len(z):
                 raise Refused(f"the grid has {len(z)} samples: a and b must be below that")
             label = None if labels is None else int(labels[a])   # the walk keeps a's class

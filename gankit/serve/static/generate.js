@@ -8,6 +8,8 @@ export function generateTab(body, run) {
   const cls = h("select", {"aria-label": "class"}, h("option", {value: ""}, "every class"),
     ...u.classes.map((c, i) => h("option", {value: i}, c)));
   const ema = h("input", {type: "checkbox", checked: u.ema, disabled: !u.ema});
+  const psi = h("input", {type: "number", value: 1, min: 0.05, max: 1, step: 0.05, class: "short",
+                          "aria-label": "truncation"});
   const go = h("button", {class: "primary"}, "generate");
   const stage = h("div", {class: "stage"});
   const img = h("img", {class: "grid pick", alt: "generated samples"});
@@ -17,13 +19,15 @@ export function generateTab(body, run) {
   const walkBox = h("div", {class: "walk"});
   body.append(h("div", {class: "row"}, h("label", {}, "seed ", seed), again,
       u.conditional ? h("label", {}, "class ", cls) : "",
-      h("label", {title: u.ema ? "the averaged weights the run kept" : "this run kept no average (--ema)"}, ema, " EMA weights"), go),
+      h("label", {title: u.ema ? "the averaged weights the run kept" : "this run kept no average (--ema)"}, ema, " EMA weights"),
+      h("label", {title: "the truncation trick: below 1, more typical and less varied samples"}, "truncation ", psi), go),
     stage, hint, walkBox);
   let grid = null, picks = [], settings = null;
 
   async function generate() {
     settings = {run: run.id, seed: +seed.value || 0, label: cls.value === "" ? null : +cls.value,
-                ema: ema.checked, n: u.conditional && cls.value === "" ? 80 : 36};
+                ema: ema.checked, n: u.conditional && cls.value === "" ? 80 : 36,
+                truncation: +psi.value || 1};
     go.disabled = true;
     try { grid = await api("/api/generate", settings); } finally { go.disabled = false; }
     img.src = grid.image;
