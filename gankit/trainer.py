@@ -284,6 +284,8 @@ class Trainer:
         self.ema = EMA(getattr(model, model.sampling_network), tc.ema) if tc.ema else None
         self.batch_gen = torch.Generator(device=self.device).manual_seed(tc.seed)
         self.step, saved, meta = 0, None, {}
+        if not self.resume:
+            model.fit_data(self.data.images, self.data.labels, tc.seed)
         if self.resume:
             saved, meta = checkpoint.load(checkpoint.last_in(self.out))
             checkpoint.restore(model, self.batch_gen, self.ema, saved, meta, self.out)

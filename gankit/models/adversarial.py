@@ -138,14 +138,19 @@ class AdversarialModel(GenerativeModel):
     # --- shared machinery ---------------------------------------------------------------
 
     def _g_inputs(self, n: int, labels: torch.Tensor | None):
-        z = self.latents(n)
-        return (z, labels) if self.conditional else (z,)
+        z = torch.randn(n, self.cfg.latent_dim, device=self.device)
+        return (z, labels) if labels is not None else (z,)
 
     def random_labels(self, n: int) -> torch.Tensor | None:
         """Labels for G's update: uniform over the classes (None if unconditional)."""
         if not self.conditional:
             return None
         return torch.randint(self.num_classes, (n,), device=self.device)
+
+    def labels_for(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The labels D and G take with these images: a conditional model's own (None if
+        unconditional)."""
+        return labels if self.conditional else None
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's raw outputs (B,); DiffAugment applies to real and fake alike, as it must."""
@@ -166,7 +171,7 @@ class AdversarialModel(GenerativeModel):
     def realism_loss(self, images, labels=None):
         """G's loss on D's verdict: low when D takes `images` for real. D itself, not
         discriminate(), which would apply training-time DiffAugment."""
-        return self.loss.g(self.discriminator(images, labels).view(-1))
+        return self.loss.g(self.discriminator(images, self.labels_for(images, labels)).view(-1))
 
     def with_penalty(self, loss, real, fake, labels, out_real=None, out_fake=None
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -197,7 +202,7 @@ class AdversarialModel(GenerativeModel):
             part = slice(k * n, (k + 1) * n)
             # Fakes carry the real batch's labels, so D sees the same classes on both sides
             # and the penalty interpolates between images of one class.
-            y = labels[part] if self.conditional else None
+            y = self.labels_for(real[part], None if labels is None else labels[part])
             fake = self.make_fakes(n, y)
             d_loss, penalties, out_real, out_fake = self.update_discriminator(real[part], fake, y)
 
@@ -209,7 +214,7 @@ class AdversarialModel(GenerativeModel):
         if loss.pair is not None:   # relativistic: D's scores of the last real batch, now
             with torch.no_grad():
                 against = self.discriminate(real[part][:n_g], y)
-            if self.conditional:    # fakes then carry the real batch's labels
+            if y is not None:       # fakes then carry the real batch's labels
                 g_labels = y[:n_g]
         g_loss = loss.g_against(self.discriminate(G(*self._g_inputs(n_g, g_labels)), g_labels),
                                 against)

@@ -191,6 +191,11 @@ class GenerativeModel(nn.Module):
         training step `step`. The trainer calls it before sample grids (at most every
         REFIT_EVERY steps), evaluations and checkpoints."""
 
+    def fit_data(self, images: torch.Tensor, labels: torch.Tensor | None, seed: int) -> None:
+        """Learn what the model needs from the training images (uint8 (N, C, H, W)) before
+        its first step, with an RNG of its own seeded by `seed`: e.g. a self-conditioned
+        GAN's clusters. Not called on resume (the checkpoint has it)."""
+
     def d_wins_fix(self) -> str | None:
         """What to try when the model's discriminator wins for long (its `d_acc` near 1; the
         trainer says it once, with this): the options that rebalance it. None: no advice."""
