@@ -59,7 +59,7 @@ class BudgetClock:
 
     def count(self, step_seconds: float) -> int:
         """The steps `self.seconds` holds at `step_seconds` a step (at least those run)."""
-        fits = int(self.seconds / step_seconds) // ROUND_TO * ROUND_TO
+        fits = int(round(self.seconds / step_seconds, 6)) // ROUND_TO * ROUND_TO
         return max(fits, self.done + self.seen)
 
     def step_ms(self) -> float:
