@@ -47,12 +47,24 @@ BEFORE = {
     "cvae": ["--steps", "3000", "--density", "0", "--batch-size", "32"],
 }
 WITHIN = (60, 300)
+BUDGET_EVAL_EVERY = 300
+# One change at a time from each recipe (--ablate): what each technique adds.
+ABLATIONS = {
+    "dcgan": [("without clusters", ("--clusters", "0")),
+              ("without the EMA", ("--ema", "0")),
+              ("hinge + spectral norm (the previous loss)", ("--loss", "hinge", "--spectral-norm",
+                                                             "--beta1", "0", "--beta2", "0.9")),
+              ("rpgan + R1/R2 0.1 (R3GAN's loss)", ("--loss", "rpgan", "--r1", "0.1", "--r2", "0.1",
+                                                    "--beta1", "0", "--beta2", "0.99"))],
+}
 SCORES = ("fid", "kid_mean", "precision", "recall", "class_entropy")
 
 
-def default_steps(model: str) -> int:
+def default_length(model: str) -> tuple[int | None, str | None]:
+    """(steps, budget) of the model's defaults: a budget leaves the steps to the run."""
     from gankit.api import make_config
-    return make_config(model).train.steps
+    train = make_config(model).train
+    return train.steps, train.budget
 
 
 def gankit(*args: str, capture: bool = False) -> str:
@@ -63,27 +75,42 @@ def gankit(*args: str, capture: bool = False) -> str:
     return out.stdout if capture else ""
 
 
-def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
-                    evals: int = EVALS_PER_RUN) -> dict:
-    run = out / model / f"seed{seed}"
-    steps = default_steps(model)
+def finished(run: Path) -> bool:
+    """The run reached the step count it recorded (a budget's count, once known)."""
     done = run / "checkpoints" / "last.json"
-    if not (reuse and done.is_file() and json.loads(done.read_text()).get("step") == steps):
+    if not done.is_file():
+        return False
+    meta = json.loads(done.read_text())
+    return meta.get("step") == meta["config"]["train"].get("steps")
+
+
+def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
+                    evals: int = EVALS_PER_RUN, flags: tuple[str, ...] = (),
+                    name: str | None = None) -> dict:
+    run = out / (name or model) / f"seed{seed}"
+    steps, budget = default_length(model)
+    if "--steps" in flags:
+        steps, budget = int(flags[flags.index("--steps") + 1]), None
+    # A budget's count is known only once the run has timed itself: evaluate about every
+    # BUDGET_EVAL_S seconds' worth of steps at the pace of a dcgan step on one thread.
+    every = max(50, steps // evals) if steps else BUDGET_EVAL_EVERY
+    if not (reuse and finished(run)):
         if run.exists():
             import shutil
             shutil.rmtree(run)
         gankit("train", "--model", model, "--data", data, "--seed", str(seed), "--out", str(run),
-               "--eval-every", str(max(50, steps // evals)), "--threads", "1",
-               "--quiet", "--offline")
+               "--eval-every", str(every), "--threads", "1", "--quiet", "--offline", *flags)
     result = json.loads(gankit("eval", "--checkpoint", str(run), "--json", "--offline",
                                capture=True))
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     curve = [(float(r["seconds"]), float(r["fid"])) for r in rows if r.get("fid")]
-    print(f"{model} seed {seed}: {steps} steps, {float(rows[-1]['seconds']):.0f} s, "
+    steps = json.loads((run / "checkpoints" / "last.json").read_text())["step"]
+    print(f"{name or model} seed {seed}: {steps} steps, {float(rows[-1]['seconds']):.0f} s, "
           f"FID {result['fid']:.2f} P {result['precision']:.3f} R {result['recall']:.3f}",
           flush=True)
-    return {"model": model, "seed": seed, "steps": steps, "seconds": float(rows[-1]["seconds"]),
-            "curve": curve, **{k: result.get(k) for k in SCORES}}
+    return {"model": name or model, "seed": seed, "steps": steps, "budget": budget,
+            "seconds": float(rows[-1]["seconds"]), "curve": curve,
+            **{k: result.get(k) for k in SCORES}}
 
 
 def memorisation(run: Path, data: str, n: int = 1000) -> dict:
@@ -201,6 +228,24 @@ def best_within(curve: list[tuple[float, float]], seconds: float) -> float:
     return min(inside) if inside else math.nan
 
 
+def ablate(args, out: Path) -> None:
+    seed = args.seeds[0]
+    jobs = [(m, label, flags) for m in args.only for label, flags in
+            [("recipe", ())] + ABLATIONS.get(m, [])]
+    with ThreadPoolExecutor(args.workers) as pool:
+        results = list(pool.map(lambda j: (j, train_and_score(
+            j[0], seed, args.data, out, args.reuse, args.evals, j[2],
+            name=j[0] if not j[2] else f"{j[0]}{'_'.join(j[2])}")), jobs))
+    lines = [f"seed {seed}, {args.data}; each row changes one thing from the model's recipe", "",
+             "| model | change | steps | train s | FID | precision | recall |", "|---|---|---|---|---|---|---|"]
+    for (m, label, flags), r in results:
+        lines.append(f"| {m} | {label} (`{' '.join(flags)}`) | {r['steps']:,} | {r['seconds']:.0f} | "
+                     f"{r['fid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} |")
+    suffix = "" if args.data == "mnist" else f"-{args.data}"
+    (ROOT / "benchmarks" / "results" / f"ablation{suffix}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     from gankit.models import MODELS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,6 +257,9 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="score finished runs instead of training again")
     ap.add_argument("--evals", type=int, default=EVALS_PER_RUN, help="FID evaluations per run "
                     "(the curve's points; each costs a few seconds with 10,000 samples)")
+    ap.add_argument("--ablate", action="store_true", help="train each of ABLATIONS' variants "
+                    "of --only's recipes (first seed) beside the recipe; writes "
+                    "benchmarks/results/ablation[-DATA].md")
     ap.add_argument("--before", action="store_true", help="only compare the autoencoders' "
                     "recipes (seed 0, already trained) with their settings as they stood")
     args = ap.parse_args()
@@ -219,6 +267,9 @@ def main() -> None:
     out = Path(args.out)
     if args.before:
         print("\n".join(before(args.only, args.data, out)))
+        return
+    if args.ablate:
+        ablate(args, out)
         return
     floor = json.loads(gankit("eval", "--reference", "--data", args.data, "--json", "--offline",
                               capture=True))
@@ -243,7 +294,9 @@ def main() -> None:
         rs = [r for r in results if r["model"] == m]
         cells = [mean_std([r[k] for r in rs], 4 if k == "kid_mean" else 3) for k in SCORES]
         within = [mean_std([best_within(r["curve"], s) for r in rs], 1) for s in WITHIN]
-        lines.append(f"| {m} | {rs[0]['steps']:,} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+        steps = f"{np.mean([r['steps'] for r in rs]):,.0f}" + (f" ({rs[0]['budget']})"
+                                                                if rs[0].get("budget") else "")
+        lines.append(f"| {m} | {steps} | {np.mean([r['seconds'] for r in rs]):.0f} | "
                      + " | ".join(cells + within) + " |")
     lines += ["", "Memorisation (seed %d; RMS pixel distance to the nearest training image):" % args.seeds[0], "",
               "| model | samples' median | held-out median | samples nearer than 99% of held-out |",

@@ -31,6 +31,9 @@ def add(sub) -> None:
     p.add_argument("--features", choices=["classifier", "inception"], default="classifier",
                    help="feature extractor (default: gankit's classifier; inception needs "
                    "torch-fidelity and its weights)")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="sample a checkpoint with the truncation trick, as `gankit sample "
+                   "--truncation` (default: 1, none)")
     add_seed(p, "sampling and subsets", default=0)
     add_device(p)
     add_no_ema(p, "score the last weights")
@@ -44,9 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from ..config import DataConfig
     from ..evaluate import finite, format_table, prepare, read_images, score, score_model
     from ..files import load_npy
+    from ..models.base import check_truncation
 
     if args.n is not None and args.n < 2:
         raise GankitError(f"--n must be at least 2, got {args.n}")
+    check_truncation(args.truncation)
+    if args.truncation != 1 and not args.checkpoint:
+        raise GankitError("--truncation applies to a checkpoint's samples: pass --checkpoint")
     if args.images and not Path(args.images).is_dir():
         load_npy(args.images)   # refuse a bad file before a first run trains the classifier
     device = device_for(args)
@@ -58,9 +65,13 @@ def run(args: argparse.Namespace) -> int:
                                    data_dir=args.data_dir or data_cfg.data_dir)
     ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
     if model is not None:
-        result = score_model(model, ref, args.n, args.seed, progress=not args.json)
+        result = score_model(model, ref, args.n, args.seed, progress=not args.json,
+                             truncation=args.truncation)
         title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
-        keep(args, result)
+        if args.truncation != 1:   # eval.json holds the model's own scores
+            title += f", truncation {args.truncation:g}"
+        else:
+            keep(args, result)
     else:
         if args.reference:
             images, title = ref.held_out.images, f"reference floor: {ref.description}"
