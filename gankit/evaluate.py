@@ -181,12 +181,17 @@ def draw(sample: Callable[[int], torch.Tensor], n: int, progress: Progress = Fal
 
 
 def score_model(model, ref: Reference, n: int | None = None, seed: int = 0,
-                progress: Progress = False, truncation: float = 1.0) -> dict[str, Any]:
+                progress: Progress = False, truncation: float = 1.0,
+                reject: float | None = None) -> dict[str, Any]:
     """Scores of n samples of `model` (default: as many as the held-out split, so they
-    compare with the reference floor), drawn with `seed` (and `truncation`)."""
+    compare with the reference floor), drawn with `seed` (and `truncation`, and
+    discriminator rejection sampling at percentile `reject`)."""
     gen = torch.Generator().manual_seed(seed)
-    images = draw(lambda k: model.sample(k, generator=gen, truncation=truncation),
-                  n or len(ref.held_out), progress)
+    sample = lambda k: model.sample(k, generator=gen, truncation=truncation)   # noqa: E731
+    if reject is not None:
+        from .rejection import rejection_sampler
+        sample = rejection_sampler(model, gen, reject, truncation=truncation)
+    images = draw(sample, n or len(ref.held_out), progress)
     with progress_bar(progress, total=1, desc="scoring", unit="step") as bar:
         result = score(ref, images, seed=seed)
         bar.update(1)

@@ -190,3 +190,47 @@ def test_sample_cli_truncation(gan_cli_run, tmp_path):
                      "--truncation", "0")
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
     assert "truncation" in bad.stderr and not (tmp_path / "u.png").exists()
+
+
+# --- discriminator rejection sampling ---------------------------------------------------
+
+def test_rejection_keeps_the_samples_d_prefers(make_model):
+    from gankit.rejection import rejection_sampler
+    model = make_model("dcgan", loss="bce", clusters=0).eval()
+    gen = torch.Generator().manual_seed(0)
+    sampler = rejection_sampler(model, gen, percentile=90)
+    kept = sampler(64)
+    assert kept.shape == (64, *SHAPE)
+    plain = model.sample(500, generator=torch.Generator().manual_seed(1))
+    d = lambda x: model.discriminator.eval()(x).view(-1).mean().item()   # noqa: E731
+    assert d(kept) > d(plain)   # what is kept scores higher with D than what is drawn
+
+
+@pytest.mark.parametrize("loss", ["hinge", "rpgan"])
+def test_rejection_needs_a_bce_discriminator(loss, make_model):
+    from gankit.rejection import rejection_sampler
+    model = make_model("dcgan", loss=loss, spectral_norm=False).eval()
+    with pytest.raises(GankitError, match="BCE"):
+        rejection_sampler(model)
+
+
+def test_rejection_with_clusters_asks_d_about_the_cluster_g_drew(make_model):
+    model = make_model("dcgan", loss="bce", clusters=3).eval()
+    z = model.latents(6, torch.Generator().manual_seed(0))
+    images, logits = model.judged_samples(z)
+    assert images.shape == (6, *SHAPE) and logits.shape == (6,)
+    assert torch.equal(model.latent_labels(z, None, images), model.pick(z))
+
+
+def test_sample_cli_reject_and_eval_flags_need_a_checkpoint(gan_cli_run, tmp_path):
+    out = tmp_path / "kept.png"
+    ok = gankit_cli("sample", "--checkpoint", gan_cli_run[0], "--out", out, "--n", "9",
+                    "--reject", "--reject-percentile", "50", "--seed", "1")
+    assert ok.returncode == 0 and out.is_file(), ok.stderr
+    for flags in (["--truncation", "0.8"], ["--reject", "80"]):
+        bad = gankit_cli("eval", "--reference", *flags)
+        assert bad.returncode != 0 and "--checkpoint" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+    bad = gankit_cli("sample", "--checkpoint", gan_cli_run[0], "--out", tmp_path / "x.png",
+                     "--reject", "--reject-percentile", "100")
+    assert bad.returncode != 0 and "percentile" in bad.stderr

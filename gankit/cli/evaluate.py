@@ -34,6 +34,9 @@ def add(sub) -> None:
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                    help="sample a checkpoint with the truncation trick, as `gankit sample "
                    "--truncation` (default: 1, none)")
+    p.add_argument("--reject", type=float, metavar="P", help="sample a checkpoint with "
+                   "discriminator rejection sampling at percentile P, as `gankit sample "
+                   "--reject --reject-percentile P`")
     add_seed(p, "sampling and subsets", default=0)
     add_device(p)
     add_no_ema(p, "score the last weights")
@@ -48,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import finite, format_table, prepare, read_images, score, score_model
     from ..files import load_npy
     from ..models.base import check_truncation
+    from ..rejection import check_percentile
 
     if args.n is not None and args.n < 2:
         raise GankitError(f"--n must be at least 2, got {args.n}")
     check_truncation(args.truncation)
-    if args.truncation != 1 and not args.checkpoint:
-        raise GankitError("--truncation applies to a checkpoint's samples: pass --checkpoint")
+    if (args.truncation != 1 or args.reject is not None) and not args.checkpoint:
+        raise GankitError("--truncation and --reject apply to a checkpoint's samples: pass "
+                          "--checkpoint")
+    if args.reject is not None:
+        check_percentile(args.reject)
     if args.images and not Path(args.images).is_dir():
         load_npy(args.images)   # refuse a bad file before a first run trains the classifier
     device = device_for(args)
@@ -66,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
     ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
     if model is not None:
         result = score_model(model, ref, args.n, args.seed, progress=not args.json,
-                             truncation=args.truncation)
+                             truncation=args.truncation, reject=args.reject)
         title = f"checkpoint {args.checkpoint} ({model.run_config.model})"
         if args.truncation != 1:   # eval.json holds the model's own scores
             title += f", truncation {args.truncation:g}"
-        else:
+        if args.reject is not None:
+            title += f", rejection sampling at percentile {args.reject:g}"
+        if args.truncation == 1 and args.reject is None:
             keep(args, result)
     else:
         if args.reference:

@@ -29,6 +29,11 @@ def _add_sample(sub) -> None:
                    help="the truncation trick: noise scaled by PSI in (0, 1] towards the "
                    "prior's mean gives more typical, less varied images (default: 1, none; "
                    "README: the precision/recall curve)")
+    p.add_argument("--reject", action="store_true", help="discriminator rejection sampling "
+                   "(Azadi et al. 2019): draw more samples and keep those the GAN's D judges "
+                   "most real; needs a D trained with --loss bce (dcgan's default)")
+    p.add_argument("--reject-percentile", type=float, default=80.0, metavar="P",
+                   help="with --reject: higher keeps fewer, more typical samples (default: 80)")
     p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
     p.add_argument("--npy", metavar="FILE.npy", help="also write the images as uint8 "
                    "(N, H, W) for one channel, (N, H, W, C) otherwise")
@@ -45,11 +50,13 @@ def sample(args: argparse.Namespace) -> int:
     from ..images import grid, save_image
     from ..models import check_label
     from ..models.base import check_truncation
+    from ..rejection import check_percentile
 
     for flag, value in (("--n", args.n), ("--nrow", args.nrow)):
         if value is not None and value <= 0:
             raise GankitError(f"{flag} must be positive, got {value}")
     check_truncation(args.truncation)
+    check_percentile(args.reject_percentile)
     check_output(args.out, "--out", image=True)
     if args.npy:
         check_output(args.npy, "--npy")
@@ -59,12 +66,33 @@ def sample(args: argparse.Namespace) -> int:
     # A conditional model without --label: one row per class, 10 a row unless --n says.
     z, labels, nrow = model.grid_inputs(args.n or 64, gen, label,
                                         per_class=None if args.n else 10)
-    images = to_uint8(model.sample(latents=z, labels=labels, truncation=args.truncation)).cpu()
+    if args.reject:
+        images = to_uint8(_rejected(model, args, gen, z, labels, nrow)).cpu()
+    else:
+        images = to_uint8(model.sample(latents=z, labels=labels, truncation=args.truncation)).cpu()
     save_image(grid(images, nrow=args.nrow or nrow), args.out)
     if args.npy:
         save_npy(args.npy, images)
     print(f"wrote {len(z)} samples to {args.out}" + (f" and {args.npy}" if args.npy else ""))
     return 0
+
+
+def _rejected(model, args, gen, z, labels, nrow):
+    """As many images as the grid has, kept by discriminator rejection sampling; a
+    conditional model's rows keep their classes."""
+    import torch
+
+    from ..rejection import rejection_sampler
+    if labels is None:
+        return rejection_sampler(model, gen, args.reject_percentile,
+                                 truncation=args.truncation)(len(z))
+    rows = []
+    for start in range(0, len(z), nrow or len(z)):
+        row = labels[start:start + (nrow or len(z))]
+        sampler = rejection_sampler(model, gen, args.reject_percentile, int(row[0]),
+                                    truncation=args.truncation)
+        rows.append(sampler(len(row)))
+    return torch.cat(rows)
 
 
 def _add_interpolate(sub) -> None:

@@ -19,6 +19,7 @@ from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, 
                       unit_interval)
 from ..errors import GankitError, option
 from ..losses import LOSSES, gradient_penalty, r1_penalty, zero_centred_penalty
+from ..runtime import evaluating
 from .base import GenerativeModel, adam
 
 
@@ -172,6 +173,22 @@ class AdversarialModel(GenerativeModel):
         """G's loss on D's verdict: low when D takes `images` for real. D itself, not
         discriminate(), which would apply training-time DiffAugment."""
         return self.loss.g(self.discriminator(images, self.labels_for(images, labels)).view(-1))
+
+    @torch.no_grad()
+    def judged_samples(self, latents, labels=None):
+        """(images, D's logits on them) for rejection sampling: with the BCE loss, D's logit
+        estimates log p_data(x) / p_G(x) (Goodfellow et al. 2014, Prop. 1); None otherwise
+        (a hinge, Wasserstein or relativistic D's scores are not that ratio)."""
+        if self.loss is not LOSSES["bce"]:
+            return None
+        images = self.sample(latents=latents, labels=labels)
+        with evaluating(self.discriminator):
+            logits = self.discriminator(images, self.latent_labels(latents, labels, images))
+        return images, logits.view(-1)
+
+    def latent_labels(self, latents, labels, images):
+        """The labels G drew `images` with: a conditional model's own."""
+        return self.labels_for(images, labels)
 
     def with_penalty(self, loss, real, fake, labels, out_real=None, out_fake=None
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

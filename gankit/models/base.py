@@ -191,6 +191,11 @@ class GenerativeModel(nn.Module):
         training step `step`. The trainer calls it before sample grids (at most every
         REFIT_EVERY steps), evaluations and checkpoints."""
 
+    def judged_samples(self, latents: torch.Tensor, labels: torch.Tensor | None = None):
+        """(images from `latents`, a logit per image estimating log p_data(x) / p_model(x)),
+        for rejection sampling (gankit/rejection.py); None: the model has no such judge."""
+        return None
+
     def fit_data(self, images: torch.Tensor, labels: torch.Tensor | None, seed: int) -> None:
         """Learn what the model needs from the training images (uint8 (N, C, H, W)) before
         its first step, with an RNG of its own seeded by `seed`: e.g. a self-conditioned

@@ -121,9 +121,16 @@ class DCGAN(AdversarialModel):
     def decode(self, latents, labels):
         if not self.cfg.clusters:
             return super().decode(latents, labels)
-        d = self.cfg.latent_dim
-        # The last number, through the normal CDF, picks a cluster by its share.
-        u = 0.5 * (1 + torch.erf(latents[:, d] / math.sqrt(2)))
+        return self.generator(latents[:, :self.cfg.latent_dim], self.pick(latents))
+
+    def pick(self, latents):
+        """The cluster each latent draws: its last number, through the normal CDF, picks a
+        cluster by its share."""
+        u = 0.5 * (1 + torch.erf(latents[:, self.cfg.latent_dim] / math.sqrt(2)))
         edges = self.cluster_share.cumsum(0)
-        pick = torch.searchsorted(edges, u.contiguous()).clamp(max=self.cfg.clusters - 1)
-        return self.generator(latents[:, :d], pick)
+        return torch.searchsorted(edges, u.contiguous()).clamp(max=self.cfg.clusters - 1)
+
+    def latent_labels(self, latents, labels, images):
+        if not self.cfg.clusters:
+            return super().latent_labels(latents, labels, images)
+        return self.pick(latents.to(self.device))
