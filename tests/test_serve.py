@@ -141,6 +141,20 @@ def test_generate_is_repeatable_by_seed_and_matches_the_api(client, served_runs)
     assert np.array_equal(cell, first)
 
 
+def test_generate_takes_a_truncation_as_sample_does(client, served_runs):
+    import gankit
+    from gankit.data import to_uint8
+    a = client.post("/api/generate", json={"run": "gan/short", "seed": 7, "n": 9,
+                                           "truncation": 0.5}).json()
+    model = gankit.load(served_runs / "gan" / "short")
+    first = to_uint8(model.sample(9, generator=torch.Generator().manual_seed(7),
+                                  truncation=0.5))[0, 0].numpy()
+    assert np.array_equal(decode(a["image"])[4:4 + 56:2, 4:4 + 56:2], first)
+    for bad in (0, -1, 2, "x"):
+        r = client.post("/api/generate", json={"run": "gan/short", "truncation": bad})
+        assert r.status_code == 400 and "truncation" in r.json()["error"]
+
+
 def test_a_model_is_loaded_once_and_reloaded_when_its_checkpoint_changes(tmp_path, served_runs):
     import shutil
     root = tmp_path / "root"
