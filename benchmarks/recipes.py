@@ -51,11 +51,15 @@ BUDGET_EVAL_EVERY = 300
 # One change at a time from each recipe (--ablate): what each technique adds.
 ABLATIONS = {
     "dcgan": [("without clusters", ("--clusters", "0")),
+              ("20 clusters", ("--clusters", "20")),
               ("without the EMA", ("--ema", "0")),
-              ("hinge + spectral norm (the previous loss)", ("--loss", "hinge", "--spectral-norm",
-                                                             "--beta1", "0", "--beta2", "0.9")),
-              ("rpgan + R1/R2 0.1 (R3GAN's loss)", ("--loss", "rpgan", "--r1", "0.1", "--r2", "0.1",
-                                                    "--beta1", "0", "--beta2", "0.99"))],
+              ("with ADA, target 0.6", ("--ada", "0.6")),
+              ("hinge + spectral norm, Adam(2e-4, 0, 0.9) (the previous recipe's optimiser)",
+               ("--loss", "hinge", "--spectral-norm", "--lr-g", "2e-4", "--lr-d", "2e-4",
+                "--beta1", "0", "--beta2", "0.9")),
+              ("RpGAN + R1 + R2 at 0.1, Adam(2e-4, 0, 0.99) (R3GAN's loss)",
+               ("--loss", "rpgan", "--r1", "0.1", "--r2", "0.1", "--lr-g", "2e-4",
+                "--lr-d", "2e-4", "--beta1", "0", "--beta2", "0.99"))],
 }
 SCORES = ("fid", "kid_mean", "precision", "recall", "class_entropy")
 

@@ -57,6 +57,10 @@ def config_from_tables(tables: dict[str, Any], where: str = "config",
         given = model_values if table == "model" else tables.get(table, {})
         if table == "train" and not saved:
             defaults = _length(defaults, given, where)
+        if not saved:   # a switch given on turns off the defaults it replaces (--augment: ADA)
+            for f in dataclasses.fields(cls):
+                if given.get(f.name) and "turns_off" in f.metadata:
+                    defaults = {**f.metadata["turns_off"], **defaults}
         return {**defaults, **given}
     return RunConfig(model=name,
                      model_cfg=from_dict(model_cls.Config, values(model_cls.Config, "model", {}),

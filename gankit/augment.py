@@ -103,34 +103,44 @@ def _chance(p: torch.Tensor, b: int, device) -> torch.Tensor:
 def ada_augment(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """x (B, C, H, W) in [-1, 1] through the pipeline at probability p (a 0-d tensor, so that
     no value leaves the device); differentiable with respect to x, twice (R1 through it).
-    Uncovered pixels are black (-1), as DiffAugment's fill here."""
+    Uncovered pixels are black (-1), as DiffAugment's fill here. An image no op applied to
+    comes back exactly as it was (not resampled)."""
     b, dev = x.shape[0], x.device
+    chances = []
+
+    def chance():
+        chances.append(_chance(p, b, dev))
+        return chances[-1]
 
     def lognormal(std):
-        return torch.exp2(torch.randn(b, device=dev) * std * _chance(p, b, dev))
+        return torch.exp2(torch.randn(b, device=dev) * std * chance())
 
     # One affine map per image, composed from the geometric ops (the output pixel at u reads
     # the input at A u + t, in grid_sample's [-1, 1] coordinates).
-    shift = (torch.rand(b, 2, device=dev) * 2 - 1) * 0.125 * 2 * _chance(p, b, dev)[:, None]
+    shift = (torch.rand(b, 2, device=dev) * 2 - 1) * 0.125 * 2 * chance()[:, None]
     shift = torch.round(shift * x.shape[-1] / 2) / (x.shape[-1] / 2)   # whole pixels
     iso = lognormal(0.2)
     # The paper rotates twice, each at this chance, so that one of them happens with p; once here.
     p_rot = 1 - torch.sqrt((1 - p).clamp(min=0))
-    angle = (torch.rand(b, device=dev) * 2 - 1) * math.pi * (torch.rand(b, device=dev) < p_rot)
+    turned = (torch.rand(b, device=dev) < p_rot).to(torch.float32)
+    chances.append(turned)
+    angle = (torch.rand(b, device=dev) * 2 - 1) * math.pi * turned
     aniso = lognormal(0.2)
-    frac = torch.randn(b, 2, device=dev) * 0.125 * 2 * _chance(p, b, dev)[:, None]
+    frac = torch.randn(b, 2, device=dev) * 0.125 * 2 * chance()[:, None]
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = 1 / (iso * aniso), aniso / iso          # inverse maps: zooming in reads less
     theta = torch.stack([torch.stack([cos * sx, -sin * sx, shift[:, 0] + frac[:, 0]], 1),
                          torch.stack([sin * sy, cos * sy, shift[:, 1] + frac[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros",
+    y = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros",
                       align_corners=False) - 1
     # Colour: brightness (add N(0, 0.2)), contrast (scale about the mean, lognormal 0.5).
     view = (b,) + (1,) * (x.dim() - 1)
-    x = x + (torch.randn(b, device=dev) * 0.2 * _chance(p, b, dev)).view(view)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * lognormal(0.5).view(view) + mean
+    y = y + (torch.randn(b, device=dev) * 0.2 * chance()).view(view)
+    mean = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - mean) * lognormal(0.5).view(view) + mean
+    applied = torch.stack(chances).amax(0) > 0
+    return torch.where(applied.view(view), y, x)
 
 
 @torch.no_grad()

@@ -285,7 +285,7 @@ class Trainer:
         self.batch_gen = torch.Generator(device=self.device).manual_seed(tc.seed)
         self.step, saved, meta = 0, None, {}
         if not self.resume:
-            model.fit_data(self.data.images, self.data.labels, tc.seed)
+            model.fit_data(self.data.samples, self.data.labels, tc.seed)
         if self.resume:
             saved, meta = checkpoint.load(checkpoint.last_in(self.out))
             checkpoint.restore(model, self.batch_gen, self.ema, saved, meta, self.out)

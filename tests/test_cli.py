@@ -239,9 +239,12 @@ def test_train_help_shows_each_models_own_defaults(capsys):
         entries = {e.split()[0].rstrip(","): " ".join(e.split())
                    for e in re.split(r"\n  (?=-)", out[out.index("options:"):])[1:]}
         cfg = make_config(name)
-        shown = {**{k: getattr(cfg.train, k) for k in ("steps", "batch_size", "ema")},
+        shown = {**{k: getattr(cfg.train, k) for k in ("steps", "budget", "batch_size", "ema")},
                  **vars(cfg.model_cfg)}
         for key, value in shown.items():
+            if value is None:   # a budget leaves the steps open; no budget shows none
+                assert "(default:" not in entries["--" + key.replace("_", "-")], (name, key)
+                continue
             if isinstance(value, bool):
                 value = "on" if value else "off"
             assert f"(default: {value})" in entries["--" + key.replace("_", "-")], (name, key)

@@ -69,7 +69,8 @@ def test_spectral_norm_bounds_d_layers(name, make_model):
 def test_augment_changes_what_d_sees_of_real_and_fake(name, make_model):
     seen = []
     for augment in (False, True):
-        model = make_model(name, augment=augment)
+        # DiffAugment replaces ADA (dcgan's default), as --augment does on the command line
+        model = make_model(name, augment=augment, **({"ada": 0.0} if augment else {}))
         inputs = []
         model.discriminator.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach()))
         real, labels = real_batch(model)
@@ -119,7 +120,8 @@ def test_dcgan_sizes(size, make_model):
     model = make_model("dcgan", shape=(3, size, size), num_classes=0)
     assert model.sample(2).shape == (2, 3, size, size)
     x = torch.rand(2, 3, size, size) * 2 - 1
-    assert model.discriminator(x).shape == (2, 1)
+    # D takes the cluster its images belong to (the recipe's self-conditioning)
+    assert model.discriminator(x, model.labels_for(x, None)).shape == (2, 1)
 
 
 @pytest.mark.parametrize("size, fragment", [(27, "even image size"), (6, "even image size")])

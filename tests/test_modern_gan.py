@@ -40,7 +40,7 @@ def test_rpgan_scores_pairs():
 
 
 def test_penalty_from_the_shared_forward_equals_a_fresh_one(make_model):
-    model = make_model("dcgan", loss="rpgan", r1=1.0, r2=1.0, spectral_norm=False)
+    model = make_model("dcgan", loss="rpgan", r1=1.0, r2=1.0, spectral_norm=False, clusters=0)
     d = model.discriminator.eval()   # deterministic: no BatchNorm here, no augmentation
     x = real_batch()[0].requires_grad_(True)
     shared = zero_centred_penalty(d(x).view(-1), x)
@@ -175,7 +175,7 @@ def test_truncation_pulls_latents_to_the_mean_but_not_the_cluster_pick(make_mode
     z = torch.randn(5, model.latent_size)
     t = model.truncate(z, 0.5)
     assert torch.equal(t[:, :-1], z[:, :-1] * 0.5) and torch.equal(t[:, -1], z[:, -1])
-    plain = make_model("dcgan").eval()
+    plain = make_model("dcgan", clusters=0).eval()
     z = torch.randn(6, plain.latent_size)
     assert torch.equal(plain.sample(latents=z, truncation=1.0), plain.sample(latents=z))
     assert torch.equal(plain.sample(latents=z, truncation=0.5), plain.sample(latents=z * 0.5))

@@ -54,13 +54,14 @@ class AdversarialConfig(ModelConfig):
         "help": "spectral normalisation of D's layers (Miyato et al. 2018)"})
     augment: bool = field(default=False, metadata={
         "help": "DiffAugment (translation + cutout on real and fake images before D; Zhao "
-                "et al. 2020): helps on small datasets such as the 5,000 offline digits"})
+                "et al. 2020): helps on small datasets such as the 5,000 offline digits; "
+                "instead of --ada", "turns_off": {"ada": 0.0}})
     ada: float = field(default=0.0, metadata={
         "help": "adaptive augmentation (ADA, Karras et al. 2020) with this target: D sees "
                 "reals and fakes through random shifts, zooms, turns and colour changes, each "
                 "at a chance p raised while D calls more than this share of reals real and "
-                "lowered otherwise (the paper's target: 0.6); 0 turns it off; instead of "
-                "--augment"})
+                "lowered otherwise (the paper's target: 0.6); 0 turns it off; --augment "
+                "replaces it"})
 
     def __post_init__(self):
         positive(self, "latent_dim", "d_steps")
@@ -72,7 +73,8 @@ class AdversarialConfig(ModelConfig):
             raise GankitError(f"ada must be in [0, 1), got {self.ada!r}: e.g. {option('ada', 0.6)}")
         if self.ada and self.augment:
             raise GankitError(f"{option('ada', self.ada)} and {option('augment', True)} both "
-                              "augment D's images: keep one")
+                              f"augment D's images: keep one (with {option('augment', True)}, "
+                              f"add {option('ada', 0)})")
         if self.loss == "wasserstein" and not (self.gp or self.spectral_norm):
             warnings.warn(f"{option('loss', 'wasserstein')} without {option('gp')} or "
                           f"{option('spectral_norm')}: nothing keeps the critic Lipschitz, so its "
@@ -165,7 +167,7 @@ class AdversarialModel(GenerativeModel):
         """DiffAugment where it is off (made for small data, where D memorises the reals),
         and a slower D (the guide's remedy: separate learning rates)."""
         slower = f"a lower {option('lr_d')} than {self.cfg.lr_d:g}"
-        if self.cfg.augment:
+        if self.cfg.augment or self.cfg.ada:
             return f"{slower}, or more images"
         return f"{option('augment', True)} (DiffAugment, made for small data) or {slower}"
 

@@ -48,7 +48,10 @@ def kmeans(x: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tens
     centroids = x[torch.randint(n, (1,), generator=gen)]
     dist = torch.cdist(x, centroids).squeeze(1).pow(2)
     for _ in range(1, k):
-        pick = torch.multinomial(dist / dist.sum(), 1, generator=gen)
+        if dist.sum() > 0:
+            pick = torch.multinomial(dist / dist.sum(), 1, generator=gen)
+        else:   # fewer distinct images than clusters: the rest stay empty (share 0)
+            pick = torch.randint(n, (1,), generator=gen)
         centroids = torch.cat([centroids, x[pick]])
         dist = torch.minimum(dist, torch.cdist(x, x[pick]).squeeze(1).pow(2))
     for _ in range(ITERATIONS):
@@ -58,8 +61,9 @@ def kmeans(x: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tens
         moved = sums / counts.clamp(min=1)[:, None]
         far = (x - centroids[assign]).pow(2).sum(1)
         for j in (counts == 0).nonzero().flatten().tolist():
-            moved[j] = x[far.argmax()]
-            far[far.argmax()] = 0
+            if far.max() > 0:
+                moved[j] = x[far.argmax()]
+                far[far.argmax()] = 0
         if torch.equal(moved, centroids):
             break
         centroids = moved
