@@ -261,6 +261,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="score finished runs instead of training again")
     ap.add_argument("--evals", type=int, default=EVALS_PER_RUN, help="FID evaluations per run "
                     "(the curve's points; each costs a few seconds with 10,000 samples)")
+    ap.add_argument("--tag", default="", help="results file suffix, e.g. -gans: "
+                    "benchmarks/results/recipes[-DATA][TAG].md and docs/time_to_quality[-DATA][TAG].png")
     ap.add_argument("--ablate", action="store_true", help="train each of ABLATIONS' variants "
                     "of --only's recipes (first seed) beside the recipe; writes "
                     "benchmarks/results/ablation[-DATA].md")
@@ -285,7 +287,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps({"floor": floor, "runs": results,
                                                   "memorisation": copies}, indent=1))
-    suffix = "" if args.data == "mnist" else f"-{args.data}"
+    suffix = ("" if args.data == "mnist" else f"-{args.data}") + args.tag
     plot(results, floor["fid"], ROOT / "docs" / f"time_to_quality{suffix}.png")
 
     lines = [f"features: {floor['extractor']}", f"reference: {floor['reference']}",
