@@ -52,8 +52,7 @@ BUDGET_EVAL_EVERY = 300
 ABLATIONS = {
     "dcgan": [("without clusters", ("--clusters", "0")),
               ("20 clusters", ("--clusters", "20")),
-              ("without the EMA", ("--ema", "0")),
-              ("with ADA, target 0.6", ("--ada", "0.6")),
+              ("without ADA", ("--ada", "0")),
               ("hinge + spectral norm, Adam(2e-4, 0, 0.9) (the previous recipe's optimiser)",
                ("--loss", "hinge", "--spectral-norm", "--lr-g", "2e-4", "--lr-d", "2e-4",
                 "--beta1", "0", "--beta2", "0.9")),

@@ -17,7 +17,7 @@ conditions on clusters of its images and takes this recipe's optimiser instead.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..config import default_of
 from .adversarial import AdversarialConfig
@@ -26,15 +26,13 @@ from .dcgan import DCGAN, DCGANConfig
 
 @dataclass
 class CGANConfig(DCGANConfig):
-    projection: bool = field(default=False, metadata={
-        "help": "projection discriminator (Miyato & Koyama 2018) instead of one-hot label "
-                "channels at D's input"})
     lr_g: float = default_of(AdversarialConfig, "lr_g", 4e-4)
     lr_d: float = default_of(AdversarialConfig, "lr_d", 4e-4)
     loss: str = default_of(AdversarialConfig, "loss", "bce")
     spectral_norm: bool = default_of(AdversarialConfig, "spectral_norm", False)
     beta1: float = default_of(AdversarialConfig, "beta1", 0.5)
     beta2: float = default_of(AdversarialConfig, "beta2", 0.999)
+    projection: bool = default_of(DCGANConfig, "projection", False)   # the sweep's choice
     clusters: int = default_of(DCGANConfig, "clusters", 0)   # it has the data's labels
     ada: float = default_of(AdversarialConfig, "ada", 0.0)
 
