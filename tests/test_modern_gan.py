@@ -234,3 +234,12 @@ def test_sample_cli_reject_and_eval_flags_need_a_checkpoint(gan_cli_run, tmp_pat
     bad = gankit_cli("sample", "--checkpoint", gan_cli_run[0], "--out", tmp_path / "x.png",
                      "--reject", "--reject-percentile", "100")
     assert bad.returncode != 0 and "percentile" in bad.stderr
+
+
+def test_augment_given_replaces_a_default_ada_but_both_given_is_refused():
+    from gankit.api import make_config
+    assert make_config("dcgan").model_cfg.ada == 0.6            # the recipe's ADA
+    cfg = make_config("dcgan", augment=True).model_cfg
+    assert (cfg.augment, cfg.ada) == (True, 0.0)
+    with pytest.raises(GankitError, match="keep one"):
+        make_config("dcgan", augment=True, ada=0.5)
