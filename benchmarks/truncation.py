@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def evaluate(run: str, *flags: str) -> dict:
 def plot(points: list[tuple[str, str, dict]], floor: dict, path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default()
-    w, h, l, r, t, b = 620, 460, 70, 30, 30, 50
+    w, h, l, r, t, b = 660, 460, 70, 100, 30, 50
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
     ps = [p["precision"] for _, _, p in points] + [floor["precision"]]
@@ -40,12 +41,12 @@ def plot(points: list[tuple[str, str, dict]], floor: dict, path: Path) -> None:
     X = lambda v: l + (v - x0) / (x1 - x0) * (w - l - r)    # noqa: E731
     Y = lambda v: h - b - (v - y0) / (y1 - y0) * (h - t - b)  # noqa: E731
     draw.rectangle([l, t, w - r, h - b], outline="#888")
-    for k in range(11):
-        for v, axis in ((x0 + k * (x1 - x0) / 10, "x"), (y0 + k * (y1 - y0) / 10, "y")):
-            if axis == "x":
-                draw.text((X(v) - 12, h - b + 6), f"{v:.2f}", fill="black", font=font)
-            else:
-                draw.text((l - 40, Y(v) - 6), f"{v:.2f}", fill="black", font=font)
+    for k in range(math.ceil(x0 * 20), math.floor(x1 * 20) + 1):   # ticks every 0.05
+        draw.line([(X(k / 20), h - b), (X(k / 20), h - b + 4)], fill="black")
+        draw.text((X(k / 20) - 12, h - b + 6), f"{k / 20:.2f}", fill="black", font=font)
+    for k in range(math.ceil(y0 * 100), math.floor(y1 * 100) + 1):  # and 0.01
+        draw.line([(l - 4, Y(k / 100)), (l, Y(k / 100))], fill="black")
+        draw.text((l - 40, Y(k / 100) - 6), f"{k / 100:.2f}", fill="black", font=font)
     draw.text(((w - r) // 2 - 20, h - 22), "recall", fill="black", font=font)
     draw.text((l, 10), "precision (gankit classifier features, held-out split)", fill="black", font=font)
     colours = {"truncation": "#1f77b4", "rejection": "#d62728"}

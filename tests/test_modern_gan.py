@@ -86,9 +86,11 @@ def test_resnet_blocks_start_as_the_identity(make_model):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
 
 
-def test_runs_saved_before_arch_existed_load_as_dcgan():
+def test_runs_saved_before_this_round_load_as_they_were_trained():
     cfg = config_from_tables({"model": {"name": "dcgan"}, "train": {"steps": 10}}, saved=True)
-    assert cfg.model_cfg.arch == "dcgan" and cfg.model_cfg.clusters == 0
+    m = cfg.model_cfg
+    assert (m.arch, m.clusters, m.projection, m.ada, m.r2) == ("dcgan", 0, False, 0.0, 0.0)
+    assert cfg.train.budget is None and cfg.train.steps == 10
 
 
 # --- ADA ------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class AdversarialConfig(ModelConfig):
                 "reals and fakes through random shifts, zooms, turns and colour changes, each "
                 "at a chance p raised while D calls more than this share of reals real and "
                 "lowered otherwise (the paper's target: 0.6); 0 turns it off; --augment "
-                "replaces it"})
+                "replaces it", "saved_default": 0.0})
 
     def __post_init__(self):
         positive(self, "latent_dim", "d_steps")
