@@ -100,8 +100,7 @@ def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tenso
     """R1 (Mescheder et al. 2018, eq. 9 without its gamma/2): E[||grad_x D(x)||^2] on real x,
     the squared norm over all of a sample's dimensions."""
     x = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
+    return zero_centred_penalty(critic(x), x)
 
 
 def zero_centred_penalty(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,9 @@ DEFAULT_PERCENTILE = 80.0
 
 def check_reject(model) -> None:
     """GankitError unless `model` can judge its samples (a GAN trained with the BCE loss)."""
-    probe = model.judged_samples(model.latents(1), None if not model.conditional
-                                 else torch.zeros(1, dtype=torch.long))
+    # A probe of one sample, on an RNG of its own: the caller's random streams stay put.
+    label = torch.zeros(1, dtype=torch.long) if model.conditional else None
+    probe = model.judged_samples(model.latents(1, torch.Generator()), label)
     if probe is None:
         raise GankitError(f"{option('reject')} needs a GAN whose D was trained with the BCE "
                           "loss (its logit estimates log p_data / p_G): this model has none; "

@@ -286,7 +286,7 @@ class Trainer:
         self.step, saved, meta = 0, None, {}
         if not self.resume:
             model.fit_data(self.data.samples, self.data.labels, tc.seed)
-        if self.resume:
+        else:
             saved, meta = checkpoint.load(checkpoint.last_in(self.out))
             checkpoint.restore(model, self.batch_gen, self.ema, saved, meta, self.out)
             self.step = meta["step"]
@@ -324,22 +324,27 @@ class Trainer:
 
     def _write_config(self) -> None:
         self.parallel = self.job.describe(self.tc.batch_size)
-        self.config_note = ""
         if not self.main:
             return
-        note = ""
         if self.job.world_size > 1:
-            note = (f"{self.job.world_size} processes ({self.job.backend}) x batch_size "
-                    f"{self.tc.batch_size} = {self.parallel['global_batch_size']} images per "
-                    "step; batch_size is per process")
-            print(f"gankit: {note}; rank 0 writes {self.out}", flush=True)
-        self.config_note = note
-        write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=note)
+            print(f"gankit: {self._parallel_note()}; rank 0 writes {self.out}", flush=True)
+        self._save_config()
         if getattr(self.data, "held_out", None) is not None:   # a folder: which images it left out
             from .data.split import listing
             from .files import write_bytes
             write_bytes(self.out / "held_out.txt", listing(self.data).encode(),
                         fix=f"choose another {option('out')}")
+
+    def _parallel_note(self) -> str:
+        """How a torchrun job's batch adds up ("" for one process): config.toml's comment."""
+        if self.job.world_size == 1:
+            return ""
+        return (f"{self.job.world_size} processes ({self.job.backend}) x batch_size "
+                f"{self.tc.batch_size} = {self.parallel['global_batch_size']} images per "
+                "step; batch_size is per process")
+
+    def _save_config(self) -> None:
+        write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=self._parallel_note())
 
     def _grid_inputs(self) -> None:
         """Fixed noise (and labels) for the sample grids, from a generator of their own so
@@ -407,7 +412,7 @@ class Trainer:
         self.tc = dataclasses.replace(self.tc, steps=steps)
         self.cfg = dataclasses.replace(self.cfg, train=self.tc)
         if self.main:
-            write_toml(self.out / "config.toml", self.cfg.to_tables(), comment=self.config_note)
+            self._save_config()
         self.bar.total = steps
         self.bar.refresh()
         self.say(f"{option('budget', self.tc.budget)}: {steps:,} steps ({clock.step_ms():.1f} ms a "

@@ -67,10 +67,8 @@ class AdversarialConfig(ModelConfig):
         positive(self, "latent_dim", "d_steps")
         finite_positive(self, "lr_g", "lr_d")
         one_of(self, "loss", tuple(LOSSES))
-        unit_interval(self, "beta1", "beta2")
+        unit_interval(self, "beta1", "beta2", "ada")
         finite_nonnegative(self, "gp", "r1", "r2")
-        if not 0 <= self.ada < 1:
-            raise GankitError(f"ada must be in [0, 1), got {self.ada!r}: e.g. {option('ada', 0.6)}")
         if self.ada and self.augment:
             raise GankitError(f"{option('ada', self.ada)} and {option('augment', True)} both "
                               f"augment D's images: keep one (with {option('augment', True)}, "

@@ -150,12 +150,20 @@ class GenerativeModel(nn.Module):
         z = self.latents(n, generator)
         return z, None if label is None else torch.full((n,), label), None
 
+    @property
+    def gaussian_size(self) -> int:
+        """The leading latent numbers that are the Gaussian code; any after them pick a
+        component (a fitted mixture's, a cluster) through their normal CDF."""
+        return self.latent_size
+
     def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
         """The truncation trick: latents pulled towards the prior's mean, z -> psi * z. Fewer
         samples from the prior's thin tails, where G has seen little: more typical images,
         less variety (Brock et al. 2019 truncate z; Karras et al. 2019 pull w towards its
-        mean, w_mean + psi (w - w_mean), the same with a mean of 0)."""
-        return latents * psi
+        mean, w_mean + psi (w - w_mean), the same with a mean of 0). Only the Gaussian part:
+        scaled, a number that picks a component would favour the middle ones."""
+        d = self.gaussian_size
+        return torch.cat([latents[:, :d] * psi, latents[:, d:]], dim=1)
 
     @torch.no_grad()
     def sample(self, n: int | None = None, *, latents: torch.Tensor | None = None,

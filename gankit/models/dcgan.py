@@ -16,7 +16,6 @@ has the screens and the ablation.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +25,7 @@ from ..data import to_float
 from ..errors import GankitError, option
 from . import clusters
 from .adversarial import AdversarialConfig, AdversarialModel
+from .density import by_weight
 from .nets import ConvEncoder, ConvGenerator
 from .residual import ResidualDiscriminator, ResidualGenerator
 
@@ -116,15 +116,15 @@ class DCGAN(AdversarialModel):
     def random_labels(self, n):
         if not self.cfg.clusters:
             return super().random_labels(n)
-        return self._by_share(torch.rand(n, device=self.device))
+        return by_weight(torch.rand(n, device=self.device), self.cluster_share)
 
     @property
     def latent_size(self) -> int:
         return self.cfg.latent_dim + bool(self.cfg.clusters)   # one number picks the cluster
 
-    def truncate(self, latents, psi):
-        d = self.cfg.latent_dim
-        return torch.cat([latents[:, :d] * psi, latents[:, d:]], dim=1)
+    @property
+    def gaussian_size(self) -> int:
+        return self.cfg.latent_dim
 
     def decode(self, latents, labels):
         if not self.cfg.clusters:
@@ -134,13 +134,7 @@ class DCGAN(AdversarialModel):
     def pick(self, latents):
         """The cluster each latent draws: its last number, through the normal CDF, picks a
         cluster by its share."""
-        return self._by_share(0.5 * (1 + torch.erf(latents[:, self.cfg.latent_dim] / math.sqrt(2))))
-
-    def _by_share(self, u):
-        """Uniform numbers in [0, 1) -> clusters, each as often as its share (the inverse
-        CDF: no host sync, so a CUDA graph can hold it)."""
-        edges = self.cluster_share.cumsum(0)
-        return torch.searchsorted(edges, u.contiguous()).clamp(max=self.cfg.clusters - 1)
+        return by_weight(torch.special.ndtr(latents[:, self.cfg.latent_dim]), self.cluster_share)
 
     def latent_labels(self, latents, labels, images):
         if not self.cfg.clusters:

@@ -36,6 +36,13 @@ REG_COVAR = 1e-4
 ENCODE_BATCH = 500
 
 
+
+def by_weight(u: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Uniform numbers u in [0, 1) -> indices, each as often as its weight (the inverse CDF
+    of the weights' last dimension; no host sync, so a CUDA graph can hold it)."""
+    k = torch.searchsorted(weights.cumsum(-1), u.contiguous())
+    return k.clamp_(max=weights.shape[-1] - 1)
+
 class CodeDensity(nn.Module):
     """K Gaussians over D-dimensional codes, one mixture per class when `classes` > 0
     (p(z|y) for a conditional model: a CVAE's codes of a 1 and of an 8 need not fill the
@@ -68,9 +75,7 @@ class CodeDensity(nn.Module):
         else:
             # The last coordinate's normal CDF is uniform on (0, 1); inverting the mixture's
             # cumulative weights turns it into a component index with the mixture's odds.
-            u = torch.special.ndtr(noise[:, -1:]).contiguous()
-            k = torch.searchsorted(self.weights[g].cumsum(1), u).squeeze(1)
-            k = k.clamp_(max=self.components - 1)
+            k = by_weight(torch.special.ndtr(noise[:, -1:]), self.weights[g]).squeeze(1)
         return self.means[g, k] + (self.chol[g, k] @ eps.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
@@ -123,13 +128,9 @@ class FittedPrior:
     def latent_size(self) -> int:
         return self.cfg.latent_dim if self.density is None else self.density.noise_dim
 
-    def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
-        """Towards each component's mean: the Gaussian part of the noise only, not the
-        number that picks the component (scaled, it would favour the middle ones)."""
-        if self.density is None or self.density.noise_dim == self.density.dim:
-            return latents * psi
-        d = self.density.dim
-        return torch.cat([latents[:, :d] * psi, latents[:, d:]], dim=1)
+    @property
+    def gaussian_size(self) -> int:
+        return self.cfg.latent_dim if self.density is None else self.density.dim
 
     def prior_codes(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Standard-normal latents [and labels] -> codes for the decoder."""
