@@ -14,7 +14,7 @@ subsets are nested: the 10 are among the 30, ...), the same for every method:
   default architecture for --steps steps (the same for every size), then p(y|x) from
   gankit.classify: the ELBO (k=1) and the IWAE bound with --samples k.
 - Bernoulli naive Bayes, logistic regression: gankit.classify's baselines.
-- CNN: gankit.metrics.classifier.train_classifier (the evaluation classifier), given the
+- CNN: gankit.metrics.feature_network.train_classifier (the evaluation classifier), given the
   same number of optimizer steps at every size (its default for 4,000 images).
 
 Accuracy is on all 1,000 held-out digits. Seconds are wall-clock on the machine as it is
@@ -43,7 +43,7 @@ from gankit.classify import (BernoulliNaiveBayes, LogisticRegression, classify, 
 from gankit.config import DataConfig  # noqa: E402
 from gankit.data import ImageData  # noqa: E402
 from gankit.images import confusion_image, save_image  # noqa: E402
-from gankit.metrics.classifier import reference_split, train_classifier  # noqa: E402
+from gankit.metrics.feature_network import reference_split, train_classifier  # noqa: E402
 from gankit.runtime import configure_threads  # noqa: E402
 
 CNN_STEPS = 320      # train_classifier's default for 4,000 digits: 10 epochs of 32 batches

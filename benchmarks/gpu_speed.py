@@ -1,5 +1,5 @@
 """Every model's training speed on a CUDA GPU: eager steps against CUDA-graph replays
-(gankit/graphs.py), in fp32 and with --precision bf16; then, for the convolutional models,
+(gankit/training/graphs.py), in fp32 and with --precision bf16; then, for the convolutional models,
 whether channels-last memory pays on top.
 
 Part 1 times gankit's real training loop (gankit.train with the model's own defaults,
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit import graphs
+from gankit.training import graphs
 from gankit.models import IMPUTERS, MODELS, build_model, get_model_class
 
 CONV = ("dcgan", "cgan", "wgan-gp", "ae", "vae", "cvae")

@@ -5,7 +5,7 @@ Sigmoid + BCELoss, zero_grad/backward/step, Adam with torch's defaults, batches 
 random index from a float tensor, torch's default thread count, no per-step printing.
 Both sides train the same architecture (Keras BatchNorm settings, half-batch D updates on
 real then fake images made by G in inference mode, a full batch for G) and see the same
-number of samples. gankit is timed through its real training loop (gankit.trainer.train,
+number of samples. gankit is timed through its real training loop (gankit.training.trainer.train,
 metrics logging included), from its metrics.csv clock, excluding start-up.
 
 Runs are interleaved (gankit, plain, gankit, plain, ...) so a noisy neighbour hurts both
@@ -32,7 +32,7 @@ from torch import nn
 import gankit
 from gankit.config import DataConfig
 from gankit.data import load_data, to_float
-from gankit.cpu import available_cores, training_threads
+from gankit.training.cpu import available_cores, training_threads
 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint
+from .training import checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, default_out, from_dict, read_toml
 from .errors import GankitError, option
 from .models import DEFAULT, GenerativeModel, build_model, get_model_class
@@ -161,7 +161,7 @@ def train(model: str | None = None, data: str | None = None, *, config: str | No
     Any config field is a keyword: `gankit.train(model="gan", data="mnist", steps=2000,
     lr_d=1e-4, out="runs/try")`. Same names as the CLI flags, with underscores.
     """
-    from .trainer import train as run_loop
+    from .training.trainer import train as run_loop
 
     if data is not None:
         options["data"] = data

@@ -155,7 +155,7 @@ class TrainConfig:
         positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
                   "threads", "eval_every")
         if self.budget is not None:
-            from .budget import parse_budget
+            from .training.budget import parse_budget
             parse_budget(self.budget)
         elif self.steps is None:
             raise GankitError(f"no training length: pass {option('steps', 'N')} or "

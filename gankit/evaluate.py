@@ -73,7 +73,7 @@ def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
                          None, [])
     if kind != "classifier":
         raise GankitError(f"unknown {option('features')} {kind!r}: use {' or '.join(FEATURES)}")
-    from .metrics.classifier import describe_extractor, load_or_train
+    from .metrics.feature_network import describe_extractor, load_or_train
     net, info = load_or_train(data_cfg, progress=progress)
     net = net.to(device)
 
@@ -91,7 +91,7 @@ def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | to
     `max_real` caps the real images (a seeded subset): Inception on 60,000 images is hours
     on a CPU, while gankit's classifier takes seconds.
     """
-    from .metrics.classifier import reference_split
+    from .metrics.feature_network import reference_split
     train, held_out, description = reference_split(data_cfg)
     # Building (or training) the extractor draws from torch's global RNG (layer init); a
     # training run that evaluates must take the same steps as one that does not.
@@ -229,7 +229,7 @@ def save_result(checkpoint: str | Path, result: dict[str, Any], **settings: Any)
     atomically): which checkpoint and step, the settings (`features`, `seed`, `ema`), and the
     result, whose `extractor`, `n_real` and `n_fake` say what its numbers mean. The page's
     FID column reads it. Returns the file, or None for a checkpoint outside a run folder."""
-    from . import checkpoint as ckpt
+    from .training import checkpoint as ckpt
     from .files import write_bytes
     file = ckpt.resolve(checkpoint)
     if file.parent.name != "checkpoints":

@@ -52,7 +52,7 @@ def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None
 def _train(model: str, data: TableData, out: str, steps: int | None, seed: int,
            progress: bool, options: dict[str, Any], resume: bool = False):
     from .api import make_config
-    from .trainer import train
+    from .training.trainer import train
     given = {k: v for k, v in {"steps": steps, **options}.items() if v is not None}
     if not resume:   # a resumed run keeps its saved name of the table, wherever it lies now
         given["data"] = data.name or "table"
@@ -83,7 +83,7 @@ def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = No
     run folder `run` (default: cached_run's, where an earlier call with the same table and
     settings left a trained run to reuse, or an interrupted one to finish) unless
     `checkpoint` names a trained one. Returns what was done."""
-    from . import checkpoint as ckpt
+    from .training import checkpoint as ckpt
     header, rows = read_csv(table)
     if checkpoint is not None:
         from .api import load

@@ -8,7 +8,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .cpu import available_cores, default_threads  # noqa: F401  (re-exported)
+from .training.cpu import available_cores, default_threads  # noqa: F401  (re-exported)
 from .errors import GankitError, option
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gankit.augment import cutout, diff_augment, translate
+from gankit.models.augment import cutout, diff_augment, translate
 
 SHAPES = [(16, 1, 28, 28), (16, 3, 32, 32), (8, 3, 64, 64), (8, 1, 27, 30)]
 

@@ -99,7 +99,7 @@ def bad_checkpoint(kind: str, src: Path, dest: Path) -> Path:
     """Write a damaged / foreign variant of the checkpoint `src` to `dest`."""
     from safetensors.torch import save_file
 
-    from gankit import checkpoint as ck
+    from gankit.training import checkpoint as ck
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     raw = src.read_bytes()

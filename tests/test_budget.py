@@ -7,7 +7,7 @@ import pytest
 
 import gankit
 from gankit.api import make_config
-from gankit.budget import ROUND_TO, WARMUP, BudgetClock, parse_budget
+from gankit.training.budget import ROUND_TO, WARMUP, BudgetClock, parse_budget
 from gankit.errors import GankitError
 
 from conftest import FAST, gankit_cli

@@ -6,10 +6,10 @@ import struct
 import pytest
 import torch
 
-from gankit import checkpoint
+from gankit.training import checkpoint
 from gankit.api import load
 from gankit.errors import GankitError
-from gankit.checkpoint import load_weights, restore, training_state
+from gankit.training.checkpoint import load_weights, restore, training_state
 
 
 @pytest.fixture

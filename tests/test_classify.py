@@ -18,8 +18,8 @@ from gankit.cli import main
 from gankit.config import DataConfig
 from gankit.errors import GankitError
 from gankit.images import confusion_image
-from gankit.losses import kl_normal
-from gankit.metrics.classifier import reference_split
+from gankit.models.losses import kl_normal
+from gankit.metrics.feature_network import reference_split
 
 from conftest import gankit_cli
 

@@ -103,7 +103,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     _, meta = checkpoint.load(run)
     stopped = meta["step"]
     assert stopped >= 10
@@ -132,7 +132,7 @@ def test_train_on_a_folder_of_rgb_images_and_sample_rgb_arrays(tmp_path):
     assert r.returncode == 0, r.stderr
     arr = np.load(tmp_path / "s.npy")
     assert arr.shape == (3, 16, 16, 3) and arr.dtype == np.uint8
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     meta = checkpoint.read_meta(run)
     assert meta["class_names"] == ["cats", "dogs"] and meta["image_shape"] == [3, 16, 16]
 
@@ -189,7 +189,7 @@ def _start_and_wait_for_rows(run, rows=3):
 
 
 def test_sigterm_saves_and_exits_143(tmp_path):
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     proc = _start_and_wait_for_rows(tmp_path / "run")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -198,7 +198,7 @@ def test_sigterm_saves_and_exits_143(tmp_path):
 
 
 def test_a_second_ctrl_c_leaves_at_once_and_corrupts_nothing(tmp_path):
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     run = tmp_path / "run"
     proc = _start_and_wait_for_rows(run)
     proc.send_signal(signal.SIGINT)

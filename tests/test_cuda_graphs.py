@@ -1,4 +1,4 @@
-"""The training step as a CUDA graph (gankit/graphs.py) and --precision bf16.
+"""The training step as a CUDA graph (gankit/training/graphs.py) and --precision bf16.
 
 On the CPU: asking for graphs trains eagerly and identically, bf16 really changes the
 rounding, and both options are recorded and checked. On a CUDA GPU (benchmarks/gpu_check.sh
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import gankit
-from gankit import checkpoint, graphs
+from gankit.training import checkpoint, graphs
 from gankit.models import IMPUTERS, MODELS, build_model, get_model_class
 from gankit.models.gan import GAN
 from conftest import FAST, gankit_cli, make_model

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import gankit
-from gankit import checkpoint, distributed
+from gankit.training import checkpoint, distributed
 from gankit.errors import GankitError
 from gankit.runtime import default_threads
 
@@ -239,10 +239,10 @@ def test_rank_seeds():
 
 def test_cpu_threads_are_shared_between_the_processes_of_a_machine(monkeypatch):
     monkeypatch.delenv("GANKIT_THREADS")
-    monkeypatch.setattr("gankit.cpu.available_cores", lambda: 16)
+    monkeypatch.setattr("gankit.training.cpu.available_cores", lambda: 16)
     assert default_threads() == 8 and default_threads(2) == 7 and default_threads(4) == 3
     assert default_threads(32) == 1
-    monkeypatch.setattr("gankit.cpu.available_cores", lambda: 2)
+    monkeypatch.setattr("gankit.training.cpu.available_cores", lambda: 2)
     assert default_threads() == default_threads(2) == 1
 
 

@@ -10,9 +10,9 @@ from PIL import Image
 
 import gankit
 from conftest import gankit_cli
-from gankit import checkpoint
+from gankit.training import checkpoint
 from gankit.config import DataConfig
-from gankit.metrics.classifier import load_or_train, reference_split
+from gankit.metrics.feature_network import load_or_train, reference_split
 from test_cli import one_line_error
 
 

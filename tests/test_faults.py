@@ -5,7 +5,7 @@ part of gankit is mocked. Kill points:
 
 - "mid-write": this process polls the checkpoints folder every ~0.2 ms and sends SIGKILL the
   moment a temporary file (gankit's NAME.tmp, or the .tmpXXXXXX safetensors' save_file
-  used) appears or changes there, i.e. while gankit.checkpoint.save is writing (a 24 MB
+  used) appears or changes there, i.e. while gankit.training.checkpoint.save is writing (a 24 MB
   checkpoint takes ~20-50 ms to write and fsync; measured, the kill lands with 0-6 MiB of
   it written). Whether the kill landed before the checkpoint was published is checked
   afterwards, not assumed: the temporary is still there and last.safetensors still holds
@@ -37,7 +37,7 @@ import pytest
 import torch
 
 import gankit
-from gankit import checkpoint
+from gankit.training import checkpoint
 from gankit.errors import GankitError
 
 STEPS, EVERY = 300, 50
@@ -324,7 +324,7 @@ def load_model(path):
 
 
 def load_feature_classifier(path):
-    from gankit.metrics.classifier import load_classifier
+    from gankit.metrics.feature_network import load_classifier
     return load_classifier(path)
 
 

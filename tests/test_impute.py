@@ -235,7 +235,7 @@ def test_an_image_model_refuses_a_table_and_back(tmp_path):
 
 def test_a_table_run_resumes_bit_for_bit(tmp_path):
     import gankit
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     table = str(mixed_table(tmp_path))
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     for name in ("gain", "miwae"):
@@ -309,7 +309,7 @@ def test_two_tables_impute_without_naming_run_folders_or_leaving_runs(tmp_path):
 
 def test_an_interrupted_impute_finishes_its_run_next_time(tmp_path, monkeypatch):
     """A run in the cache that stopped short (Ctrl-C) is resumed, not refused or redone."""
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     rows = [[str(i % 7), "" if i % 4 == 0 else f"{i * 0.5:.1f}"] for i in range(40)]
     write(tmp_path / "t.csv", ["a", "b"], rows)
@@ -320,7 +320,7 @@ def test_an_interrupted_impute_finishes_its_run_next_time(tmp_path, monkeypatch)
     import signal
 
     import gankit
-    from gankit.trainer import Trainer
+    from gankit.training.trainer import Trainer
     save = Trainer.save_checkpoint
 
     def save_then_ctrl_c(self, name="last"):   # Ctrl-C right after the step-10 checkpoint

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.functional import binary_cross_entropy
 
-from gankit.losses import LOSSES, gradient_penalty
+from gankit.models.losses import LOSSES, gradient_penalty
 
 R = torch.tensor([2.0, -1.0])   # D's outputs on two real images
 F = torch.tensor([0.5, -3.0])   # ... and on two fakes

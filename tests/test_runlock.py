@@ -13,7 +13,7 @@ import pytest
 
 from gankit.cli import main
 from gankit.errors import GankitError
-from gankit.runlock import RunLock
+from gankit.training.run_folder import RunLock
 
 from conftest import gankit_cli
 

@@ -80,7 +80,7 @@ def test_run_detail_has_curves_grids_config_and_checkpoint_metadata(client):
 
 
 def test_run_states_training_diverged_interrupted(tmp_path, client):
-    from gankit.runlock import RunLock
+    from gankit.training.run_folder import RunLock
     from gankit.serve import runs
     folder = tmp_path / "r"
     folder.mkdir()
@@ -102,7 +102,7 @@ def test_run_states_training_diverged_interrupted(tmp_path, client):
 
 def test_a_checkpoint_before_its_first_evaluation_is_shown_without_infinity(tmp_path):
     import shutil
-    from gankit import checkpoint
+    from gankit.training import checkpoint
     from gankit.serve import runs
     folder = tmp_path / "run"
     (folder / "checkpoints").mkdir(parents=True)

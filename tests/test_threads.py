@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import gankit
-from gankit import checkpoint, cpu
+from gankit.training import checkpoint, cpu
 from gankit.models import IMPUTERS, MODELS
 from conftest import FAST, gankit_cli
 

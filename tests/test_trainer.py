@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import gankit
-from gankit import checkpoint
+from gankit.training import checkpoint
 from gankit.errors import GankitError
 
 TINY = dict(model="gan", data="mnist", batch_size=16, log_every=5, sample_every=10,
@@ -200,7 +200,7 @@ def test_the_code_density_is_fitted_saved_sampled_and_resumed(tmp_path):
 
 
 def test_ema_update_rule():
-    from gankit.ema import EMA
+    from gankit.training.ema import EMA
     net = torch.nn.Linear(2, 1)
     ema = EMA(net, decay=0.75)
     start = net.weight.detach().clone()
@@ -281,7 +281,7 @@ def test_keep_rotates_numbered_checkpoints(tmp_path):
 
 
 def test_d_wins_is_told_from_the_rows_only_when_it_lasts():
-    from gankit.metrics_log import d_wins
+    from gankit.training.metrics_log import d_wins
 
     def rows(accs, every=50):
         return [{"step": every * (k + 1), "d_acc": a} for k, a in enumerate(accs)]
@@ -299,7 +299,7 @@ def test_a_discriminator_that_keeps_winning_is_told_once_with_the_fix(tmp_path, 
                                                                       monkeypatch):
     """G that cannot learn (a learning rate of 1e-9) leaves D right about every image: the
     run says so once, naming augmentation and D's learning rate in the caller's words."""
-    from gankit import metrics_log, trainer
+    from gankit.training import metrics_log, trainer
     monkeypatch.setattr(metrics_log, "D_WINS_STEPS", 100)   # the rule's length, shortened
     monkeypatch.setattr(trainer, "D_WINS_STEPS", 100)
     gankit.train(out=tmp_path / "run", steps=400, lr_g=1e-9, **{**TINY, "progress": True})

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..api import run_spec
-    from ..checkpoint import read_meta
+    from ..training.checkpoint import read_meta
     from ..files import npy_array, save_npy
     from ..images import save_image
     from ..inpaint import check_search, inpaint, parse_mask, read_inputs, side_by_side

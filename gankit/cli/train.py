@@ -49,7 +49,7 @@ def add(sub, model: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import make_config
-    from ..trainer import train
+    from ..training.trainer import train
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("command", "run", "model", "config", "resume", "quiet")}

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..augment import ada_adjust, ada_augment, diff_augment
+from .augment import ada_adjust, ada_augment, diff_augment
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
 from ..errors import GankitError, option
-from ..losses import LOSSES, gradient_penalty, r1_penalty, zero_centred_penalty
+from .losses import LOSSES, gradient_penalty, r1_penalty, zero_centred_penalty
 from ..runtime import evaluating
 from .base import GenerativeModel, adam
 

@@ -110,7 +110,7 @@ class GenerativeModel(nn.Module):
         for the device; the trainer converts them once per logging interval.
 
         On a CUDA GPU the step is recorded once as a CUDA graph and replayed
-        (gankit/graphs.py), so it must do the same device work on every call: no host
+        (gankit/training/graphs.py), so it must do the same device work on every call: no host
         syncs (.item(), a tensor in an `if`), and no Python state that changes what it
         computes (a schedule over steps belongs in a device tensor). A step that breaks
         this still trains, eagerly, and the trainer says why.

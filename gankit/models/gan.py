@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..errors import GankitError, option
-from ..losses import LOSSES
+from .losses import LOSSES
 from ..runtime import evaluating
 from .adversarial import AdversarialConfig, AdversarialModel
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..config import default_of, finite_nonnegative, finite_positive, one_of
 from ..errors import GankitError
-from ..losses import bernoulli_nll, gaussian_nll, kl_normal
+from .losses import bernoulli_nll, gaussian_nll, kl_normal
 from ..runtime import evaluating
 from .ae import AEConfig
 from .base import GenerativeModel, adam

@@ -354,8 +354,8 @@ async def walk(state: State, request: Request):
 def _held_out_images(state: State, folder: Path):
     """The held-out split of the run's dataset (the images gankit eval's floor uses)."""
     from ..api import run_spec
-    from ..checkpoint import last_in, read_meta
-    from ..metrics.classifier import reference_split
+    from ..training.checkpoint import last_in, read_meta
+    from ..metrics.feature_network import reference_split
     cfg, _, _ = run_spec(read_meta(last_in(folder)), folder)
     key = repr(cfg.data)
     if key not in state.held_out:
@@ -388,7 +388,7 @@ def _mask(text: Any, shape) -> torch.Tensor:
 
 
 def _shape(folder: Path) -> tuple[int, int, int]:
-    from ..checkpoint import last_in, read_meta
+    from ..training.checkpoint import last_in, read_meta
     meta = read_meta(last_in(folder))
     return tuple(meta["image_shape"])
 
@@ -452,7 +452,7 @@ async def classify(state: State, request: Request):
 async def evaluate(state: State, request: Request):
     """A job: `gankit eval --checkpoint RUN` ({run, n, ema}); its result holds the scores
     and the CLI's table."""
-    from ..checkpoint import last_in
+    from ..training.checkpoint import last_in
     from ..evaluate import finite, format_table, prepare, save_result, score_model
     values = await read_json(request)
     folder = _run(state, values.get("run"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import checkpoint, runlock
+from ..training import checkpoint, run_folder
 from ..config import tomllib
 from ..data.table import parse_number
 from ..errors import GankitError
@@ -184,7 +184,7 @@ def summary(root: Path, folder: Path, look: _Look | None = None) -> dict[str, An
     steps = tables.get("train", {}).get("steps")
     step = max(int(last.get("step") or 0), int((meta or {}).get("step") or 0))
     fid, fid_from = look.fid()
-    holder = runlock.holder(folder)
+    holder = run_folder.holder(folder)
     if holder is not None:
         state = "training"
     elif look.diverged:

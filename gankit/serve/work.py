@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import checkpoint
+from ..training import checkpoint
 from ..errors import GankitError
 
 KEPT_MODELS = 8    # least recently used models beyond this are dropped

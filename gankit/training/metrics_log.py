@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write
-from .images import plot_curves, save_image
+from ..files import atomic_write
+from ..images import plot_curves, save_image
 
 
 class MetricsLog:

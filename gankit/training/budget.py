@@ -16,7 +16,7 @@ import math
 import re
 import time
 
-from .errors import GankitError, option
+from ..errors import GankitError, option
 
 UNITS = {"s": 1, "m": 60, "h": 3600}
 WARMUP = 5             # steps not timed: the first allocate memory (or record a CUDA graph)

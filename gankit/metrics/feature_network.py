@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import checkpoint
+from ..training import checkpoint
 from ..data import ImageData, to_float
 from ..errors import GankitError, option
 from ..files import cache_folder
@@ -339,7 +339,7 @@ _STORED = ("extractor", "dataset", "dataset_key", "trained_on", "held_out", "n_t
 
 
 def save_classifier(net: Classifier, info: dict[str, Any], path: str | os.PathLike) -> str:
-    """Write `path` atomically (gankit.checkpoint: safetensors + JSON header, no pickle);
+    """Write `path` atomically (gankit.training.checkpoint: safetensors + JSON header, no pickle);
     returns the SHA-256 of the written file.
 
     The metadata also records `weights_sha256`, a hash of the tensors themselves, which

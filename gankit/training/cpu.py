@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .errors import GankitError, option
+from ..errors import GankitError, option
 
 MAX_THREADS = 8        # the seed GAN's products gain nothing from more
 MORE_THREADS_GAIN = 1.1

@@ -23,12 +23,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as serialize
 
-from .errors import GankitError, option
-from .files import write_bytes
+from ..errors import GankitError, option
+from ..files import write_bytes
 
 if TYPE_CHECKING:
     from .ema import EMA
-    from .models import GenerativeModel
+    from ..models import GenerativeModel
 
 FORMAT = "gankit-checkpoint"
 FORMAT_VERSION = 1
@@ -94,7 +94,8 @@ def run_meta(cfg, model: GenerativeModel, step: int, dataset: str = "",
     """A training checkpoint's metadata: with the weights, enough to rebuild the model
     (gankit.load) and, with training_state's tensors, to resume the run. `cfg` is the run's
     RunConfig; `parallel` the torchrun job's processes and batch sizes."""
-    from . import __version__, distributed
+    from .. import __version__
+    from . import distributed
     return {"gankit_version": __version__, "torch_version": torch.__version__,
             "model": cfg.model, "config": cfg.to_tables(), "step": step,
             # processes, and the batch per process and per step (torchrun)

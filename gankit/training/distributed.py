@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import GankitError
+from ..errors import GankitError
 
 # Training collectives (gradients, buffers) wait at most this long for a silent process;
 # a process that dies is noticed at once (torchrun ends the others, a gloo peer's socket

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import GankitError, option
+from ..errors import GankitError, option
 
 try:
     import fcntl

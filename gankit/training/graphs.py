@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from .models import GenerativeModel
+from ..models import GenerativeModel
 
 WARMUP = 3   # eager steps before the capture; torch's examples warm up with 3
 

@@ -5,7 +5,7 @@ batches (drawn by index from the resident uint8 tensor) -> model.training_step -
 model it is training: a model contributes its step, the loop does the rest.
 
 Under torchrun every process runs this same loop on its own batches and noise, and
-gankit/distributed.py keeps their weights identical; rank 0 alone writes the run folder.
+gankit/training/distributed.py keeps their weights identical; rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, distributed, graphs
 from .budget import BudgetClock
-from .config import RunConfig, write_toml
-from .data import ImageData, load_data, split_validation, to_float
-from .errors import GankitError, option
-from .images import grid, save_image
+from ..config import RunConfig, write_toml
+from ..data import ImageData, load_data, split_validation, to_float
+from ..errors import GankitError, option
+from ..images import grid, save_image
 from .ema import EMA, averaged
 from .metrics_log import D_WINS_STEPS, MetricsLog, d_wins
-from .models import GenerativeModel, build_model, get_model_class, names_that
-from .runlock import RunLock
+from ..models import GenerativeModel, build_model, get_model_class, names_that
+from .run_folder import RunLock
 from .cpu import LoadWatch, fastest, plan_threads, segments
-from .runtime import configure_threads, pick_device
+from ..runtime import configure_threads, pick_device
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
 REFIT_EVERY = 1000
@@ -159,7 +159,7 @@ class StopSignals:
 # --- the loop ----------------------------------------------------------------------------
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True, data=None) -> Run:
-    """Train; under torchrun, as one of its processes (see gankit/distributed.py).
+    """Train; under torchrun, as one of its processes (see gankit/training/distributed.py).
 
     `data`: a dataset already in memory (the imputers' arrays) instead of cfg.data's."""
     job = distributed.from_env()
@@ -216,7 +216,7 @@ class Trainer:
         self._build_model()
         self.evaluator = None
         if tc.eval_every and self.main:   # may train the feature classifier first (once; cached)
-            from .evaluate import InTraining
+            from ..evaluate import InTraining
             self.evaluator = InTraining(cfg.data, tc.eval_samples, self.device, progress)
         if self.main:
             self.folder.create()   # only now, with everything loaded
@@ -330,8 +330,8 @@ class Trainer:
             print(f"gankit: {self._parallel_note()}; rank 0 writes {self.out}", flush=True)
         self._save_config()
         if getattr(self.data, "held_out", None) is not None:   # a folder: which images it left out
-            from .data.split import listing
-            from .files import write_bytes
+            from ..data.split import listing
+            from ..files import write_bytes
             write_bytes(self.out / "held_out.txt", listing(self.data).encode(),
                         fix=f"choose another {option('out')}")
 
