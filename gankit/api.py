@@ -192,7 +192,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
     checkpoint.load_weights(model, tensors, path)
     averaged = checkpoint.prefixed(tensors, "ema.")
     if ema and averaged:
-        getattr(model, model.sampling_network).load_state_dict(averaged)
+        model.sampler.load_state_dict(averaged)
     model.class_names = list(meta.get("class_names") or model.class_names)
     model.class_counts = list(meta.get("class_counts") or [])   # absent in older checkpoints
     model.run_config = cfg

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 from contextvars import ContextVar
 from typing import Any, Iterable, Iterator
 
@@ -55,6 +56,13 @@ def option(name: str, value: Any = _NAME) -> str:
         return f"{flag} {value}"
     placeholder = isinstance(value, str) and value.replace("_", "").isupper()
     return f"{name}={value if placeholder or not isinstance(value, str) else repr(value)}"
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The gist of an exception for a one-line message: its first line, without gloo's
+    [source/file.cc:123] prefix, or its type's name when it says nothing."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip())
+    return (text.splitlines()[0].strip() if text else type(e).__name__)[:limit]
 
 
 def did_you_mean(value: Any, names: Iterable[str]) -> str:

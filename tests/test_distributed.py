@@ -23,6 +23,7 @@ from torch import nn
 
 import gankit
 from gankit.training import checkpoint, distributed
+from gankit.cli.common import report_error
 from gankit.errors import GankitError
 from gankit.runtime import default_threads
 
@@ -228,7 +229,7 @@ def test_without_torchrun_nothing_changes(monkeypatch):
     assert type(distributed.from_env()) is distributed.Solo   # --nproc-per-node 1
     monkeypatch.setenv("WORLD_SIZE", "2")
     job = distributed.from_env()
-    assert isinstance(job, distributed.Job) and job.main and job.world_size == 2
+    assert isinstance(job, distributed.Torchrun) and job.main and job.world_size == 2
 
 
 def test_rank_seeds():
@@ -249,7 +250,7 @@ def test_cpu_threads_are_shared_between_the_processes_of_a_machine(monkeypatch):
 def test_sync_bn_keeps_checkpoint_names_and_is_refused_on_cpu(make_model):
     model = make_model("dcgan", num_classes=0, optimizers=False, width=8)
     names = {k: v.shape for k, v in model.state_dict().items()}
-    job = distributed.Job(rank=0, world_size=2, local_rank=0, local_world_size=2)
+    job = distributed.Torchrun(rank=0, world_size=2, local_rank=0, local_world_size=2)
     with pytest.raises(GankitError, match="--sync-bn needs CUDA"):
         distributed.convert_sync_batchnorm(model, job, torch.device("cpu"))
     assert distributed.convert_sync_batchnorm(model, distributed.Solo(), torch.device("cpu")) is model
@@ -263,11 +264,11 @@ def test_an_error_line_names_the_rank_and_reaches_torchruns_summary(tmp_path, mo
 
     line = "gankit: error: run folder x is a file: choose another --out"
     monkeypatch.delenv("RANK", raising=False)
-    assert distributed.report_error(line) == line   # not under torchrun: unchanged
+    assert report_error(line) == line   # not under torchrun: unchanged
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(tmp_path / "error.json"))
-    marked = distributed.report_error(line)
+    marked = report_error(line)
     assert marked == "gankit: error: [rank 1] run folder x is a file: choose another --out"
     reply = json.loads((tmp_path / "error.json").read_text())
     assert reply["message"]["message"] == marked

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             args = parse(build_parser(model), argv)
             return args.run(args)
     except GankitError as e:
-        from ..training.distributed import report_error   # under torchrun: names the rank
+        from .common import report_error   # under torchrun: names the rank
         print(report_error(f"gankit: error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import time
 from pathlib import Path
 
 from ..config import base_type, field_types
@@ -126,3 +129,23 @@ def load_model(args: argparse.Namespace, device=None):
     from ..api import load
     return load(args.checkpoint, device=device or device_for(args),
                 ema=not getattr(args, "no_ema", False))
+
+
+def report_error(line: str) -> str:
+    """Under torchrun: mark an error line with the process's rank, and hand it to torchrun
+    (TORCHELASTIC_ERROR_FILE) so its failure summary shows it instead of a pointer to
+    the docs. Elsewhere the line is returned as it is."""
+    rank = os.environ.get("RANK")
+    if rank is None or int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return line
+    line = line.replace("error: ", f"error: [rank {rank}] ", 1)
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        try:
+            # torchrun's own format (torch.distributed.elastic ErrorHandler), with our line
+            # where a traceback would go: its failure summary prints that field.
+            info = {"py_callstack": line, "timestamp": str(int(time.time()))}
+            Path(path).write_text(json.dumps({"message": {"message": line, "extraInfo": info}}))
+        except OSError:
+            pass
+    return line

@@ -97,7 +97,7 @@ class AE(FittedPrior, GenerativeModel):
         return self.encoder(images)
 
     def decode(self, latents, labels=None):
-        return getattr(self, self.sampling_network)(self.prior_codes(latents))
+        return self.sampler(self.prior_codes(latents))
 
     def upgrade_state(self, weights):
         """Before the mixture, the model kept a running Gaussian N(code_mean, code_cov):

@@ -18,7 +18,8 @@ check its class or its attributes:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -68,6 +69,22 @@ class GenerativeModel(nn.Module):
     # What it learns from: "image" (ImageData) or "table" (data/table.py: the imputers,
     # which fill missing cells through impute() and impute_draws()).
     data_kind: ClassVar[str] = "image"
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The network sample() runs: `sampling_network`, or the moving average of its
+        weights while `sampling_with` has swapped that in."""
+        return self.sampler
+
+    @contextmanager
+    def sampling_with(self, net: nn.Module) -> Iterator[GenerativeModel]:
+        """Within the block, sample() runs `net` in place of the sampling network."""
+        raw = self.sampler
+        setattr(self, self.sampling_network, net)
+        try:
+            yield self
+        finally:
+            setattr(self, self.sampling_network, raw)
     # The model's own defaults for [train] fields (steps, batch_size, ema, ...): its best
     # measured recipe (benchmarks/sweep.py). Flags, config files and saved runs override
     # them; a field not named here keeps TrainConfig's default (the guide's).
@@ -130,7 +147,7 @@ class GenerativeModel(nn.Module):
 
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Latents (n, latent_size) -> images in [-1, 1]; runs the sampling network."""
-        net = getattr(self, self.sampling_network)
+        net = self.sampler
         return net(latents, labels) if self.conditional else net(latents)
 
     def grid_inputs(self, n: int, generator: torch.Generator | None = None,
@@ -184,7 +201,7 @@ class GenerativeModel(nn.Module):
             if labels is None:
                 labels = torch.arange(len(latents)) % self.num_classes
             labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
-        with evaluating(getattr(self, self.sampling_network)):
+        with evaluating(self.sampler):
             return self.decode(latents, labels)
 
     # --- a fitted prior: what samples are drawn from, fitted to the training data ---------

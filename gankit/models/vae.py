@@ -150,7 +150,7 @@ class VAE(FittedPrior, GenerativeModel):
 
     def decode_codes(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         """Codes z (not prior noise) -> the decoder's mean, as images in [-1, 1]."""
-        net = getattr(self, self.sampling_network)
+        net = self.sampler
         return self.to_images(net(z, *self._labels(labels)))
 
     def decode(self, latents, labels=None):
@@ -181,7 +181,7 @@ class VAE(FittedPrior, GenerativeModel):
         # (z - mu) / sigma is eps itself.
         log_ratio = 0.5 * (eps.pow(2) - z.pow(2) + logvar).sum(-1)    # (k, B)
         repeated = None if labels is None else labels.repeat(samples)
-        raw = getattr(self, self.sampling_network)(z.reshape(samples * b, d),
+        raw = self.sampler(z.reshape(samples * b, d),
                                                    *self._labels(repeated))
         log_px = -self.nll(raw, images.repeat(samples, 1, 1, 1)).view(samples, b)
         return torch.logsumexp(log_px + log_ratio, dim=0) - math.log(samples)   # logmeanexp

@@ -25,6 +25,7 @@ from safetensors.torch import save as serialize
 
 from ..errors import GankitError, option
 from ..files import write_bytes
+from .run_folder import RunPaths
 
 if TYPE_CHECKING:
     from .ema import EMA
@@ -164,16 +165,7 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 
 def last_in(run: str | Path) -> Path:
     """Where a run folder keeps its newest checkpoint."""
-    return Path(run) / "checkpoints" / "last.safetensors"
-
-
-def to_resume(run: str | Path) -> Path:
-    """The checkpoint `--resume` continues from; one line when there is none."""
-    last = last_in(run)
-    if not last.is_file():
-        raise GankitError(f"nothing to resume in {run}: no checkpoints/last.safetensors "
-                          f"(drop {option('resume', True)} to start a new run)")
-    return last
+    return RunPaths(run).checkpoint("last")
 
 
 def resolve(path: str | Path) -> Path:
@@ -235,13 +227,13 @@ def keep_numbered(saved: Path, step: int, keep: int) -> None:
     deleted, so the newest good checkpoint always survives."""
     folder = saved.parent
     for suffix in (".safetensors", ".json"):
-        src, dst = saved.with_suffix(suffix), folder / f"step_{step:06d}{suffix}"
+        src, dst = saved.with_suffix(suffix), folder / f"{RunPaths.numbered(step)}{suffix}"
         dst.unlink(missing_ok=True)
         try:
             os.link(src, dst)        # last.* is replaced by rename later: the link stays valid
         except OSError:
             shutil.copy2(src, dst)   # file systems without hard links
-    numbered = sorted(folder.glob("step_*.safetensors"))
+    numbered = sorted(folder.glob(f"{RunPaths.numbered_prefix}*.safetensors"))
     for old in numbered[:-keep]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 torchrun starts N copies of gankit and tells each its place in environment variables
 (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); `from_env()`
-reads them, and the Job it returns joins torch.distributed's process group (gloo on CPU,
+reads them, and the Torchrun it returns joins torch.distributed's process group (gloo on CPU,
 nccl on CUDA, a GPU per local rank). Without them it returns `Solo`, whose methods do
 nothing, and the trainer runs exactly as it always has.
 
@@ -40,20 +40,16 @@ normalises with the statistics of the global batch instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
-import time
 import warnings
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import GankitError
+from ..errors import GankitError, first_line
 
 # Training collectives (gradients, buffers) wait at most this long for a silent process;
 # a process that dies is noticed at once (torchrun ends the others, a gloo peer's socket
@@ -71,6 +67,7 @@ class Solo:
     rank, world_size, local_rank, local_world_size = 0, 1, 0, 1
     backend = None
     main = True
+    parallel = False   # True for a Torchrun job
 
     def device(self, device: torch.device) -> torch.device:
         return device
@@ -106,8 +103,10 @@ class Solo:
         pass
 
 
-class Job(Solo):
+class Torchrun(Solo):
     """This process's place in a torchrun job, and the collectives the trainer needs."""
+
+    parallel = True
 
     def __init__(self, rank: int, world_size: int, local_rank: int, local_world_size: int):
         self.rank, self.world_size = rank, world_size
@@ -228,7 +227,7 @@ class Job(Solo):
 
 
 def from_env() -> Solo:
-    """Job when torchrun started this process as one of several, else Solo."""
+    """Torchrun when torchrun started this process as one of several, else Solo."""
     if not all(k in os.environ for k in ENV):
         return Solo()
     try:
@@ -239,14 +238,7 @@ def from_env() -> Solo:
                           f"{', '.join(os.environ[k] for k in ENV)}") from None
     if world <= 1:   # `torchrun --nproc-per-node 1`: one process, nothing to synchronise
         return Solo()
-    return Job(rank, world, local, local_world)
-
-
-def first_line(e: BaseException) -> str:
-    """The gist of an error: its first sentence, without gloo's [source/file.cc:123]."""
-    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip())
-    text = text.splitlines()[0].split(". ")[0] if text else type(e).__name__
-    return text[:160]
+    return Torchrun(rank, world, local, local_world)
 
 
 def is_collective_error(e: BaseException) -> bool:
@@ -263,26 +255,6 @@ def lost_contact(e: BaseException) -> GankitError:
     return GankitError(f"lost contact with the other processes of the torchrun job "
                        f"({first_line(e)}); the first failing process's error says why; "
                        "resume with --resume from the last checkpoint")
-
-
-def report_error(line: str) -> str:
-    """Under torchrun: mark an error line with the process's rank, and hand it to torchrun
-    (TORCHELASTIC_ERROR_FILE) so its failure summary shows it instead of a pointer to
-    the docs. Elsewhere the line is returned as it is."""
-    rank = os.environ.get("RANK")
-    if rank is None or int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
-        return line
-    line = line.replace("error: ", f"error: [rank {rank}] ", 1)
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if path:
-        try:
-            # torchrun's own format (torch.distributed.elastic ErrorHandler), with our line
-            # where a traceback would go: its failure summary prints that field.
-            info = {"py_callstack": line, "timestamp": str(int(time.time()))}
-            Path(path).write_text(json.dumps({"message": {"message": line, "extraInfo": info}}))
-        except OSError:
-            pass
-    return line
 
 
 # --- seeds and RNG states ----------------------------------------------------------------
@@ -345,7 +317,7 @@ def convert_sync_batchnorm(model: nn.Module, job: Solo, device: torch.device,
                            resumed: bool = False) -> nn.Module:
     """--sync-bn: BatchNorm over the global batch (the layers keep their state_dict names,
     so checkpoints load with or without it). No effect in a single process."""
-    if not isinstance(job, Job):
+    if not job.parallel:
         return model
     if device.type != "cuda":
         why = "torch's SyncBatchNorm synchronises GPU tensors only"
@@ -356,34 +328,3 @@ def convert_sync_batchnorm(model: nn.Module, job: Solo, device: torch.device,
                       "its own batch")
         return model
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-
-class StepHashes:
-    """Debug aid (GANKIT_DEBUG_STEP_HASHES=DIR): each process appends, after every step,
-    a hash of its weights and buffers, of the batch indices it drew and of its RNG state
-    to DIR/rank<R>.tsv. The distributed tests read them: weights must agree across ranks,
-    batches and RNG streams must not."""
-
-    def __init__(self, folder: str, rank: int):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        self.path = Path(folder) / f"rank{rank}.tsv"
-        with open(self.path, "a") as f:
-            f.write(f"pid\t{os.getpid()}\n")
-
-    @staticmethod
-    def digest(tensors) -> str:
-        h = hashlib.sha256()
-        for t in tensors:
-            h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:16]
-
-    def write(self, step: int, model: nn.Module, idx: torch.Tensor) -> None:
-        line = (f"{step}\t{self.digest(model.state_dict().values())}\t{self.digest([idx])}"
-                f"\t{self.digest([torch.get_rng_state()])}\n")
-        with open(self.path, "a") as f:
-            f.write(line)
-
-
-def step_hashes(rank: int) -> StepHashes | None:
-    folder = os.environ.get("GANKIT_DEBUG_STEP_HASHES")
-    return StepHashes(folder, rank) if folder else None

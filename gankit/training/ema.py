@@ -9,7 +9,7 @@ model names as its `sampling_network`.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -34,16 +34,9 @@ class EMA:
         for mine, theirs in zip(self.average.buffers(), net.buffers()):
             mine.copy_(theirs)
 
-    @contextmanager
     def swapped_into(self, model):
         """Within the block, `model.sample()` runs the averaged network."""
-        name = model.sampling_network
-        raw = getattr(model, name)
-        setattr(model, name, self.average)
-        try:
-            yield model
-        finally:
-            setattr(model, name, raw)
+        return model.sampling_with(self.average)
 
 
 def averaged(model, ema: EMA | None):

@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from ..errors import first_line
 from ..models import GenerativeModel
 
 WARMUP = 3   # eager steps before the capture; torch's examples warm up with 3
@@ -105,18 +106,13 @@ class GraphedStep:
             # random draw raises: it gets back a copy of its state from before.
             if before is not None:
                 rng.graphsafe_set_state(before)
-            self.note = f"recording it failed ({first_line(e)})"
+            self.note = f"recording it failed ({type(e).__name__}: {first_line(e)})"
             return False
         finally:
             for g in groups:
                 g["capturable"] = False
         self.graph = graph
         return True
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:200]
 
 
 def training_step(model: GenerativeModel, device: torch.device, precision: str,

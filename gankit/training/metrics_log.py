@@ -11,15 +11,17 @@ import torch
 
 from ..files import atomic_write
 from ..images import plot_curves, save_image
+from .run_folder import RunPaths
 
 
 class MetricsLog:
     """`names` are averaged over each logging interval; `extra` columns (evaluation scores)
     hold a value only in the rows of the steps where one was noted."""
 
-    def __init__(self, out: Path, names: tuple[str, ...], resume_step: int = 0,
+    def __init__(self, paths: RunPaths, names: tuple[str, ...], resume_step: int = 0,
                  extra: tuple[str, ...] = ()):
-        self.path = out / "metrics.csv"
+        self.paths = paths
+        self.path = paths.metrics
         self.names = list(names)
         self.extra = list(extra)
         self.columns = ["step", *self.names, *self.extra, "seconds"]
@@ -28,7 +30,7 @@ class MetricsLog:
         self.rows: list[dict[str, float]] = self._read_kept(resume_step)
         self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
         self._rewrite()
-        self.tb = _tensorboard_writer(out)
+        self.tb = _tensorboard_writer(paths.tensorboard)
 
     def _read_kept(self, resume_step: int) -> list[dict[str, float]]:
         """Rows a resumed run keeps: those up to its checkpoint (a killed run may have more)."""
@@ -91,7 +93,7 @@ class MetricsLog:
             plot = plot_curves(steps, {k: [r.get(k, math.nan) for r in self.rows]
                                        for k in self.names + self.extra
                                        if any(k in r for r in self.rows)})
-            save_image(plot, self.path.with_name("loss.png"))
+            save_image(plot, self.paths.loss_plot)
 
 
 # The guide's classic failure: a discriminator that wins outright gives G almost no gradient.
@@ -116,10 +118,10 @@ def d_wins(rows: list[dict[str, float]], log_every: int) -> float | None:
     return sum(r["d_acc"] for r in streak) / len(streak)
 
 
-def _tensorboard_writer(out: Path):
+def _tensorboard_writer(folder: Path):
     """TensorBoard events when the optional `tensorboard` package is installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(log_dir=str(out / "tensorboard"))
+    return SummaryWriter(log_dir=str(folder))

@@ -1,4 +1,9 @@
-"""One writer per run folder: an operating-system lock on RUN/.lock.
+"""The run folder: every path in it (RunPaths), and one writer at a time (RunLock, RunFolder).
+
+RunPaths is the only place a file of a run folder is named: the trainer writes through
+it and the checkpoint module, `gankit eval` and the web page read through it.
+
+One writer: an operating-system lock on RUN/.lock.
 
 Two `gankit train --out R` at once would write the same metrics.csv and checkpoints over
 each other. So the process that trains a run folder (rank 0 under torchrun) holds an
@@ -19,6 +24,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GankitError, option
@@ -28,13 +34,107 @@ try:
 except ImportError:   # Windows has no flock: runs there go unlocked
     fcntl = None
 
-NAME = ".lock"
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each file of the run folder `root` lies."""
+    root: Path
+
+    GRID_PREFIX = "step_"    # samples/step_NNNNNN.png: the fixed-noise grid at a step
+    RECON_PREFIX = "recon_"  # samples/recon_NNNNNN.png: images over their reconstructions
+    PARTS = ("samples", "checkpoints", "tensorboard")   # folders of a run, never runs
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    config = property(lambda self: self.root / "config.toml")
+    metrics = property(lambda self: self.root / "metrics.csv")
+    loss_plot = property(lambda self: self.root / "loss.png")
+    tensorboard = property(lambda self: self.root / "tensorboard")
+    samples = property(lambda self: self.root / "samples")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    held_out = property(lambda self: self.root / "held_out.txt")   # a folder's held-out images
+    evaluation = property(lambda self: self.root / "eval.json")    # the latest `gankit eval`
+    lock = property(lambda self: self.root / ".lock")
+
+    def checkpoint(self, name: str = "last") -> Path:
+        """checkpoints/NAME.safetensors (its JSON twin: .with_suffix(".json"))."""
+        return self.checkpoints / f"{name}.safetensors"
+
+    numbered_prefix = "step_"
+
+    @staticmethod
+    def numbered(step: int) -> str:
+        """The name of the checkpoint kept for `step` (--keep)."""
+        return f"{RunPaths.numbered_prefix}{step:06d}"
+
+    def grid(self, step: int) -> Path:
+        return self.samples / f"{self.GRID_PREFIX}{step:06d}.png"
+
+    def recon(self, step: int) -> Path:
+        return self.samples / f"{self.RECON_PREFIX}{step:06d}.png"
+
+
+def to_resume(run: str | Path) -> Path:
+    """The checkpoint `--resume` continues from; one line when there is none."""
+    last = RunPaths(run).checkpoint()
+    if not last.is_file():
+        raise GankitError(f"nothing to resume in {run}: no checkpoints/last.safetensors "
+                          f"(drop {option('resume', True)} to start a new run)")
+    return last
+
+
+class RunFolder:
+    """Rank 0's run folder: refused when it would lose work, locked while training, created
+    only once everything it needs has loaded (a bad device, dataset or model leaves none)."""
+
+    def __init__(self, out: str, resume: bool):
+        self.path, self.resume = Path(out), resume
+        self.lock = RunLock(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise GankitError(f"run folder {self.path} is a file: choose another {option('out')}")
+        if resume:
+            to_resume(self.path)   # before anything is loaded
+        if self.path.is_dir():
+            self._claim()
+
+    def _claim(self) -> None:
+        """Take the lock, then look: another process may have written a run meanwhile."""
+        self.lock.acquire()
+        try:
+            if self.resume:
+                to_resume(self.path)
+            elif RunPaths(self.path).checkpoint().is_file():
+                raise GankitError(f"{self.path} already holds a run: pass "
+                                  f"{option('resume', True)} to continue it, or "
+                                  f"{option('out', 'NEW_FOLDER')} to start another")
+        except GankitError:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def create(self) -> None:
+        path = self.path
+        try:
+            paths = RunPaths(path)
+            paths.samples.mkdir(parents=True, exist_ok=True)
+            paths.checkpoints.mkdir(exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise GankitError(f"cannot write to run folder {path} ({e.strerror}): "
+                              f"choose another {option('out')}") from None
+        if not self.lock.held:
+            self._claim()
 
 
 class RunLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self.path = self.folder / NAME
+        self.path = RunPaths(folder).lock
         self._fd: int | None = None
 
     @property
@@ -107,7 +207,7 @@ def holder(folder: str | os.PathLike) -> dict | None:
     whose process is gone. A holder on another host (a shared disk) cannot be checked and
     is believed."""
     try:
-        me = json.loads((Path(folder) / NAME).read_bytes().decode())
+        me = json.loads(RunPaths(folder).lock.read_bytes().decode())
         pid, host = int(me["pid"]), str(me["host"])
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
