@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .training import checkpoint
+from .training.run_folder import to_resume
 from .config import DataConfig, RunConfig, TrainConfig, default_out, from_dict, read_toml
 from .errors import GankitError, option
 from .models import DEFAULT, GenerativeModel, build_model, get_model_class
@@ -114,7 +115,7 @@ def _config_file_tables(config_file: str) -> dict[str, dict[str, Any]]:
 
 def _resumed_tables(out: str, model: str | None, options: dict[str, Any]) -> dict[str, dict]:
     """The saved run's config tables, after checking that `options` do not contradict it."""
-    saved = checkpoint.read_meta(checkpoint.to_resume(out))["config"]
+    saved = checkpoint.read_meta(to_resume(out))["config"]
     if model is not None and model != saved["model"]["name"]:
         raise GankitError(f"{option('model', model)} differs from the resumed run's model "
                           f"{saved['model']['name']}: drop it, or start a new run")

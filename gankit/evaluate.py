@@ -221,22 +221,21 @@ class InTraining:
         return {k: result[k] for k in ("fid", "class_entropy") if k in result}
 
 
-EVAL_FILE = "eval.json"   # in a run folder: its latest `gankit eval --checkpoint`
-
-
 def save_result(checkpoint: str | Path, result: dict[str, Any], **settings: Any) -> Path | None:
     """Keep an evaluation of a run's checkpoint in its run folder, as RUN/eval.json (written
     atomically): which checkpoint and step, the settings (`features`, `seed`, `ema`), and the
     result, whose `extractor`, `n_real` and `n_fake` say what its numbers mean. The page's
     FID column reads it. Returns the file, or None for a checkpoint outside a run folder."""
     from .training import checkpoint as ckpt
+    from .training.run_folder import RunPaths
     from .files import write_bytes
     file = ckpt.resolve(checkpoint)
-    if file.parent.name != "checkpoints":
+    paths = RunPaths(file.parent.parent)
+    if file.parent != paths.checkpoints:
         return None
     record = {"checkpoint": file.name, "step": ckpt.read_meta(file).get("step"), **settings,
               "when": time.strftime("%Y-%m-%d %H:%M:%S"), **finite(result)}
-    path = file.parent.parent / EVAL_FILE
+    path = paths.evaluation
     write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
     return path
 

@@ -175,6 +175,10 @@ def test_conditional_grid_and_label_errors(client):
     r = client.post("/api/generate", json={"run": "cvae", "n": 20}).json()
     assert r["labels"] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
     assert r["ncol"] == 2
+    # n not a multiple of the classes: the page draws the grid `gankit sample --n 36` draws
+    # (ceil(36 / 10) = 4 a class), from the one function both call
+    r = client.post("/api/generate", json={"run": "cvae", "n": 36}).json()
+    assert r["labels"] == [c for c in range(10) for _ in range(4)] and r["ncol"] == 4
     r = client.post("/api/generate", json={"run": "gan/short", "label": 3})
     assert r.status_code == 400 and "conditional" in r.json()["error"]
     r = client.post("/api/generate", json={"run": "cvae", "label": 12})

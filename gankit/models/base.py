@@ -70,21 +70,6 @@ class GenerativeModel(nn.Module):
     # which fill missing cells through impute() and impute_draws()).
     data_kind: ClassVar[str] = "image"
 
-    @property
-    def sampler(self) -> nn.Module:
-        """The network sample() runs: `sampling_network`, or the moving average of its
-        weights while `sampling_with` has swapped that in."""
-        return self.sampler
-
-    @contextmanager
-    def sampling_with(self, net: nn.Module) -> Iterator[GenerativeModel]:
-        """Within the block, sample() runs `net` in place of the sampling network."""
-        raw = self.sampler
-        setattr(self, self.sampling_network, net)
-        try:
-            yield self
-        finally:
-            setattr(self, self.sampling_network, raw)
     # The model's own defaults for [train] fields (steps, batch_size, ema, ...): its best
     # measured recipe (benchmarks/sweep.py). Flags, config files and saved runs override
     # them; a field not named here keeps TrainConfig's default (the guide's).
@@ -149,6 +134,22 @@ class GenerativeModel(nn.Module):
         """Latents (n, latent_size) -> images in [-1, 1]; runs the sampling network."""
         net = self.sampler
         return net(latents, labels) if self.conditional else net(latents)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The network sample() runs: `sampling_network`, or the moving average of its
+        weights while `sampling_with` has swapped that in."""
+        return getattr(self, self.sampling_network)
+
+    @contextmanager
+    def sampling_with(self, net: nn.Module) -> Iterator[GenerativeModel]:
+        """Within the block, sample() runs `net` in place of the sampling network."""
+        raw = self.sampler
+        setattr(self, self.sampling_network, net)
+        try:
+            yield self
+        finally:
+            setattr(self, self.sampling_network, raw)
 
     def grid_inputs(self, n: int, generator: torch.Generator | None = None,
                     label: int | None = None, per_class: int | None = None,

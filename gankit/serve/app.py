@@ -33,7 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import GankitError
-from ..evaluate import EVAL_FILE
+from ..training.run_folder import RunPaths
 from . import runs as folders
 from .guard import Guard, HostCheck, Refused, decode_picture, read_json
 from .pictures import as_digit, png_url, to_model, to_picture
@@ -187,8 +187,9 @@ def _stamp(folder: Path) -> str:
             return (s.st_ino, s.st_size, s.st_mtime_ns)
         except OSError:
             return None
-    seen = [st(folder / name) for name in ("metrics.csv", "samples", "checkpoints/last.json",
-                                           ".lock", EVAL_FILE)]
+    paths = RunPaths(folder)
+    seen = [st(p) for p in (paths.metrics, paths.samples,
+                            paths.checkpoint().with_suffix(".json"), paths.lock, paths.evaluation)]
     return hashlib.sha1(repr(seen).encode()).hexdigest()[:16]
 
 
@@ -237,7 +238,7 @@ async def grids_gif(state: State, request: Request):
     def build() -> bytes:
         frames = []
         for _, name in shown[::every]:
-            with Image.open(folder / "samples" / name) as im:
+            with Image.open(RunPaths(folder).samples / name) as im:
                 frames.append(im.convert("RGB"))
         return gif_bytes(frames, duration_ms=ms)
     name = folder.name.encode("ascii", "replace").decode().replace('"', "")
@@ -291,10 +292,7 @@ def _grid_codes(model, seed: int, label: int | None, n: int, truncation: float =
     from ..models import check_label
     check_label(model, label)
     gen = torch.Generator().manual_seed(seed)
-    per_class = None
-    if model.conditional and label is None:
-        per_class = max(1, n // model.num_classes)
-    z, labels, nrow = model.grid_inputs(n, gen, label, per_class=per_class)
+    z, labels, nrow = model.grid_inputs(n, gen, label)   # as `gankit sample --n n` draws
     if truncation != 1:
         z = model.truncate(z, truncation)
     return z, labels, nrow or math.ceil(math.sqrt(len(z)))

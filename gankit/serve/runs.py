@@ -15,14 +15,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..training import checkpoint, run_folder
+from ..training.run_folder import RunPaths
 from ..config import tomllib
 from ..data.table import parse_number
 from ..errors import GankitError
-from ..evaluate import EVAL_FILE, finite, format_table
+from ..evaluate import finite, format_table
 
 MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
-SKIP = {"samples", "checkpoints", "tensorboard"}   # parts of a run, never runs themselves
-GRID_PREFIX, RECON_PREFIX = "step_", "recon_"
 
 
 def inside(root: Path, rel: str) -> Path | None:
@@ -38,8 +37,9 @@ def inside(root: Path, rel: str) -> Path | None:
 
 
 def is_run(folder: Path) -> bool:
-    return ((folder / "config.toml").is_file() or (folder / "metrics.csv").is_file()
-            or (folder / "checkpoints" / "last.json").is_file())
+    paths = RunPaths(folder)
+    return (paths.config.is_file() or paths.metrics.is_file()
+            or paths.checkpoint().with_suffix(".json").is_file())
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -49,7 +49,7 @@ def find_runs(root: Path) -> list[Path]:
     root = root.resolve()
     for here, dirs, files in os.walk(root):
         depth = len(Path(here).relative_to(root).parts)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in RunPaths.PARTS
                          and depth < MAX_DEPTH)
         if depth and is_run(Path(here)):
             found.append(Path(here))
@@ -59,8 +59,8 @@ def find_runs(root: Path) -> list[Path]:
 def changed(folder: Path) -> float:
     """When the run last wrote anything the page shows (seconds since the epoch)."""
     times = []
-    for p in (folder, folder / "metrics.csv", folder / "config.toml",
-              folder / "checkpoints" / "last.json"):
+    paths = RunPaths(folder)
+    for p in (folder, paths.metrics, paths.config, paths.checkpoint().with_suffix(".json")):
         try:
             times.append(p.stat().st_mtime)
         except OSError:   # not written yet, or the run was deleted meanwhile
@@ -71,7 +71,7 @@ def changed(folder: Path) -> float:
 def _metric_cells(folder: Path) -> tuple[list[str], list[list[str]]]:
     """metrics.csv as (columns, rows of cells as text)."""
     try:
-        with open(folder / "metrics.csv", newline="") as f:
+        with open(RunPaths(folder).metrics, newline="") as f:
             reader = csv.reader(f)
             columns = next(reader, [])
             return columns, [row for row in reader if len(row) == len(columns)]
@@ -91,10 +91,10 @@ def _diverged(cells: list[list[str]]) -> bool:
     return bool(cells) and any(v.strip().lower() in ("nan", "inf", "-inf") for v in cells[-1])
 
 
-def grids(folder: Path, prefix: str = GRID_PREFIX) -> list[tuple[int, str]]:
+def grids(folder: Path, prefix: str = RunPaths.GRID_PREFIX) -> list[tuple[int, str]]:
     """(step, file name) of the sample grids (or reconstructions), by step."""
     found = []
-    for p in (folder / "samples").glob(f"{prefix}*.png"):
+    for p in RunPaths(folder).samples.glob(f"{prefix}*.png"):
         digits = p.stem[len(prefix):]
         if digits.isdigit():
             found.append((int(digits), p.name))
@@ -104,7 +104,7 @@ def grids(folder: Path, prefix: str = GRID_PREFIX) -> list[tuple[int, str]]:
 def _config(folder: Path) -> tuple[str, dict[str, Any]]:
     """config.toml as (its text, its tables); ("", {}) when missing or unreadable."""
     try:
-        text = (folder / "config.toml").read_text()
+        text = RunPaths(folder).config.read_text()
         return text, tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return "", {}
@@ -127,7 +127,7 @@ def checkpoint_meta(folder: Path) -> dict[str, Any] | None:
 def evaluation(folder: Path) -> dict[str, Any] | None:
     """The run's latest `gankit eval --checkpoint` (RUN/eval.json), or None."""
     try:
-        saved = json.loads((folder / EVAL_FILE).read_text())
+        saved = json.loads(RunPaths(folder).evaluation.read_text())
     except (OSError, ValueError):
         return None
     return saved if isinstance(saved, dict) else None
@@ -214,7 +214,7 @@ def detail(root: Path, folder: Path) -> dict[str, Any]:
             "evaluation": _evaluation_table(look.evaluation),
             "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in look.grids],
             "recons": [{"step": s, "url": f"{rel}/samples/{name}"}
-                       for s, name in grids(folder, RECON_PREFIX)],
+                       for s, name in grids(folder, RunPaths.RECON_PREFIX)],
             "uses": _uses(look.meta)}
 
 

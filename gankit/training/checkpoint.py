@@ -172,7 +172,7 @@ def resolve(path: str | Path) -> Path:
     """A run folder, a checkpoints folder, a .json or a .safetensors -> the .safetensors."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (last_in(path), path / "last.safetensors"):
+        for candidate in (last_in(path), path / last_in(path).name):   # a run or its checkpoints/
             if candidate.is_file():
                 return candidate
         raise GankitError(f"no checkpoint in {path}: expected checkpoints/last.safetensors "
