@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import to_float
-from .errors import GankitError, option
+from .errors import GankitError, first_line, option
 from .files import atomic_write
 from .progress import Progress, bar as progress_bar
 from .runtime import evaluating
@@ -209,7 +209,7 @@ def load_labels(path: str, n: int) -> torch.Tensor:
         raise GankitError(f"--labels {path} does not exist: pass a .npy of integer "
                           "labels") from None
     except (ValueError, OSError, EOFError) as e:
-        why = " ".join(str(e).split())[:80] or type(e).__name__
+        why = first_line(e, 80)
         raise GankitError(f"--labels {path} is not a readable .npy file ({why}): pass a .npy "
                           "of integer labels, e.g. np.save('labels.npy', y)") from None
     if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:

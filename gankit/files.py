@@ -13,7 +13,7 @@ from typing import IO, Iterator
 import numpy as np
 import torch
 
-from .errors import GankitError
+from .errors import GankitError, first_line
 
 FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -117,7 +117,7 @@ def load_npy(path: str) -> np.ndarray:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         why = ("it holds Python objects, which gankit never unpickles" if "object" in str(e).lower()
-               else " ".join(str(e).split()) or type(e).__name__)
+               else first_line(e))
         raise GankitError(f"--images {path} is not a readable .npy file ({why}): "
                           f"pass {NPY_EXPECTED}") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):

@@ -30,13 +30,18 @@ from .errors import GankitError, option
 CHUNK = 4096   # rows per pass through the model
 
 
+def _imputers() -> str:
+    from .models import names_that
+    return names_that(lambda c: c.data_kind == "table", tables=True)
+
+
 @torch.no_grad()
 def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None) -> np.ndarray:
     """Completions of `values` (scaled rows, NaN = missing): (N, D), or (multiple, N, D)
     draws. Observed cells come back as they went in; the same seed gives the same cells."""
     if getattr(model, "data_kind", "image") != "table":
-        raise GankitError("this checkpoint is not an imputer: fill tables with a gain or miwae "
-                          "run (gankit impute TABLE.csv --out FILLED.csv)")
+        raise GankitError(f"this checkpoint is not an imputer: fill tables with a run of "
+                          f"{_imputers()} (gankit impute TABLE.csv --out FILLED.csv)")
     gen = torch.Generator().manual_seed(seed)
     parts = []
     model.eval()
@@ -74,7 +79,7 @@ def cached_run(table: str, header: list[str], rows: list[list[str]], model: str,
     return cache_folder("GANKIT_CACHE") / "impute" / f"{stem}-{model}-{h.hexdigest()[:12]}"
 
 
-def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = None,
+def impute_csv(table: str, out: str, model: str | None = None, steps: int | None = None,
                seed: int = 0, multiple: int | None = None, checkpoint: str | None = None,
                run: str | None = None, progress: bool = True,
                **options: Any) -> dict[str, Any]:
@@ -83,14 +88,17 @@ def impute_csv(table: str, out: str, model: str = "gain", steps: int | None = No
     run folder `run` (default: cached_run's, where an earlier call with the same table and
     settings left a trained run to reuse, or an interrupted one to finish) unless
     `checkpoint` names a trained one. Returns what was done."""
+    from .models import DEFAULT_IMPUTER
     from .training import checkpoint as ckpt
+    model = model or DEFAULT_IMPUTER
     header, rows = read_csv(table)
     if checkpoint is not None:
         from .api import load
         meta = ckpt.read_meta(checkpoint)
         if "table" not in meta:
             raise GankitError(f"{option('checkpoint', checkpoint)} is an image model "
-                              f"({meta.get('model')}): give a run of gankit impute (gain, miwae)")
+                              f"({meta.get('model')}): give a run of gankit impute "
+                              f"({_imputers()})")
         schema = Schema.from_dict(meta["table"])
         data = table_data(header, rows, table, schema)
         trained = load(checkpoint)

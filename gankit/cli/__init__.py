@@ -63,7 +63,7 @@ def info(args: argparse.Namespace) -> int:
     for name in dataset_names():
         print(f"  {name:16s} {describe(name)}")
     print("  PATH             any folder of images (subfolders become labels)")
-    print("  TABLE.csv        a CSV table with missing cells (for gain, miwae)")
+    print(f"  TABLE.csv        a CSV table with missing cells (for {', '.join(IMPUTERS)})")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""gankit impute: fill the missing cells of a CSV table with gain (a GAN) or miwae (a VAE)."""
+"""gankit impute: fill the missing cells of a CSV table with an imputer (the registry's
+IMPUTERS: a GAN and a VAE)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def peek_model(argv: list[str]) -> str | None:
 def add(sub, model: str | None = None) -> None:
     from ..models import DEFAULT_IMPUTER, IMPUTERS
 
-    p = sub.add_parser("impute", help="fill the missing cells of a CSV table (gain, miwae)",
+    p = sub.add_parser("impute", help=f"fill the missing cells of a CSV table "
+                       f"({', '.join(IMPUTERS)})",
                        description="Read a CSV with a header (empty cells, NA and NaN are "
                        "missing), train an imputer on it (or use --checkpoint), and write the "
                        "table with every missing cell filled and every other cell exactly as "
@@ -30,8 +32,9 @@ def add(sub, model: str | None = None) -> None:
     p.add_argument("table", metavar="TABLE.csv", help="the table to fill")
     p.add_argument("--out", required=True, metavar="FILLED.csv", help="where to write it")
     p.add_argument("--model", choices=list(IMPUTERS),
-                   help=f"gain (a GAN, Yoon et al. 2018) or miwae (a VAE, Mattei & Frellsen "
-                   f"2019) (default: {DEFAULT_IMPUTER})")
+                   help="; ".join(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}"
+                                  for name, cls in IMPUTERS.items())
+                   + f" (default: {DEFAULT_IMPUTER})")
     p.add_argument("--steps", type=int, metavar="N", help="training steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of training and filling (default: 0)")
     p.add_argument("--multiple", type=int, metavar="K", help="write K draws instead of one "

@@ -24,6 +24,7 @@ def peek_model(argv: list[str]) -> str:
 def add(sub, model: str | None) -> None:
     from ..api import train_defaults
     from ..models import DEFAULT, IMPUTERS, MODELS, get_model_class, model_name
+    imputers = " and ".join(IMPUTERS)
 
     p = sub.add_parser("train", help="train a model; writes a run folder",
                        description="Train a model. Writes OUT/config.toml, metrics.csv, "
@@ -31,8 +32,8 @@ def add(sub, model: str | None) -> None:
                        "Ctrl-C saves a checkpoint; --resume continues from it.")
     p.set_defaults(run=run)
     p.add_argument("--model", default=argparse.SUPPRESS, choices=[*MODELS, *IMPUTERS],
-                   help=f"which model to train (default: {DEFAULT}; see `gankit info`); gain "
-                   "and miwae learn from a CSV table (--data TABLE.csv; see gankit impute)")
+                   help=f"which model to train (default: {DEFAULT}; see `gankit info`); "
+                   f"{imputers} learn from a CSV table (--data TABLE.csv; see gankit impute)")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file "
                    "with [model], [data] and [train] tables; flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "

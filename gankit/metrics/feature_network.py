@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..training import checkpoint
 from ..data import ImageData, to_float
-from ..errors import GankitError, option
+from ..errors import GankitError, first_line, option
 from ..files import cache_folder
 from ..progress import Progress, bar as progress_bar
 from ..runtime import configure_threads, default_threads, evaluating
@@ -367,8 +367,7 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict[str, Any]
         net = Classifier(tuple(meta["image_shape"]), int(meta["num_classes"]))
         net.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise GankitError(f"its tensors do not fit the classifier ({reason})") from None
+        raise GankitError(f"its tensors do not fit the classifier ({first_line(e)})") from None
     net.eval()
     return net, {**meta, "sha256": file_sha256(path), "path": str(path)}
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import to_uint8
-from ..errors import GankitError, option
+from ..errors import GankitError, first_line, option
 
 EXTRACTOR = "inception-v3 (torch-fidelity)"
 WEIGHTS_NAME = "pt_inception-2015-12-05"
@@ -45,8 +45,7 @@ def _import_extractor():
         from torch_fidelity.feature_extractor_inceptionv3 import (
             URL_INCEPTION_V3, FeatureExtractorInceptionV3)
     except Exception as e:  # ImportError, or a torchvision that does not match torch
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _unusable(f"importing it failed ({first})") from None
+        raise _unusable(f"importing it failed ({first_line(e)})") from None
     return FeatureExtractorInceptionV3, URL_INCEPTION_V3
 
 
@@ -102,7 +101,6 @@ def inception_extractor(device: str | torch.device = "cpu",
     try:
         net = extractor_class("inception-v3-compat", ["2048", "logits_unbiased"])
     except Exception as e:  # a failed download (URLError, HTTPError), a damaged file
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _unusable(f"loading the weights failed ({first})") from None
+        raise _unusable(f"loading the weights failed ({first_line(e)})") from None
     device = torch.device(device)
     return InceptionExtractor(net.to(device).eval(), device, weights)

@@ -10,11 +10,9 @@ An autoencoder has no prior to sample from, so the model fits one: a mixture of
 goes and saved in every checkpoint. decode() takes standard-normal noise, as every model's
 does, and turns it into codes of the mixture.
 
-The defaults are the best recipe benchmarks/sweep.py found on the validation split within
-3 minutes of one CPU thread (benchmarks/results/sweep-ae.csv; README "Recipes"): 10
-components, batch 64, 7,000 steps. A single Gaussian (what the model had before) scored a
-validation FID of 160.8 after the 1,500-step screen, 10 components 85.3; the recipe 33.6
-after 3 minutes.
+The defaults (10 components, batch 64, 7,000 steps) are the best recipe benchmarks/sweep.py
+found on the validation split within 3 minutes of one CPU thread; the mixture is why the
+samples look like digits at all. Measured: docs/measurements/recipes.md.
 """
 
 from __future__ import annotations

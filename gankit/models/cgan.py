@@ -6,13 +6,10 @@ projection discriminator of Miyato & Koyama 2018. Sampling
 takes labels: `gankit sample --label 7`, and the training grids show one class per row.
 
 The defaults are the best recipe benchmarks/sweep.py found on the validation split within
-5 minutes of one CPU thread (benchmarks/results/sweep-cgan.csv; README "Recipes"): the
-DCGAN paper's BCE loss and Adam beta1 0.5 at twice its learning rate (4e-4 for both
-networks), batch 64, an EMA of G, for 4.5 minutes (`--budget`; the sweep fixed 4,500
-steps, what those minutes held there). Validation FID after 5 minutes: 4.96, against a floor
-of 4.52 for real digits. (Hinge and spectral norm, the unconditional dcgan's recipe of the
-time, were not carried over: the label already keeps this D in check. The dcgan now
-conditions on clusters of its images and takes this recipe's optimiser instead.)
+5 minutes of one CPU thread: the DCGAN paper's BCE loss and Adam beta1 0.5 at twice its
+learning rate (4e-4 for both networks), batch 64, an EMA of G, for 4.5 minutes
+(`--budget`). No hinge or spectral norm: the label already keeps this D in check.
+Measured: docs/measurements/recipes.md.
 """
 
 from __future__ import annotations
@@ -42,6 +39,6 @@ class CGAN(DCGAN):
 
     Config = CGANConfig
     conditional = True
-    # 4,500 steps took 4.5 minutes on one thread of the 2-core CPU the recipe was measured
-    # on; as a budget, a faster machine trains more of them (README "Budgets").
+    # A budget rather than a step count: a faster machine trains more steps in the same
+    # minutes (docs/guide/training.md).
     train_defaults = {"budget": "4.5m", "batch_size": 64, "ema": 0.999}

@@ -2,7 +2,7 @@
 
 An unconditional GAN must find the data's modes by itself, and on digits the samples
 between two modes are the malformed ones. A conditional GAN trained on the same images
-with their labels draws clean digits in the same minutes (README "Recipes"). Self-
+with their labels draws clean digits in the same minutes (docs/measurements/recipes.md). Self-
 conditioning gives an unconditional GAN labels of its own: cluster the training images,
 condition G and D on the cluster, and draw the cluster with each sample (Liu, Wang, Hoffman,
 Torralba & Zhu 2020, "Diverse Image Generation via Self-Conditioned GANs", cluster D's

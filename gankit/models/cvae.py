@@ -7,11 +7,9 @@ N(0, I). Sampling takes labels: `gankit sample --label 7`; the training grids sh
 class per row, the same z in every row, so a column keeps its style across classes.
 
 The defaults are the best recipe benchmarks/sweep.py found on the validation split within
-3 minutes of one CPU thread (benchmarks/results/sweep-cvae.csv; README "Recipes"): a
-10-component code mixture per class (models/density.py), batch 64, 5,500 steps, with the
-VAE's latent size 16 and beta 1 (the vae's recipe, 32 and 0.5, came second here). The
-sweep fitted one mixture to all classes' codes; fitting one per class afterwards took the
-leading candidate's validation FID from 141.2 to 62.4.
+3 minutes of one CPU thread: a 10-component code mixture per class (models/density.py; one
+per class, since the classes' codes lie apart), batch 64, 5,500 steps, latent size 16 and
+beta 1. Measured: docs/measurements/recipes.md.
 """
 
 from __future__ import annotations

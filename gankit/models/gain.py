@@ -10,8 +10,8 @@ The hint tells D part of the mask, so that the only equilibrium is G's learning 
 conditional distribution (the paper's Theorem 2). The paper's hint is H = B*M + 0.5*(1-B)
 with B ~ Bernoulli(hint_rate); the authors' code uses H = B*M and alpha = 100, where the
 paper's experiments used other values: both are here (--hint paper|code, --alpha), and the
-defaults are those benchmarks/impute.py measured best on a validation split (README,
-"Tables"). Networks, noise U(0, 0.01), Xavier initialisation, Adam, batch 128 and 10,000
+defaults are those benchmarks/impute.py measured best on a validation split
+(docs/measurements/imputation.md). Networks, noise U(0, 0.01), Xavier initialisation, Adam, batch 128 and 10,000
 steps are the authors' code's.
 """
 

@@ -12,12 +12,11 @@ batch. beta = 1 is the VAE; beta > 1 the beta-VAE of Higgins et al. 2017. Sample
 z ~ N(0, I), the prior, or with --density K codes from a mixture of K Gaussians fitted to
 the training codes (models/density.py). A subclass that sets `conditional = True` is the CVAE.
 
-The defaults are the best recipe benchmarks/sweep.py found on the validation split within
-3 minutes of one CPU thread (benchmarks/results/sweep-vae.csv; README "Recipes"): a
-10-component mixture fitted to the codes, 32 latent dimensions, beta 0.5, 11,000 steps.
-Sampled from the prior, the model as it stood scored a validation FID of 341 after the
-1,500-step screen, 150 with the mixture; the recipe 61.8 after 3 minutes. log_likelihood()
-stays a bound on log p(x) whatever beta was trained with.
+The defaults (a 10-component mixture fitted to the codes, 32 latent dimensions, beta 0.5,
+11,000 steps) are the best recipe benchmarks/sweep.py found on the validation split within
+3 minutes of one CPU thread; sampling the prior instead of the fitted mixture is what made
+earlier samples blurry. Measured: docs/measurements/recipes.md. log_likelihood() stays a
+bound on log p(x) whatever beta was trained with.
 """
 
 from __future__ import annotations

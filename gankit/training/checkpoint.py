@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as serialize
 
-from ..errors import GankitError, option
+from ..errors import GankitError, first_line, option
 from ..files import write_bytes
 from .run_folder import RunPaths
 
@@ -151,7 +151,7 @@ def restore(model: GenerativeModel, batch_gen: torch.Generator, ema: EMA | None,
         batch_gen.set_state(tensors["rng.batch"])
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise GankitError(f"checkpoint {where} lacks part of the training state ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:80] if str(e) else '?'}): it was edited or "
+                          f"{first_line(e, 80)}): it was edited or "
                           "damaged; `gankit sample` can still use its weights, or start a new "
                           "run") from None
     if "rng.cuda" in tensors and torch.cuda.is_available():
@@ -201,7 +201,7 @@ def _read(path, with_tensors: bool):
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except Exception as e:  # safetensors raises its own error types for damaged files
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise GankitError(f"checkpoint {path} is unreadable ({reason}): it is truncated or "
                           "not a safetensors file; use another checkpoint") from None
     if "gankit" not in header:

@@ -1,7 +1,7 @@
 """How many CPU threads torch uses for training, sampling and the other uses.
 
 Why training looks at the machine first (measured with benchmarks/throughput.py on a
-2-core machine; figures in the README's Speed section): the seed GAN's matrix products are
+2-core machine; figures: docs/measurements/speed.md): the seed GAN's matrix products are
 small, so torch's threads meet at a barrier every few tens of microseconds. GNU OpenMP lets
 a thread that arrives first spin for a while before it sleeps. When another process holds a
 core, the thread still working is often the descheduled one and its partner spends its
