@@ -91,7 +91,7 @@ def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | to
     `max_real` caps the real images (a seeded subset): Inception on 60,000 images is hours
     on a CPU, while gankit's classifier takes seconds.
     """
-    from .metrics.feature_network import reference_split
+    from .data.split import reference_split
     train, held_out, description = reference_split(data_cfg)
     # Building (or training) the extractor draws from torch's global RNG (layer init); a
     # training run that evaluates must take the same steps as one that does not.

@@ -124,22 +124,47 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
         else:   # a new run, or one an interrupted call left behind: finish it
             trained = _train(model, data, run, steps, seed, progress, options,
                              resume=meta is not None).model
-    written = []
     draws = [fill(trained, data.values, seed)] if multiple is None else fill(trained, data.values, seed, multiple)
-    for k, filled in enumerate(draws, start=1):
-        path = out if multiple is None else str(Path(out).with_name(f"{Path(out).stem}_{k}{Path(out).suffix}"))
-        write_csv(path, header, data.schema.decode(header, rows, filled))
-        written.append(path)
+    written = _write_filled(out, header, rows, data, draws, numbered=multiple is not None)
     return {"cells": missing, "rows": int(torch.isnan(data.values).any(1).sum()), "model": model,
             "run": run, "reused": reused, "written": written, "dropped": data.schema.dropped}
 
 
+def _write_filled(out: str, header, rows, data, draws, numbered: bool) -> list[str]:
+    """Each filled table as a CSV: `out`, or with several draws OUT_1.csv ... OUT_K.csv."""
+    written = []
+    for k, filled in enumerate(draws, start=1):
+        path = str(Path(out).with_name(f"{Path(out).stem}_{k}{Path(out).suffix}")) if numbered else out
+        write_csv(path, header, data.schema.decode(header, rows, filled))
+        written.append(path)
+    return written
+
+
 # --- the scikit-learn interface ----------------------------------------------------------
 
-class _TableImputer:
+# imported here, next to their only users (the lead may hoist them to the top)
+import numbers
+
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+class _BadInput(GankitError, ValueError):
+    """A mistake in X: a GankitError to gankit's callers, the ValueError that scikit-learn's
+    conventions (and its estimator checks) expect."""
+
+
+class _NotFitted(GankitError, NotFittedError):
+    """transform before fit: a GankitError, and scikit-learn's NotFittedError."""
+
+
+class _TableImputer(TransformerMixin, BaseEstimator):
     """fit / transform / fit_transform as scikit-learn's imputers have them, on numeric
-    arrays (N, D). Columns entirely missing in fit are dropped from the output, with a
-    warning, as SimpleImputer drops them."""
+    arrays (N, D); get_params, set_params and clone come from BaseEstimator. Columns
+    entirely missing in fit are dropped from the output, with a warning, as SimpleImputer
+    drops them."""
 
     model_name = ""
 
@@ -154,43 +179,44 @@ class _TableImputer:
         self.out = out
         self.verbose = verbose
 
-    # scikit-learn's estimator protocol (clone, GridSearchCV, Pipeline)
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("steps", "missing_values", "random_state",
-                                             "add_indicator", "options", "out", "verbose")}
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True   # NaN is a missing cell, whatever missing_values is
+        return tags
 
-    def set_params(self, **params: Any) -> "_TableImputer":
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"invalid parameter {k!r} for {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
-    def _array(self, X) -> np.ndarray:
-        X = np.array(X, dtype=np.float64, copy=True)
-        if X.ndim != 2:
-            raise GankitError(f"expected a 2-D array (rows, columns), got shape {X.shape}")
+    def _input(self, X, fit: bool) -> np.ndarray:
+        """X as float64, NaN in its missing cells, checked by scikit-learn: 2-D, numeric, no
+        infinity; in transform, fitted and with as many features as in fit."""
+        if np.ndim(X) != 2:   # scikit-learn's own message spans lines and prints X
+            raise _BadInput(f"X is {np.ndim(X)}-D, expected 2-D (rows, columns). Reshape your "
+                            "data: X.reshape(1, -1) for one row, X.reshape(-1, 1) for one column")
+        try:
+            if not fit:
+                check_is_fitted(self)
+            X = validate_data(self, X, reset=fit, dtype=np.float64, ensure_all_finite="allow-nan")
+        except NotFittedError as e:
+            raise _NotFitted(str(e)) from None
+        except ValueError as e:
+            raise _BadInput(str(e).splitlines()[0]) from None
         if not (isinstance(self.missing_values, float) and np.isnan(self.missing_values)):
-            X[X == self.missing_values] = np.nan
-        if np.isinf(X).any():
-            raise GankitError("X holds infinite values: mark missing cells with missing_values")
+            X = np.where(X == self.missing_values, np.nan, X)   # a copy: X is the caller's
         return X
 
     def _seed(self) -> int:
-        if self.random_state is None:
-            return int(np.random.default_rng().integers(2**31))
-        return int(self.random_state)
+        # an int is the training seed itself, as `gankit impute --seed` takes it
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def fit(self, X, y=None) -> "_TableImputer":
-        X = self._array(X)
+        X = self._input(X, fit=True)
         observed = ~np.isnan(X)
         empty = ~observed.any(0)
         if empty.all():
-            raise GankitError("every column of X is entirely missing: there is nothing to learn")
+            raise _BadInput("every column of X is entirely missing: there is nothing to learn")
         if empty.any():
             warnings.warn(f"skipping features without any observed values: {np.flatnonzero(empty)}",
                           stacklevel=2)
-        self.n_features_in_ = X.shape[1]
         self.keep_ = np.flatnonzero(~empty)
         self.indicator_features_ = np.flatnonzero((~observed).any(0))
         names = [f"x{k}" for k in self.keep_]
@@ -214,22 +240,13 @@ class _TableImputer:
         scaled = np.stack([c.scale(cols[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
         return torch.from_numpy(scaled).float()
 
-    def _checked(self, X) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            raise GankitError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
-        X = self._array(X)
-        if X.shape[1] != self.n_features_in_:
-            raise GankitError(f"X has {X.shape[1]} features, but the imputer was fitted on "
-                              f"{self.n_features_in_}")
-        return X
-
     def _complete(self, X: np.ndarray, filled: np.ndarray) -> np.ndarray:
         kept = X[:, self.keep_]
         values = np.stack([c.unscale(filled[:, j]) for j, c in enumerate(self.schema_.columns)], 1)
         return np.where(np.isnan(kept), values, kept)        # observed cells exactly as given
 
     def transform(self, X) -> np.ndarray:
-        X = self._checked(X)
+        X = self._input(X, fit=False)
         out = self._complete(X, fill(self.model_, self._scaled(X), self.seed_))
         if self.add_indicator:
             out = np.hstack([out, np.isnan(X[:, self.indicator_features_]).astype(np.float64)])
@@ -238,12 +255,9 @@ class _TableImputer:
     def sample(self, X, k: int) -> np.ndarray:
         """k completions of X, (k, N, D): multiple imputation (GAIN: k draws of G's noise;
         MIWAE: sampling importance resampling)."""
-        X = self._checked(X)
+        X = self._input(X, fit=False)
         draws = fill(self.model_, self._scaled(X), self.seed_, multiple=k)
         return np.stack([self._complete(X, d) for d in draws])
-
-    def fit_transform(self, X, y=None) -> np.ndarray:
-        return self.fit(X).transform(X)
 
 
 class GAINImputer(_TableImputer):

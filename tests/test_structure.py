@@ -1,0 +1,114 @@
+"""The package's shape, checked on its source: short functions, no import cycle at import
+time, model names only in the registry, one run-folder layout."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import gankit
+from gankit.models import IMPUTERS, MODELS
+
+PACKAGE = Path(gankit.__file__).resolve().parent
+MAX_FUNCTION_LINES = 50
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def test_no_function_is_longer_than_fifty_lines():
+    long = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+            f"({node.end_lineno - node.lineno + 1} lines)"
+            for path in modules().values()
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, "functions over 50 lines:\n" + "\n".join(long)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the gankit modules it imports when it is imported (its top-level imports,
+    not those inside functions or under `if TYPE_CHECKING`)."""
+    mods = modules()
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        graph[name] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    graph[name].add(full if full in mods else base)
+            elif isinstance(node, ast.Import):
+                graph[name].update(a.name for a in node.names)
+        graph[name] = {m for m in graph[name] if m in mods and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle():   # so that the next test can fail
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle():
+    assert cycles(import_graph()) == []
+
+
+def test_model_names_appear_only_in_the_registry():
+    """Outside gankit/models/ (where a model's file may name its own optimizers), no
+    string is a model's name: code asks the registry."""
+    names = set(MODELS) | set(IMPUTERS)
+    named = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.value!r}"
+             for path in modules().values() if "models" not in path.relative_to(PACKAGE).parts
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Constant) and node.value in names]
+    assert not named, "model names outside the registry:\n" + "\n".join(named)
+
+
+def test_run_folder_files_are_named_only_by_run_paths():
+    """RunPaths (training/run_folder.py) is the one place that joins a run folder's file
+    names onto a path (`folder / "metrics.csv"`), so renaming one cannot break a reader."""
+    joined = re.compile(r"/\s*[\"'](samples|checkpoints|tensorboard|metrics\.csv|config\.toml|"
+                        r"loss\.png|eval\.json|held_out\.txt|\.lock|last\.json|"
+                        r"last\.safetensors|checkpoints/last\.\w+)[\"']")
+    found = [f"{path.relative_to(PACKAGE.parent)}:{i}: {line.strip()}"
+             for path in modules().values() if path.name != "run_folder.py"
+             for i, line in enumerate(path.read_text().splitlines(), 1)
+             if joined.search(line) and "torch.hub" not in line]   # torch's own checkpoints/
+    assert not found, "run-folder paths spelled outside RunPaths:\n" + "\n".join(found)
