@@ -130,6 +130,21 @@ class ThreadPlan:
     busy: float | None = None          # other processes' cores, where the probe measured it
     before: dict | None = None         # a resumed run's last segment (see segments())
 
+    def settle(self, probe: Callable[[], None] | None, step: int) -> tuple[int, str]:
+        """(the thread count to train on, what to say of it or ''). Where the plan left a
+        choice (`counts`), the count under which `probe` (a training step) runs fastest;
+        it is set as torch's count. `step`: the run's step (a resume's)."""
+        threads, why = self.threads, ""
+        if self.counts:
+            prefer = self.before["threads"] if self.before else None
+            with torch.random.fork_rng(devices=[]):
+                threads, medians = fastest(self.counts, probe, prefer=prefer)
+            torch.set_num_threads(threads)
+            if threads < max(self.counts) or (prefer is not None and threads != prefer):
+                timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in self.counts)
+                why = f"a step took {timed} thread{'s' * (self.counts[-1] > 1)} here"
+        return threads, self.note(threads, step, why)
+
     def note(self, threads: int, step: int, why: str = "") -> str:
         """What to say before the first step, or '': why the count is below the free cores,
         or (on resume) that it differs from the one the run trained on, or that a count the

@@ -21,7 +21,7 @@ from ..errors import GankitError, option
 from ..models import GenerativeModel, build_model, get_model_class, names_that
 from ..runtime import configure_threads, pick_device
 from . import checkpoint, distributed, graphs
-from .cpu import ThreadPlan, fastest, plan_threads, segments
+from .cpu import ThreadPlan, plan_threads, segments
 from .ema import EMA
 from .run_folder import RunFolder, RunPaths
 
@@ -149,24 +149,18 @@ def _training_state(p: Prepared, job: distributed.Solo, resume: bool) -> None:
 
 
 def _settle_threads(p: Prepared, plan: ThreadPlan, say: Callable[[str], None]) -> None:
-    """Where the plan left a choice, keep the thread count under which a few steps of a
-    copy of the model run fastest (the run's model, random streams and data untouched);
-    record the count as this stretch's, and say what the user should know of it."""
-    tc, threads, why = p.cfg.train, p.cfg.train.threads, ""
+    """The plan's thread count, timed where it left a choice on a step of a copy of the
+    model (the run's model, random streams and data untouched); recorded as this
+    stretch's count."""
+    probe = None
     if plan.counts:
-        n = p.model.real_batch_size(tc.batch_size)
+        n = p.model.real_batch_size(p.cfg.train.batch_size)
         real = p.data.prepare(p.data.samples[:n].to(p.device))
         labels = p.data.labels[:n].to(p.device) if p.data.labels is not None else None
-        step = graphs.eager_step(copy.deepcopy(p.model), p.device, tc.precision)
-        prefer = plan.before["threads"] if plan.before else None
-        with torch.random.fork_rng(devices=[]):
-            threads, medians = fastest(plan.counts, lambda: step(real, labels), prefer=prefer)
-        torch.set_num_threads(threads)
-        p.cfg = _with_threads(p.cfg, threads)
-        if threads < max(plan.counts) or (prefer is not None and threads != prefer):
-            timed = ", ".join(f"{medians[n] * 1e3:.1f} ms on {n}" for n in plan.counts)
-            why = f"a step took {timed} thread{'s' * (plan.counts[-1] > 1)} here"
-    note = plan.note(threads, p.step, why)
+        step = graphs.eager_step(copy.deepcopy(p.model), p.device, p.cfg.train.precision)
+        probe = lambda: step(real, labels)   # noqa: E731
+    threads, note = plan.settle(probe, p.step)
+    p.cfg = _with_threads(p.cfg, threads)
     if note:
         say(note)
     if not p.thread_segments or p.thread_segments[-1]["threads"] != threads:
