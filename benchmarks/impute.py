@@ -243,7 +243,7 @@ def summarise(path: Path) -> None:
         fill_s = np.mean([float(r["fill_seconds"] or 0) for r in rs])
         print(f"| {name} | {setting} | {method} | {scores.mean():.4f} ± {scores.std():.4f} | "
               f"{len(rs)} | {fit:.1f} | {fill_s:.1f} |")
-    # the README's form: a row per data set and method, the two settings side by side
+    # the form of docs/measurements/imputation.md: a row per data set and method, the two settings side by side
     print("\n| data | method | split RMSE | same-table RMSE | fit s (split) |")
     print("|---|---|---|---|---|")
     order = ["mean", "knn", "mice", "missforest", "gain", "miwae"]

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EVALS_PER_RUN = 15
 # The autoencoders as they stood before their recipes (the previous defaults, spelled out,
-# and the step budgets the README's earlier table used): for --before, which checks that
+# and the step budgets an earlier table of docs/measurements/recipes.md used): for --before, which checks that
 # the recipes' reconstructions are no worse.
 BEFORE = {
     "ae": ["--steps", "3000", "--density", "1", "--batch-size", "32"],

@@ -1,4 +1,4 @@
-"""The README's pictures of `gankit serve`, taken in headless Debian chromium.
+"""The pictures of `gankit serve`, taken in headless Debian chromium.
 
     python benchmarks/screenshots.py ROOT [--out docs/serve]
 

@@ -8,7 +8,7 @@ Then `--clients` threads each send `--requests` POST /api/generate (a 6x6 grid, 
 each time) while one more client follows the training run as the page does (what changed,
 asked once a second). Reports errors, latency percentiles, throughput, the server's
 resident memory over the test, and the changes the follower received. Nothing is asserted:
-the figures go to the README.
+the figures go to docs/measurements/speed.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Every candidate trains with `gankit train --validation 50`: the last 50 digits of each
 class of the training split are kept out of training, and every score here compares 1,000
 samples with those 500 digits (FID, precision, recall and class entropy from the dataset's
-own classifier). The held-out split that the README's tables report on is never used here.
+own classifier). The held-out split that docs/measurements/ reports on is never used here.
 
 Rungs (successive halving, Jamieson & Talwalkar 2016): every candidate trains a short
 screen of --screen steps, which also measures its speed; the best third (at least 2)
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Candidate settings per model: flags of `gankit train`, on top of the model's current
-# defaults. Each is a technique with published evidence (see the README's sources); the
+# defaults. Each is a technique with published evidence (see docs/measurements/recipes.md for the sources); the
 # first candidate is always "as the model stood" so that the sweep shows what changed.
 EMA = 0.999   # a half-life of 693 steps: 22k images at batch 32
 GAN_SPACE = [

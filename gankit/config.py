@@ -127,7 +127,7 @@ class TrainConfig:
     threads: int | None = field(default=None, metadata=_help(
         "CPU threads for torch (default: the cores other processes leave free when training "
         "starts, up to 8; GANKIT_THREADS sets a fixed default; the count used is saved in "
-        "config.toml; docs/guide/training.md)"))
+        "config.toml; docs/guide/training.md#threads)"))
     eval_every: int | None = field(default=None, metadata=_help(
         "every N steps score FID and the class entropy of generated samples (metrics.csv and "
         "the bar) and keep checkpoints/best by FID; the first use trains the dataset's "

@@ -11,7 +11,8 @@ x with probability sigmoid(F(x)), where
 D_M is the largest D(x) seen (a burn-in of BURN_IN samples first, then updated as samples
 come), eps keeps the logarithm finite, and gamma shifts how many are kept. The paper sets
 gamma per batch from the distribution of F; here gamma is F's `percentile`-th percentile
-in each batch: higher keeps fewer, more typical samples (the trade-off measured: docs/measurements/quality.md).
+in each batch: higher keeps fewer, more typical samples (the trade-off measured:
+docs/measurements/quality.md#precision-at-sampling-time).
 """
 
 from __future__ import annotations

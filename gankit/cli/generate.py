@@ -28,7 +28,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                    help="the truncation trick: noise scaled by PSI in (0, 1] towards the "
                    "prior's mean gives more typical, less varied images (default: 1, none; "
-                   "docs/measurements/quality.md: the precision/recall curve)")
+                   "docs/measurements/quality.md#precision-at-sampling-time)")
     p.add_argument("--reject", action="store_true", help="discriminator rejection sampling "
                    "(Azadi et al. 2019): draw more samples and keep those the GAN's D judges "
                    "most real; needs a D trained with --loss bce (dcgan's default)")

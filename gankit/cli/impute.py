@@ -46,9 +46,10 @@ def add(sub, model: str | None = None) -> None:
                    "same table and settings reuse without training again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device(p)
-    cls = IMPUTERS.get(model or DEFAULT_IMPUTER, IMPUTERS[DEFAULT_IMPUTER])
-    add_config_flags(p, cls.Config, f"model ({model or DEFAULT_IMPUTER}; --model NAME "
-                     "--help shows another's)", (cls.__doc__ or "").strip().splitlines()[0])
+    name = model if model in IMPUTERS else DEFAULT_IMPUTER   # `gankit train --model dcgan`
+    cls = IMPUTERS[name]                                      # builds this parser too
+    add_config_flags(p, cls.Config, f"model ({name}; --model NAME --help shows another's)",
+                     (cls.__doc__ or "").strip().splitlines()[0])
 
 
 def run(args: argparse.Namespace) -> int:

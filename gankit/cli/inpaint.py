@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_seed,
                      check_not_input, check_output, load_model)
+
+if TYPE_CHECKING:
+    import torch
 
 
 def add(sub) -> None:
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.checkpoint import read_meta
     from ..files import npy_array, save_npy
     from ..images import save_image
-    from ..inpaint import check_search, inpaint, parse_mask, read_inputs, side_by_side
+    from ..inpaint import check_search, inpaint, parse_mask
     from ..models import check_label, get_model_class
 
     check_search(args.steps, args.restarts)
@@ -88,3 +93,60 @@ def run(args: argparse.Namespace) -> int:
     print(f"filled {holes:,} pixels in {len(images)} image(s): wrote {args.out}"
           + (f" and {args.npy}" if args.npy else ""))
     return 0
+
+
+# --- files in and pictures out ------------------------------------------------------------
+
+def read_inputs(path: str, image_shape: tuple[int, int, int], flag: str) -> torch.Tensor:
+    """uint8 (N, C, H, W) from one image file (--image), or from a folder of images or a
+    .npy as `gankit sample --npy` writes (--images). Never resized: a mask is given in
+    pixel coordinates, so an image of another size is refused rather than rescaled."""
+    import torch
+
+    from ..data.folder import EXTENSIONS, image_files
+    from ..errors import GankitError
+    from ..files import npy_images
+    source = Path(path)
+    if flag == "--image":
+        return _read_picture(source, image_shape, flag)[None]
+    if source.is_dir():
+        return torch.stack([_read_picture(f, image_shape, flag) for f in image_files(source)])
+    if source.suffix.lower() in EXTENSIONS:
+        raise GankitError(f"--images {path} is one picture: pass it with --image, or give "
+                          "--images a folder or a .npy")
+    images = npy_images(path)
+    if tuple(images.shape[1:]) != tuple(image_shape) or not len(images):
+        raise GankitError(f"--images {path} holds {len(images)} images of shape (C, H, W) "
+                          f"{tuple(images.shape[1:])}, but this model makes {tuple(image_shape)}: "
+                          "pass images of the model's size")
+    return images
+
+
+def _read_picture(path: Path, image_shape, flag: str) -> torch.Tensor:
+    """One image file as uint8 (C, H, W); gray <-> RGB by Pillow's mode conversion (RGB to
+    gray is ITU-R 601 luma; an alpha channel is dropped)."""
+    import numpy as np
+    import torch
+
+    from ..errors import GankitError
+    from ..images import open_image
+    c, h, w = image_shape
+    arr = np.asarray(open_image(path, f"{flag} {path}", "pass a PNG or JPEG image",
+                                mode="L" if c == 1 else "RGB"))
+    if arr.shape[:2] != (h, w):
+        raise GankitError(f"{flag} {path} is {arr.shape[1]}x{arr.shape[0]} but this model makes "
+                          f"{w}x{h} images: crop or resize it first (gankit does not rescale, "
+                          "since the mask is in pixel coordinates)")
+    x = torch.from_numpy(arr.copy())
+    return x[None] if c == 1 else x.permute(2, 0, 1)
+
+
+def side_by_side(images: torch.Tensor, known: torch.Tensor, filled: torch.Tensor,
+                 pairs_per_row: int = 8):
+    """A grid picture: for every image, the input with its hole shown, then the fill."""
+    import torch
+
+    from ..images import grid
+    from ..masks import show_mask
+    pairs = torch.stack([show_mask(images, known), filled], dim=1).flatten(0, 1)
+    return grid(pairs, nrow=2 * min(len(images), pairs_per_row))

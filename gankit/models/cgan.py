@@ -40,5 +40,5 @@ class CGAN(DCGAN):
     Config = CGANConfig
     conditional = True
     # A budget rather than a step count: a faster machine trains more steps in the same
-    # minutes (docs/guide/training.md).
+    # minutes (docs/guide/training.md#time-budgets).
     train_defaults = {"budget": "4.5m", "batch_size": 64, "ema": 0.999}

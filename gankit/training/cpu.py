@@ -1,8 +1,8 @@
 """How many CPU threads torch uses for training, sampling and the other uses.
 
 Why training looks at the machine first (measured with benchmarks/throughput.py on a
-2-core machine; figures: docs/measurements/speed.md): the seed GAN's matrix products are
-small, so torch's threads meet at a barrier every few tens of microseconds. GNU OpenMP lets
+2-core machine; figures: docs/measurements/speed.md#threads-why-not-oversubscribe): the
+seed GAN's matrix products are small, so torch's threads meet at a barrier every few tens of microseconds. GNU OpenMP lets
 a thread that arrives first spin for a while before it sleeps. When another process holds a
 core, the thread still working is often the descheduled one and its partner spends its
 time slices spinning, so two threads ran about 4 times slower than one. Shorter spins do not
