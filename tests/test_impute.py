@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer
 
-from conftest import gankit_cli
+from helpers import gankit_cli
 from gankit.data import table as tables
 from gankit.errors import GankitError
 from gankit.impute import GAINImputer, MIWAEImputer, fill, impute_csv
@@ -63,6 +63,7 @@ def test_imputers_fill_only_missing_cells_and_repeat_with_a_seed(name):
     assert not np.allclose(draws[0][~observed], draws[1][~observed])   # draws differ
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls, steps", [(GAINImputer, 2000), (MIWAEImputer, 1500)])
 def test_imputers_beat_the_column_mean_on_breast_cancer(cancer, cls, steps):
     X, corrupt, missing = cancer
@@ -87,7 +88,7 @@ def test_sklearn_interface_fit_on_train_transform_test(cancer):
     assert not (a[:, :30] == -1).any()
     again = GAINImputer(steps=300, random_state=7, missing_values=-1.0).fit(corrupt[:400])
     assert np.array_equal(again.transform(corrupt[400:]), a[:, :30])   # same seed, same cells
-    with pytest.raises(GankitError, match="fitted on 30"):
+    with pytest.raises(GankitError, match="expecting 30 features"):
         imputer.transform(corrupt[:, :5])
 
 
@@ -117,6 +118,7 @@ def mixed_table(tmp_path, n=300):
     return path
 
 
+@pytest.mark.slow
 def test_impute_keeps_observed_cells_and_fills_valid_values(tmp_path):
     table = mixed_table(tmp_path)
     header, rows = read(table)
@@ -142,6 +144,7 @@ def test_impute_keeps_observed_cells_and_fills_valid_values(tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_filled_text_follows_the_other_columns(tmp_path):
     """"small" rows have size < 50: a filled kind should agree with the size far more often
     than chance (the model learnt the relation, not only the marginals)."""
@@ -155,6 +158,7 @@ def test_filled_text_follows_the_other_columns(tmp_path):
     assert done["model"] == "miwae" and len(agree) > 50 and np.mean(agree) > 0.8
 
 
+@pytest.mark.slow
 def test_multiple_imputation_writes_k_tables_that_differ(tmp_path):
     table = mixed_table(tmp_path)
     r = gankit_cli("impute", table, "--out", tmp_path / "m.csv", "--model", "miwae", "--steps",
@@ -165,6 +169,7 @@ def test_multiple_imputation_writes_k_tables_that_differ(tmp_path):
     assert draws[0] != draws[1] and not (tmp_path / "m.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, words", [
     ("", "is empty"),
     ("a,b\n", "no rows"),
@@ -185,6 +190,7 @@ def test_bad_tables_get_one_line_and_nothing_is_written(tmp_path, content, words
     assert out.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_a_column_with_no_value_is_named_and_left_empty(tmp_path):
     table = tmp_path / "t.csv"
     write(table, ["a", "gone", "b"], [[str(i), "", "" if i % 4 == 0 else str(2 * i)] for i in range(40)])
@@ -196,6 +202,7 @@ def test_a_column_with_no_value_is_named_and_left_empty(tmp_path):
     assert all(row[1] == "" and row[2] != "" for row in rows)
 
 
+@pytest.mark.slow
 def test_other_mistakes_are_one_line(tmp_path):
     table = mixed_table(tmp_path)
     for args, words in (
@@ -233,6 +240,7 @@ def test_an_image_model_refuses_a_table_and_back(tmp_path):
                          out=str(tmp_path / "r2"), progress=False)
 
 
+@pytest.mark.slow
 def test_a_table_run_resumes_bit_for_bit(tmp_path):
     import gankit
     from gankit.training import checkpoint
@@ -269,6 +277,7 @@ def test_whole_numbers_written_as_pandas_writes_them_are_an_int_column(tmp_path)
     assert [r[0] for i, r in enumerate(filled) if i % 4] == [r[0] for i, r in enumerate(rows) if i % 4]
 
 
+@pytest.mark.slow
 def test_table_errors_name_the_row_and_the_file_as_given(tmp_path):
     """The text-cell error names its row (the README promises row and column); a ragged row
     names the file, not a placeholder."""
@@ -282,6 +291,7 @@ def test_table_errors_name_the_row_and_the_file_as_given(tmp_path):
     assert f"gankit: error: {tmp_path / 'r.csv'}, row 3: 1 cells where the header has 2" in r.stderr
 
 
+@pytest.mark.slow
 def test_two_tables_impute_without_naming_run_folders_or_leaving_runs(tmp_path):
     """`gankit impute` keeps its run in the cache, named after the table: a second table
     needs no --run, the working folder gains only the filled tables, and the same table
@@ -325,7 +335,7 @@ def test_an_interrupted_impute_finishes_its_run_next_time(tmp_path, monkeypatch)
 
     def save_then_ctrl_c(self, name="last"):   # Ctrl-C right after the step-10 checkpoint
         save(self, name)
-        if self.step == 10:
+        if self.p.step == 10:
             os.kill(os.getpid(), signal.SIGINT)
     with monkeypatch.context() as m:
         m.setattr(Trainer, "save_checkpoint", save_then_ctrl_c)
