@@ -1,20 +1,77 @@
-"""Pictures: sample grids, animated GIFs and the loss plot, with Pillow alone."""
+"""Pictures: reading image files, sample grids, animated GIFs and the loss plot, with Pillow
+alone."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .data import to_uint8
-from .errors import GankitError
+from .errors import GankitError, first_line
 from .files import atomic_write
 
 MIN_CELL = 56   # upscale small images (28x28) so a grid is comfortable to look at
+
+
+class UnreadableImage(GankitError):
+    """An image Pillow could not open or decode: 'cannot read WHAT (REASON): FIX'. `reason`
+    is the short why, without Pillow's copy of the path; `too_large` marks Pillow's limit
+    against decompression bombs, `damaged` a file whose header read but whose pixels did not."""
+
+    def __init__(self, what: str, reason: str, fix: str, *, too_large: bool = False,
+                 damaged: bool = False):
+        super().__init__(f"cannot read {what} ({reason}): {fix}")
+        self.reason, self.too_large, self.damaged = reason, too_large, damaged
+
+
+def open_image(source: str | Path | bytes, what: str = "the image",
+               fix: str = "pass a PNG or JPEG image", *, mode: str | None = None,
+               check: Callable[[Image.Image], None] | None = None, draft: int | None = None,
+               upright: bool = False) -> Image.Image:
+    """A picture from a file (or its bytes), decoded, as one UnreadableImage whatever of
+    Pillow's many exception types a bad file raises. In order: `check` sees the picture with
+    only its header read (to refuse it before a pixel is decoded; a GankitError it raises
+    passes through), `draft` lets a JPEG decode at about that size (much faster), the pixels
+    are decoded (a GIF's, WebP's or TIFF's first frame), `upright` turns it by its EXIF
+    orientation (phone photos are stored sideways), `mode` converts it ("L", "RGB", ...)."""
+    damaged = False
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            if check is not None:
+                check(img)
+            if draft:
+                img.draft(None, (draft, draft))
+            damaged = True
+            img.load()
+            if upright:
+                img = ImageOps.exif_transpose(img)
+            return img.convert(mode) if mode else img
+    except GankitError:
+        raise
+    except Exception as e:   # Pillow raises many types for bad files
+        raise UnreadableImage(what, _why_unreadable(source, e), fix, damaged=damaged,
+                              too_large=isinstance(e, Image.DecompressionBombError)) from None
+
+
+def _why_unreadable(source: str | Path | bytes, error: Exception) -> str:
+    """A short reason, without Pillow's copy of the (long) path."""
+    if isinstance(error, Image.DecompressionBombError):
+        return (f"too large, over Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                "against decompression bombs")
+    if isinstance(error, UnidentifiedImageError):
+        try:
+            size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+            empty = size == 0
+        except OSError:
+            empty = False
+        return "empty file" if empty else "not an image format Pillow can read"
+    return first_line(error, 80)
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:

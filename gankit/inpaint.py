@@ -21,131 +21,35 @@ Known pixels come back byte-identical: the result is assembled in uint8 at the v
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .data import to_float, to_uint8
 from .errors import GankitError
+from .masks import parse_mask, show_mask
 from .models import GenerativeModel
+from .poisson import poisson_blend
 from .progress import Progress, bar as progress_bar
 from .runtime import evaluating
 
-# Yeh et al. 2017, section 3.3 and their experiments: lambda = 0.003 weighs the prior loss
-# against the context loss, and the importance weights count holes in a 7x7 window. On
-# digits the prior term hardly matters: lambda 0, 0.003 and 0.1 gave the same fills within
-# noise (dcgan, 200 training digits, random:0.5 MSE 0.0128, 0.0129, 0.0131).
-PRIOR_WEIGHT = 0.003
-WINDOW = 7
-# Search defaults, measured on 200 *training* digits (never the held-out ones that
-# benchmarks/inpaint.py reports on) with the benchmark's checkpoints, one CPU thread:
-# - GAN_LR: of 0.01, 0.05, 0.1 and 0.2, 0.05-0.1 fit best (dcgan, random:0.5, 100 steps:
-#   MSE 0.0172 at 0.05, 0.0164 at 0.1); 0.2 overshoots on gan and wgan-gp.
-# - GAN_STEPS: 2x and 4x the steps gained little for their time (dcgan random:0.5 MSE
-#   0.0164 at 100, 0.0144 at 200, 0.0127 at 400; the box barely moves, 0.193 -> 0.191).
-# - GAN_RESTARTS: 4 starting codes screened for 20 steps each, the best going on (1.6x the
-#   time of one start), beat 200 plain steps: vanilla gan classifier accuracy on the fills
-#   81.5% -> 94.5% (random:0.5) and 48.5% -> 59.5% (box); dcgan random MSE 0.0164 -> 0.0129.
-# - AE_STEPS: clamped iteration converges in about 10 on random:0.5 (vae MSE 0.092, 0.028,
-#   0.017 after 1, 3, 10, flat after); on the box the vae still gains up to 20 (accuracy
-#   52% -> 54%), while the plain ae drifts slowly (box MSE 0.178 after 1, 0.214 after 20).
-# - SCREEN: every (start, class) pair searched for a fifth of the steps, then the best per
-#   image to the end, fitted as well as searching every class to the end (cgan, 100
-#   digits: box accuracy 60% vs 49%, random 97% vs 99%) in a third of the time.
-GAN_STEPS = 100
-GAN_LR = 0.1
-GAN_RESTARTS = 4
-AE_STEPS = 20
-SCREEN = 0.2
+# Masks (gankit.masks) and the Poisson solver (gankit.poisson) live in their own modules;
+# they are exported here too, so `from gankit.inpaint import inpaint, parse_mask` works.
+__all__ = ["inpaint", "parse_mask", "show_mask", "poisson_blend", "check_search",
+           "importance_weights", "context_loss", "BLENDS", "PRIOR_WEIGHT", "WINDOW",
+           "GAN_STEPS", "GAN_LR", "GAN_RESTARTS", "AE_STEPS", "SCREEN", "CHUNK"]
+
+# Why each default is what it is; the numbers, measured on training digits (never the
+# held-out ones the benchmark reports on): docs/measurements/inpainting.md
+PRIOR_WEIGHT = 0.003  # Yeh et al.'s lambda, prior vs context loss; on digits it barely matters
+WINDOW = 7            # Yeh et al.'s importance weights count the holes in a 7x7 window
+GAN_STEPS = 100       # Adam steps on z: two or four times as many gained little for their time
+GAN_LR = 0.1          # the best fit of those tried; twice it overshoots on gan and wgan-gp
+GAN_RESTARTS = 4      # starts screened, the best going on: better fills than one long search
+AE_STEPS = 20         # clamped iteration: converged on scattered holes, still gaining on a box
+SCREEN = 0.2          # every (start, class) screened this share of steps: as good, far faster
 BLENDS = ("poisson", "copy")
 CHUNK = 500   # images per search batch: bounds memory, keeps the per-image maths separate
-
-MASK_HELP = "use box:X,Y,W,H, random:F (0 < F < 1) or a mask image (white = fill, black = keep)"
-
-
-# --- masks ------------------------------------------------------------------------------
-
-def parse_mask(spec: str, image_shape: tuple[int, int, int], n: int, seed: int = 0) -> torch.Tensor:
-    """A mask spec -> bool (n, 1, H, W), True where the pixel is KNOWN (kept).
-
-    box:X,Y,W,H  the W x H rectangle with top-left column X, row Y (0-based) is filled;
-    random:F     each pixel is missing with probability F, a different pattern per image
-                 (seeded by `seed`);
-    a file path  an image of exactly H x W: white (>= 128) = fill, black = keep.
-    """
-    _, h, w = image_shape
-    if spec.startswith("box:"):
-        missing = _box(spec, h, w).expand(n, 1, h, w)
-    elif spec.startswith("random:"):
-        fraction = _fraction(spec)
-        gen = torch.Generator().manual_seed(seed)
-        missing = torch.rand(n, 1, h, w, generator=gen) < fraction
-    elif Path(spec).is_file():
-        missing = _mask_file(spec, h, w).expand(n, 1, h, w)
-    else:
-        raise GankitError(f"unknown mask {spec!r} (not a spec, and no such file): {MASK_HELP}")
-    known = ~missing
-    _check_coverage(known, spec)
-    return known.contiguous()
-
-
-def _numbers(spec: str, kind, count: int, form: str) -> list:
-    parts = spec.split(":", 1)[1].split(",")
-    try:
-        if len(parts) != count:
-            raise ValueError
-        return [kind(p) for p in parts]
-    except ValueError:
-        raise GankitError(f"malformed mask {spec!r}: write {form}") from None
-
-
-def _box(spec: str, h: int, w: int) -> torch.Tensor:
-    x, y, bw, bh = _numbers(spec, int, 4, "box:X,Y,W,H with four integers, e.g. box:7,7,14,14")
-    if bw <= 0 or bh <= 0:
-        raise GankitError(f"mask {spec} is empty (W and H must be positive): e.g. box:7,7,14,14")
-    if x < 0 or y < 0 or x + bw > w or y + bh > h:
-        raise GankitError(f"mask {spec} reaches outside the {w}x{h} image: keep 0 <= X, "
-                          f"X + W <= {w}, 0 <= Y, Y + H <= {h}")
-    missing = torch.zeros(1, 1, h, w, dtype=torch.bool)
-    missing[..., y:y + bh, x:x + bw] = True
-    return missing
-
-
-def _fraction(spec: str) -> float:
-    (fraction,) = _numbers(spec, float, 1, "random:F with a number F, e.g. random:0.5")
-    if not 0 < fraction < 1:
-        raise GankitError(f"mask {spec}: F is the fraction of pixels to fill and must lie "
-                          "strictly between 0 and 1, e.g. random:0.5")
-    return fraction
-
-
-def _mask_file(path: str, h: int, w: int) -> torch.Tensor:
-    from PIL import Image
-    try:
-        with Image.open(path) as img:
-            gray = np.asarray(img.convert("L"))
-    except Exception as e:   # Pillow raises many types for bad files
-        raise GankitError(f"cannot read mask image {path} ({' '.join(str(e).split())[:80]}): "
-                          "pass a PNG, white = fill, black = keep") from None
-    if gray.shape != (h, w):
-        raise GankitError(f"mask image {path} is {gray.shape[1]}x{gray.shape[0]} but the images "
-                          f"are {w}x{h}: draw the mask at the images' size")
-    # Binarised at mid grey (as diffusers' mask processor does), not at "nonzero": a JPEG or
-    # an anti-aliased brush leaves faint non-black pixels that are not meant to be filled.
-    return torch.from_numpy(gray >= 128)[None, None]
-
-
-def _check_coverage(known: torch.Tensor, spec: str) -> None:
-    per_image = known.flatten(1)
-    for bad, problem in ((per_image.all(1), "no pixel"), (~per_image.any(1), "every pixel")):
-        if bad.any():
-            which = (f"image {int(bad.nonzero()[0])}" if spec.startswith("random:")
-                     and len(known) > 1 else "the image")
-            fix = (f"nothing to fill; {MASK_HELP}" if problem == "no pixel"
-                   else "nothing to condition on: use gankit sample")
-            raise GankitError(f"mask {spec} hides {problem} of {which}: {fix}")
 
 
 # --- the search -------------------------------------------------------------------------
@@ -325,61 +229,6 @@ class _ClampedSearch:
         return x
 
 
-# --- Poisson blending -------------------------------------------------------------------
-
-def laplacian(x: torch.Tensor) -> torch.Tensor:
-    """Graph Laplacian on the 4-neighbour pixel grid: deg(p) x_p - sum of p's neighbours,
-    where pixels at the image's edge have fewer neighbours (a Neumann boundary)."""
-    def neighbour_sum(t):
-        p = F.pad(t, (1, 1, 1, 1))
-        return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
-    degree = neighbour_sum(torch.ones_like(x[:1, :1]))
-    return degree * x - neighbour_sum(x)
-
-
-@torch.no_grad()
-def poisson_blend(source: torch.Tensor, target: torch.Tensor, known: torch.Tensor,
-                  max_iter: int = 500, tol: float = 1e-5) -> torch.Tensor:
-    """Missing pixels whose Laplacian equals `source`'s, with `target`'s known pixels as the
-    boundary (Perez, Gangnet & Blake 2003, "Poisson Image Editing"; Yeh et al.'s last step).
-
-    Shapes (B, C, H, W), known (B, 1, H, W). Solved by conjugate gradients per image on the
-    missing pixels, a symmetric positive definite system whenever each image keeps a known
-    pixel. A fill offset by a constant from the truth comes back as the truth. `tol`, the
-    residual relative to the right-hand side, leaves errors near 1e-4 in [-1, 1] (measured:
-    20-40 iterations for a 14x14 hole or half the pixels of 28x28 digits), far below one
-    uint8 step (0.008).
-    """
-    hole = (~known).to(source.dtype).expand_as(source)
-    fixed = target * (1 - hole)
-
-    def apply(u):                                              # A u, restricted to the hole
-        return hole * laplacian(hole * u)
-
-    def dot(a, b):                                             # per image, (B, 1, 1, 1)
-        return (a * b).flatten(1).sum(1)[:, None, None, None]
-
-    b = hole * (laplacian(source) - laplacian(fixed))
-    u = hole * source                                          # start from the fill itself
-    r = b - apply(u)
-    p, rs = r, dot(r, r)
-    limit = tol ** 2 * dot(b, b).clamp_min(1e-12)
-    for _ in range(max_iter):
-        if bool((rs <= limit).all()):
-            break
-        # Images already solved stand still: iterating on their tiny residuals would only
-        # produce denormal floats, which are slow on CPUs.
-        active = rs > limit
-        ap = apply(p)
-        alpha = torch.where(active, rs / dot(p, ap).clamp_min(1e-30), 0)
-        u = u + alpha * p
-        r = r - alpha * ap
-        rs_new = dot(r, r)
-        p = r + torch.where(active, rs_new / rs.clamp_min(1e-30), 0) * p
-        rs = rs_new
-    return fixed + hole * u
-
-
 # --- helpers ----------------------------------------------------------------------------
 
 @contextmanager
@@ -399,60 +248,3 @@ def _frozen(model: GenerativeModel):
 
 def _bar(total: int, progress: Progress):
     return progress_bar(progress, total=total, desc="inpainting", unit="step", dynamic_ncols=True)
-
-
-# --- files in and pictures out (for the CLI) ---------------------------------------------
-
-def read_inputs(path: str, image_shape: tuple[int, int, int], flag: str) -> torch.Tensor:
-    """uint8 (N, C, H, W) from one image file (--image), or from a folder of images or a
-    .npy as `gankit sample --npy` writes (--images). Never resized: a mask is given in
-    pixel coordinates, so an image of another size is refused rather than rescaled."""
-    from .data.folder import EXTENSIONS, image_files
-    from .files import npy_images
-    source = Path(path)
-    if flag == "--image":
-        return _read_picture(source, image_shape, flag)[None]
-    if source.is_dir():
-        return torch.stack([_read_picture(f, image_shape, flag) for f in image_files(source)])
-    if source.suffix.lower() in EXTENSIONS:
-        raise GankitError(f"--images {path} is one picture: pass it with --image, or give "
-                          "--images a folder or a .npy")
-    images = npy_images(path)
-    if tuple(images.shape[1:]) != tuple(image_shape) or not len(images):
-        raise GankitError(f"--images {path} holds {len(images)} images of shape (C, H, W) "
-                          f"{tuple(images.shape[1:])}, but this model makes {tuple(image_shape)}: "
-                          "pass images of the model's size")
-    return images
-
-
-def _read_picture(path: Path, image_shape, flag: str) -> torch.Tensor:
-    """One image file as uint8 (C, H, W); gray <-> RGB by Pillow's mode conversion (RGB to
-    gray is ITU-R 601 luma; an alpha channel is dropped)."""
-    from PIL import Image
-    c, h, w = image_shape
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert("L" if c == 1 else "RGB"))
-    except Exception as e:   # Pillow raises many types for bad files
-        raise GankitError(f"cannot read {flag} {path} ({' '.join(str(e).split())[:80]}): pass a "
-                          "PNG or JPEG image") from None
-    if arr.shape[:2] != (h, w):
-        raise GankitError(f"{flag} {path} is {arr.shape[1]}x{arr.shape[0]} but this model makes "
-                          f"{w}x{h} images: crop or resize it first (gankit does not rescale, "
-                          "since the mask is in pixel coordinates)")
-    x = torch.from_numpy(arr.copy())
-    return x[None] if c == 1 else x.permute(2, 0, 1)
-
-
-def show_mask(images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """uint8 images with the pixels to fill painted mid grey (gray) or magenta (colour)."""
-    colour = torch.tensor([128] if images.shape[1] == 1 else [255, 0, 255], dtype=torch.uint8)
-    return torch.where(known, images, colour.view(1, -1, 1, 1))
-
-
-def side_by_side(images: torch.Tensor, known: torch.Tensor, filled: torch.Tensor,
-                 pairs_per_row: int = 8):
-    """A grid picture: for every image, the input with its hole shown, then the fill."""
-    from .images import grid
-    pairs = torch.stack([show_mask(images, known), filled], dim=1).flatten(0, 1)
-    return grid(pairs, nrow=2 * min(len(images), pairs_per_row))

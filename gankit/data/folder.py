@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import GankitError
+from ..images import UnreadableImage, open_image
 from . import ImageData
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -102,29 +103,14 @@ def _decode_all(files: list[Path], size: int) -> tuple[list[np.ndarray | None], 
 
 
 def _decode(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
-    """(H, W) gray or (H, W, 3) RGB uint8 at size x size, or (None, why it failed)."""
+    """(H, W) gray or (H, W, 3) RGB uint8 at size x size, or (None, why it failed): a bad
+    file is reported, not raised. A JPEG decodes at a reduced scale (draft), a GIF, WebP or
+    TIFF as its first frame, a photo turned upright by its EXIF orientation."""
     try:
-        with Image.open(path) as img:
-            img.draft(None, (size, size))   # JPEG: decode at a reduced scale, much faster
-            img.load()                      # GIF/WebP/TIFF: the first frame
-            img = ImageOps.exif_transpose(img)   # phone photos are stored sideways
-    except Exception as e:   # Pillow raises many types for bad files; report, don't die
-        return None, _why_unreadable(path, e)
+        img = open_image(path, draft=size, upright=True)
+    except UnreadableImage as e:
+        return None, e.reason
     return _square(_to_8bit(img), size), None
-
-
-def _why_unreadable(path: Path, error: Exception) -> str:
-    """A short reason, without Pillow's copy of the (long) path."""
-    if isinstance(error, Image.DecompressionBombError):
-        return (f"too large, over Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
-                "against decompression bombs")
-    if isinstance(error, UnidentifiedImageError):
-        try:
-            empty = path.stat().st_size == 0
-        except OSError:
-            empty = False
-        return "empty file" if empty else "not an image format Pillow can read"
-    return " ".join(str(error).split())[:80] or type(error).__name__
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import ipaddress
 import json
 import socket
@@ -23,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import GankitError
+from ..images import UnreadableImage, open_image
 
 MAX_BODY = 8 * 2**20          # bytes of one request: a drawn canvas or a photo as a data URL
 MAX_PIXELS = 4096 * 4096      # of an uploaded picture, checked before decoding
@@ -137,21 +137,22 @@ def decode_picture(data_url: Any, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except (binascii.Error, ValueError):
         raise Refused("the picture is not valid base64") from None
     try:
-        picture = Image.open(io.BytesIO(raw))   # reads the header only
-    except Image.DecompressionBombError:       # Pillow's own, coarser limit, at open
-        raise Refused(f"the picture has more than {max_pixels:,} pixels: send a smaller one",
-                      413) from None
-    except Exception:   # Pillow raises many kinds for a file it cannot read
+        return open_image(raw, check=lambda picture: _measure(picture, max_pixels))
+    except UnreadableImage as e:
+        if e.too_large:   # Pillow's own, coarser limit, at open
+            raise Refused(f"the picture has more than {max_pixels:,} pixels: send a smaller "
+                          "one", 413) from None
+        if e.damaged:
+            raise Refused("the picture is damaged: Pillow could not decode it") from None
         raise Refused("the picture is not an image Pillow can read (PNG, JPEG, GIF, BMP, "
                       "WebP)") from None
+
+
+def _measure(picture: Image.Image, max_pixels: int) -> None:
+    """Refuse a picture by its header: of a type not accepted, or of too many pixels."""
     if picture.format not in FORMATS:
         raise Refused(f"pictures of type {picture.format} are not accepted: send PNG or JPEG")
     w, h = picture.size
     if w * h > max_pixels:
         raise Refused(f"the picture is {w}x{h}, over the limit of {max_pixels:,} pixels: "
                       "send a smaller one", 413)
-    try:
-        picture.load()
-    except Exception:
-        raise Refused("the picture is damaged: Pillow could not decode it") from None
-    return picture
