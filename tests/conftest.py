@@ -1,13 +1,22 @@
 import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-# Flags for a short CPU run of `gankit train` in the CLI tests.
-FAST = ["--batch-size", "16", "--log-every", "5", "--sample-every", "10",
-        "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
+from helpers import gankit_cli, make_model, tiny_flags, tiny_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked `gpu` skips itself where torch sees no CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,51 +27,48 @@ def _isolated_data(tmp_path_factory):
 
     One CPU thread everywhere: training's default follows how busy the machine is when it
     starts, and the tests that compare two runs bit for bit need both on the same count
-    (tests/test_threads.py tests the default itself)."""
+    (tests/test_threads.py tests the default itself); torch itself starts on one thread too.
+
+    Subprocesses import this checkout's gankit, whatever their working directory (not an
+    older installed copy): the repository comes first on PYTHONPATH."""
     base = tmp_path_factory.getbasetemp()
+    threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANKIT_OFFLINE", "1")
         mp.setenv("GANKIT_DATA", str(base / "gankit-data"))
         mp.setenv("GANKIT_CACHE", str(base / "gankit-cache"))
         mp.setenv("GANKIT_THREADS", "1")
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO),
+                                                              os.environ.get("PYTHONPATH")])))
+        torch.set_num_threads(1)
         yield
+    torch.set_num_threads(threads)
 
 
-def gankit_cli(*args, cwd=None, timeout=300, env=None, **popen):
-    """Run the real `python -m gankit` in a subprocess (as a user would); `env` adds to
-    (overrides) the test session's environment."""
-    return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, **popen)
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Whatever a test does to torch's thread count (gankit.train sets it for its run, some
+    tests set it themselves), the next test starts on the count this one started on."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
 def gan_cli_run(tmp_path_factory, _isolated_data):
     """(run folder, result): a 20-step `gan` run trained once per session by the real
-    `gankit train --steps 20 ... FAST` in a subprocess, and that command's CompletedProcess.
-    Shared by the CLI tests that only read a gan checkpoint (sample, interpolate, --label
-    checks): the ~4 s of training is paid once. No test may write into the run folder."""
+    `gankit train --out RUN *tiny_flags(steps=20)` in a subprocess, and that command's
+    CompletedProcess. Shared by the CLI tests that only read a gan checkpoint (sample,
+    interpolate, --label checks): the ~4 s of training is paid once. No test may write
+    into the run folder."""
     run = tmp_path_factory.mktemp("gan-cli") / "run"
-    return run, gankit_cli("train", "--steps", "20", "--out", run, *FAST)
-
-
-def make_model(name, shape=(1, 28, 28), num_classes=10, seed=0, optimizers=True, **cfg):
-    """The registered model `name` as the tests use it: torch seeded with `seed` first (so
-    its weights are repeatable), built from its own Config(**cfg) for images of `shape`,
-    and, unless optimizers=False, with its optimizers attached as the trainer attaches
-    them (what training_step needs). In train mode, as built."""
-    from gankit.models import MODELS, build_model
-
-    torch.manual_seed(seed)
-    model = build_model(name, MODELS[name].Config(**cfg), shape, num_classes)
-    if optimizers:
-        model.optimizers = model.configure_optimizers()
-    return model
+    return run, gankit_cli("train", "--out", run, *tiny_flags(steps=20))
 
 
 @pytest.fixture(name="make_model")
 def make_model_fixture():
-    """make_model above, for tests: `def test_x(make_model): model = make_model("gan")`."""
+    """helpers.make_model, for tests: `def test_x(make_model): model = make_model("gan")`."""
     return make_model
 
 
@@ -73,10 +79,9 @@ def served_runs(tmp_path_factory, _isolated_data):
     the page must show as text. Read-only for the tests."""
     import gankit
     root = tmp_path_factory.mktemp("served")
-    fast = dict(data="mnist", offline=True, batch_size=16, log_every=5, sample_every=10,
-                checkpoint_every=10, device="cpu", progress=False)
-    gankit.train(model="gan", steps=20, out=str(root / "gan" / "short"), **fast)
-    gankit.train(model="cvae", steps=100, width=16, out=str(root / "cvae"), **fast)
+    gankit.train(out=str(root / "gan" / "short"), **tiny_run(steps=20, offline=True))
+    gankit.train(out=str(root / "cvae"), **tiny_run(model="cvae", steps=100, width=16,
+                                                    offline=True))
     odd = root / "<img src=x onerror=alert(1)>"
     odd.mkdir()
     (odd / "config.toml").write_text('[model]\nname = "gan"\n\n[train]\nsteps = 10\n')

@@ -8,6 +8,8 @@ from gankit.api import config_from_tables, model_for, run_spec
 from gankit.errors import GankitError
 from gankit.models import DEFAULT
 
+from helpers import tiny_run
+
 
 def test_the_run_folder_defaults_to_runs_model():
     assert gankit.make_config().train.out == f"runs/{DEFAULT}"
@@ -24,8 +26,8 @@ def test_which_model_a_training_call_means(tmp_path, monkeypatch):
     # On --resume the saved run's model wins over the config file's; without --out the
     # run folder is the default one of the model named so far.
     run = tmp_path / "runs" / "vae"
-    gankit.train(model="ae", data="mnist", offline=True, steps=1, batch_size=2, width=4,
-                 out=str(run), device="cpu", progress=False)
+    gankit.train(out=str(run), **tiny_run(model="ae", offline=True, steps=1, batch_size=2,
+                                          width=4))
     assert model_for(config_file=str(cfg), resume=True, out=str(run)) == "ae"
     monkeypatch.chdir(tmp_path)
     assert model_for(config_file=str(cfg), resume=True) == "ae"
@@ -62,7 +64,7 @@ def test_python_errors_name_keywords_and_the_cli_names_flags(tmp_path, capsys):
     caller, `--resume` and `--out` on the command line."""
     from gankit.cli import main
 
-    fast = dict(steps=1, batch_size=8, device="cpu", progress=False, sample_every=10**6)
+    fast = tiny_run(steps=1, batch_size=8, sample_every=10**6)
     gankit.train(out=tmp_path / "run", **fast)
     with pytest.raises(GankitError) as e:
         gankit.train(out=tmp_path / "run", **fast)

@@ -36,11 +36,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import gankit_cli
-from test_cli import one_line_error
+from helpers import gankit_cli, one_line_error, tiny_flags
 
-TRAIN_FAST = ["--steps", "2", "--batch-size", "8", "--sample-every", "2",
-              "--checkpoint-every", "2", "--quiet", "--device", "cpu"]
+TRAIN_FAST = tiny_flags(steps=2, batch_size=8, sample_every=2, checkpoint_every=2)
 WORKERS = 2
 
 
@@ -59,8 +57,7 @@ class Ctx:
 
 def _train_runs(root: Path) -> Ctx:
     ctx = Ctx(root, root / "gan", root / "cgan")
-    flags = ["--steps", "4", "--batch-size", "8", "--sample-every", "4",
-             "--checkpoint-every", "4", "--quiet", "--device", "cpu"]
+    flags = tiny_flags(steps=4, batch_size=8, sample_every=4, checkpoint_every=4)
     procs = [subprocess.Popen([sys.executable, "-m", "gankit", "train", "--model", model,
                                "--out", str(out), *flags], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -286,6 +283,7 @@ class Case:
     env: dict | None = None                 # environment additions ({} values relative to d)
     marker: bool = False                    # a MARKER file must NOT appear (no code ran)
     not_as_root: str = ""                   # reason to skip when running as root
+    known_bug: str = ""                     # a gankit bug this case shows (strict xfail)
 
 
 CASES: list[Case] = []
@@ -393,8 +391,12 @@ def _folder(kind):
     return make
 
 
+UNREADABLE = {"corrupt_image", "zero_byte_image", "decompression_bomb"}   # files, none read
 for kind in FOLDER_SAYS:
-    case(f"folder-{kind}", _folder(kind), FOLDER_SAYS[kind], protect=("imgs",))
+    case(f"folder-{kind}", _folder(kind), FOLDER_SAYS[kind], protect=("imgs",),
+         known_bug="a folder none of whose images can be read warns 'skipped 1 of 1 image "
+                   "files' before the error that says the same (gankit/data/folder.py)"
+         if kind in UNREADABLE else "")
 case("folder-missing", lambda d, ctx: ["train", "--data", "./no/such/folder", "--out", "run",
                                        *TRAIN_FAST],
      ("unknown dataset", "no such folder"), sub=False)
@@ -596,7 +598,10 @@ def _wrong_shape(d, ctx):
 
 
 case("eval-images-wrong-shape", _wrong_shape, ("(1, 10, 10)", "(1, 28, 28)"), sub=False,
-     protect=("x.npy",))
+     protect=("x.npy",),
+     known_bug="gankit eval trains the reference's feature classifier (and says so on stderr) "
+               "before it compares the images' shape with the reference's: the mistake "
+               "costs a classifier's training and is not the only line")
 
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
@@ -678,7 +683,14 @@ def world(tmp_path_factory, request):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.mark.parametrize("c", CASES, ids=IDS)
+# The subprocess cases are slow (a Python start each); the in-process ones stay in the
+# fast loop (`pytest -m "not slow"`).
+def _marks(c: Case) -> list:
+    return ([pytest.mark.slow] if c.sub else []) + (
+        [pytest.mark.xfail(strict=True, reason=c.known_bug)] if c.known_bug else [])
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
 def test_bad_input_is_one_clear_line(c: Case, world):
     ctx, shared, prepared, futures = world
     if c.not_as_root and os.geteuid() == 0:
@@ -753,6 +765,7 @@ def test_borderline_image_is_read_sensibly(kind, tmp_path):
     assert abs(int(data.images.float().mean().round()) - EXPECTED_GRAY[kind]) <= 2, data.images
 
 
+@pytest.mark.slow
 def test_training_on_borderline_images_works(tmp_path):
     _borderline_images(tmp_path / "imgs")
     r = gankit_cli("train", "--data", tmp_path / "imgs", "--image-size", "8", "--out",

@@ -10,7 +10,7 @@ from gankit.api import make_config
 from gankit.training.budget import ROUND_TO, WARMUP, BudgetClock, parse_budget
 from gankit.errors import GankitError
 
-from conftest import FAST, gankit_cli
+from helpers import gankit_cli, tiny_flags, tiny_run
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400),
@@ -56,19 +56,20 @@ def test_a_model_default_budget_gives_way_to_steps_and_both_given_is_refused(mon
         make_config("dcgan", steps=100, budget="2m")
 
 
+@pytest.mark.slow
 def test_cli_refuses_steps_with_budget_in_one_line(tmp_path):
     out = tmp_path / "run"
-    r = gankit_cli("train", "--steps", "10", "--budget", "1m", "--out", out, *FAST)
+    r = gankit_cli("train", "--budget", "1m", "--out", out, *tiny_flags(steps=10))
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
     assert "--steps" in r.stderr and "--budget" in r.stderr and not out.exists()
-    r = gankit_cli("train", "--budget", "5x", "--out", out, *FAST)
+    r = gankit_cli("train", "--budget", "5x", "--out", out, *tiny_flags())
     assert r.returncode != 0 and "not a time" in r.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_budget_run_records_its_count_and_resumes_as_a_run_of_that_many_steps(tmp_path):
     out = tmp_path / "run"
-    fast = dict(data="mnist", offline=True, batch_size=16, log_every=5, sample_every=10,
-                checkpoint_every=10, device="cpu", progress=False, out=str(out))
+    fast = tiny_run(offline=True, out=str(out))
     run = gankit.train(model="gan", budget="2s", **fast)
     saved = tomllib.loads((out / "config.toml").read_text())["train"]
     assert saved["budget"] == "2s" and saved["steps"] == run.step == run.config.train.steps

@@ -15,9 +15,7 @@ import gankit
 from gankit.training import checkpoint, graphs
 from gankit.models import IMPUTERS, MODELS, build_model, get_model_class
 from gankit.models.gan import GAN
-from conftest import FAST, gankit_cli, make_model
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+from helpers import gankit_cli, make_model, tiny_flags, tiny_run
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +25,9 @@ def _deterministic_cudnn(monkeypatch):
     that what they measure is the graph, not cuDNN."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-RUN = dict(data="mnist", batch_size=16, log_every=5, sample_every=10**9,
-           checkpoint_every=10**9, progress=False)
+
+
+RUN = tiny_run(sample_every=10**9, checkpoint_every=10**9)   # on the CPU
 
 
 def weights(run):
@@ -40,9 +39,8 @@ def weights(run):
 def test_graphs_asked_for_on_the_cpu_train_eagerly_and_identically(tmp_path):
     step, note = graphs.training_step(make_model("gan"), torch.device("cpu"), "fp32", True, 1)
     assert not isinstance(step, graphs.GraphedStep) and note == ""
-    a = gankit.train(model="gan", steps=10, out=tmp_path / "a", device="cpu", **RUN)
-    b = gankit.train(model="gan", steps=10, out=tmp_path / "b", device="cpu", cuda_graphs=False,
-                     **RUN)
+    a = gankit.train(model="gan", steps=10, out=tmp_path / "a", **RUN)
+    b = gankit.train(model="gan", steps=10, out=tmp_path / "b", cuda_graphs=False, **RUN)
     wa, wb = weights(a), weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -58,9 +56,8 @@ def test_graphs_are_off_under_torchrun_and_say_so():
 
 
 def test_bf16_changes_the_rounding_and_still_trains(tmp_path):
-    a = gankit.train(model="dcgan", steps=10, out=tmp_path / "a", device="cpu", **RUN)
-    b = gankit.train(model="dcgan", steps=10, out=tmp_path / "b", device="cpu", precision="bf16",
-                     **RUN)
+    a = gankit.train(model="dcgan", steps=10, out=tmp_path / "a", **RUN)
+    b = gankit.train(model="dcgan", steps=10, out=tmp_path / "b", precision="bf16", **RUN)
     wa, wb = weights(a), weights(b)
     assert all(v.dtype == torch.float32 for v in wb.values() if v.is_floating_point())
     diff = max((wa[k] - wb[k]).abs().max().item() for k in wa if wa[k].is_floating_point())
@@ -70,8 +67,8 @@ def test_bf16_changes_the_rounding_and_still_trains(tmp_path):
 
 def test_the_options_are_recorded_and_resume_keeps_them(tmp_path):
     out = tmp_path / "run"
-    gankit.train(model="gan", steps=10, out=out, device="cpu", precision="bf16",
-                 cuda_graphs=False, **{**RUN, "checkpoint_every": 5})
+    gankit.train(model="gan", steps=10, out=out, precision="bf16", cuda_graphs=False,
+                 **{**RUN, "checkpoint_every": 5})
     saved = tomllib.loads((out / "config.toml").read_text())["train"]
     assert saved["precision"] == "bf16" and saved["cuda_graphs"] is False
     run = gankit.train(model="gan", steps=15, out=out, resume=True, progress=False)
@@ -79,7 +76,7 @@ def test_the_options_are_recorded_and_resume_keeps_them(tmp_path):
 
 
 def test_a_bad_precision_is_one_line(tmp_path):
-    r = gankit_cli("train", "--steps", "5", "--precision", "fp16", "--out", tmp_path / "r", *FAST)
+    r = gankit_cli("train", "--precision", "fp16", "--out", tmp_path / "r", *tiny_flags(steps=5))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "--precision" in r.stderr and "fp32" in r.stderr
     assert not (tmp_path / "r").exists()
@@ -123,7 +120,7 @@ def _pair(name):
     return *pair, table
 
 
-@cuda
+@pytest.mark.gpu   # skipped where torch sees no CUDA GPU (tests/conftest.py)
 @pytest.mark.parametrize("name", [*MODELS, *IMPUTERS])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_replayed_step_gives_the_eager_losses_for_100_steps(name, precision):
@@ -153,7 +150,7 @@ class SyncingGAN(GAN):
         return metrics
 
 
-@cuda
+@pytest.mark.gpu   # skipped where torch sees no CUDA GPU (tests/conftest.py)
 def test_a_step_that_cannot_be_recorded_falls_back_to_eager_exactly():
     torch.manual_seed(0)
     eager = SyncingGAN(GAN.Config(), (1, 28, 28)).cuda()
@@ -171,7 +168,7 @@ def test_a_step_that_cannot_be_recorded_falls_back_to_eager_exactly():
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@cuda
+@pytest.mark.gpu   # skipped where torch sees no CUDA GPU (tests/conftest.py)
 def test_training_on_the_gpu_with_graphs_resumes_and_samples_as_eagerly(tmp_path, capfd):
     gpu = dict(RUN, device="cuda", log_every=1)
     plain = gankit.train(model="gan", steps=100, out=tmp_path / "eager", cuda_graphs=False, **gpu)
@@ -190,6 +187,6 @@ def test_training_on_the_gpu_with_graphs_resumes_and_samples_as_eagerly(tmp_path
     z = torch.randn(8, 100, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(whole.model.sample(latents=z), plain.model.sample(latents=z), atol=1e-4)
     # A step that cannot be recorded: said once, with the reason.
-    gankit.train(model="gan", steps=20, out=tmp_path / "loud", device="cuda", batch_size=16,
-                 log_every=5, sample_every=10**9, checkpoint_every=10**9, progress=True)
+    gankit.train(model="gan", steps=20, out=tmp_path / "loud", **{**RUN, "device": "cuda",
+                                                                   "progress": True})
     assert "without a CUDA graph" not in capfd.readouterr().err

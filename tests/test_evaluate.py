@@ -9,18 +9,19 @@ import torch
 from PIL import Image
 
 import gankit
-from conftest import gankit_cli
 from gankit.training import checkpoint
 from gankit.config import DataConfig
 from gankit.metrics.feature_network import load_or_train
 from gankit.data.split import reference_split
-from test_cli import one_line_error
+
+from helpers import gankit_cli, one_line_error, tiny_flags, tiny_run
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def quick_classifier():
     """The default mnist (offline) classifier, trained once per test session into the
-    session's cache (about a minute on 2 cores): the tests use exactly what users get."""
+    session's cache (about a minute on 2 cores): the tests use exactly what users get.
+    Asked for by every test that scores with it (the commands they run find it there)."""
     _, info = load_or_train(DataConfig(data="mnist"), progress=False)
     assert info["path"].startswith(os.environ["GANKIT_CACHE"])   # never the user's cache
     return info
@@ -33,7 +34,7 @@ def eval_json(*args):
 
 
 @pytest.fixture(scope="module")
-def floor():
+def floor(quick_classifier):
     return eval_json("--reference")
 
 
@@ -43,6 +44,7 @@ def held_out():
     return held
 
 
+@pytest.mark.slow
 def test_reference_floor(floor, quick_classifier):
     assert floor["n_real"] == 4000 and floor["n_fake"] == 1000
     assert quick_classifier["sha256"][:12] in floor["extractor"]
@@ -52,6 +54,7 @@ def test_reference_floor(floor, quick_classifier):
     assert 5 < floor["is_mean"] <= 10
 
 
+@pytest.mark.slow
 def test_noise_scores_far_worse_than_real_data(floor, tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (1000, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "noise.npy", noise)
@@ -61,7 +64,8 @@ def test_noise_scores_far_worse_than_real_data(floor, tmp_path):
     assert r["precision"] < floor["precision"] / 2
 
 
-def test_single_class_set_raises_the_alarm(held_out, tmp_path):
+@pytest.mark.slow
+def test_single_class_set_raises_the_alarm(held_out, tmp_path, quick_classifier):
     ones = held_out.images[held_out.labels == 1][:, 0].numpy()
     np.save(tmp_path / "ones.npy", ones)
     r = gankit_cli("eval", "--images", tmp_path / "ones.npy")
@@ -71,7 +75,8 @@ def test_single_class_set_raises_the_alarm(held_out, tmp_path):
     assert data["class_entropy"] < 0.2 and data["alarm"]
 
 
-def test_a_folder_of_images(held_out, tmp_path):
+@pytest.mark.slow
+def test_a_folder_of_images(held_out, tmp_path, quick_classifier):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(60):
@@ -80,11 +85,11 @@ def test_a_folder_of_images(held_out, tmp_path):
     assert r["n_fake"] == 60 and r["fid"] >= 0
 
 
-def test_in_training_fid_is_what_gankit_eval_reports(tmp_path):
+@pytest.mark.slow
+def test_in_training_fid_is_what_gankit_eval_reports(tmp_path, quick_classifier):
     out = tmp_path / "run"
-    run = gankit.train("gan", "mnist", out=out, steps=30, batch_size=16, log_every=5,
-                       sample_every=30, checkpoint_every=30, eval_every=15, device="cpu",
-                       progress=False)
+    run = gankit.train("gan", "mnist", out=out, **tiny_run(steps=30, sample_every=30,
+                                                            checkpoint_every=30, eval_every=15))
     rows = [r for r in run.metrics if "fid" in r]
     assert [r["step"] for r in rows] == [15, 30]
     assert all(0 <= r["class_entropy"] <= 1 for r in rows)
@@ -102,7 +107,8 @@ def test_in_training_fid_is_what_gankit_eval_reports(tmp_path):
     assert meta["best_fid"] == min(r["fid"] for r in run.metrics if "fid" in r)
 
 
-def test_user_mistakes_are_one_line(tmp_path):
+@pytest.mark.slow
+def test_user_mistakes_are_one_line(tmp_path, quick_classifier):
     np.save(tmp_path / "float.npy", np.zeros((4, 28, 28)))
     np.save(tmp_path / "rgb.npy", np.zeros((4, 32, 32, 3), np.uint8))
     one_line_error(gankit_cli("eval", "--images", tmp_path / "float.npy"), "float64", "uint8")
@@ -122,9 +128,9 @@ def test_inception_without_its_weights_is_one_line():
     one_line_error(r, "inception")
 
 
-def test_evaluating_during_training_does_not_change_the_training(tmp_path):
-    opts = dict(steps=20, batch_size=16, log_every=5, sample_every=20, checkpoint_every=20,
-                device="cpu", progress=False)
+@pytest.mark.slow
+def test_evaluating_during_training_does_not_change_the_training(tmp_path, quick_classifier):
+    opts = tiny_run(steps=20, sample_every=20, checkpoint_every=20)
     gankit.train("dcgan", "mnist", out=tmp_path / "plain", **opts)
     gankit.train("dcgan", "mnist", out=tmp_path / "scored", eval_every=10, **opts)
     a, _ = checkpoint.load(tmp_path / "plain")
@@ -132,14 +138,15 @@ def test_evaluating_during_training_does_not_change_the_training(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("model.", "optim.")))
 
 
-def test_gankit_eval_keeps_its_result_in_the_run_and_the_page_shows_it(tmp_path):
+@pytest.mark.slow
+def test_gankit_eval_keeps_its_result_in_the_run_and_the_page_shows_it(tmp_path,
+                                                                      quick_classifier):
     """`gankit eval --checkpoint RUN` writes RUN/eval.json (atomically: no temporary left),
     naming the checkpoint, its step, the classifier and the sample sizes; the page's runs
     table and run page then show that FID instead of a dash."""
     from gankit.serve import runs
     out = tmp_path / "run"
-    gankit.train("gan", "mnist", out=out, steps=10, batch_size=16, log_every=5,
-                 sample_every=10, checkpoint_every=10, device="cpu", progress=False)
+    gankit.train("gan", "mnist", out=out, **tiny_run(steps=10))
     assert runs.summary(tmp_path, out)["fid"] is None
     r = gankit_cli("eval", "--checkpoint", out, "--n", "200", "--seed", "3")
     assert r.returncode == 0, r.stderr
@@ -167,6 +174,7 @@ def _labelled_folder(root, per_class=60):
     return root
 
 
+@pytest.mark.slow
 def test_a_folder_run_never_trains_on_what_evaluation_holds_out(tmp_path):
     """Training on a folder leaves out the images that `gankit eval`, `--eval-every` and the
     page hold out, and records which (held_out.txt, the checkpoint); `--no-hold-out` trains
@@ -177,8 +185,8 @@ def test_a_folder_run_never_trains_on_what_evaluation_holds_out(tmp_path):
     from gankit.serve.app import create_app
     imgs = _labelled_folder(tmp_path / "imgs")
     runs = tmp_path / "runs"
-    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--steps", "4", "--batch-size", "8",
-                   "--eval-every", "4", "--out", runs / "held", "--quiet", "--device", "cpu")
+    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--out", runs / "held",
+                   *tiny_flags(steps=4, batch_size=8, eval_every=4))
     assert r.returncode == 0, r.stderr
     meta = checkpoint.read_meta(runs / "held" / "checkpoints" / "last.safetensors")
     listed = (runs / "held" / "held_out.txt").read_text().splitlines()
@@ -200,8 +208,8 @@ def test_a_folder_run_never_trains_on_what_evaluation_holds_out(tmp_path):
     assert {im.numpy().tobytes() for im in held_out.images} == held_pixels
     assert not held_pixels & {im.numpy().tobytes() for im in train.images}
 
-    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--steps", "4", "--batch-size", "8",
-                   "--no-hold-out", "--out", runs / "all", "--quiet", "--device", "cpu")
+    r = gankit_cli("train", "--model", "cgan", "--data", imgs, "--out", runs / "all",
+                   *tiny_flags(steps=4, batch_size=8, hold_out=False))
     assert r.returncode == 0, r.stderr
     meta = checkpoint.read_meta(runs / "all" / "checkpoints" / "last.safetensors")
     assert sum(meta["class_counts"]) == 120 and meta["held_out"]["trained_on_them"]

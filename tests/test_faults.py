@@ -40,14 +40,15 @@ import gankit
 from gankit.training import checkpoint
 from gankit.errors import GankitError
 
+from helpers import tiny_flags
+
 STEPS, EVERY = 300, 50
 
 
 def train_cmd(run, steps=STEPS):
-    return [sys.executable, "-m", "gankit", "train", "--model", "gan", "--steps", str(steps),
-            "--batch-size", "16", "--checkpoint-every", str(EVERY), "--sample-every", str(EVERY),
-            "--log-every", str(EVERY), "--seed", "1", "--quiet", "--device", "cpu",
-            "--threads", "1", "--out", str(run)]
+    return [sys.executable, "-m", "gankit", "train", "--model", "gan", "--out", str(run),
+            *tiny_flags(steps=steps, checkpoint_every=EVERY, sample_every=EVERY,
+                        log_every=EVERY, seed=1, threads=1)]
 
 
 def resume_cmd(run, *extra):
@@ -185,6 +186,7 @@ def kill_mid_write(proc, run: Path, prev_step: int | None) -> bool:
 
 # --- hard kills --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_kill_while_writing_the_first_checkpoint_nothing_to_resume_then_fresh_start(
         tmp_path, reference):
     """Killed mid-write of its first checkpoint, a run has nothing to resume: --resume says so
@@ -212,6 +214,7 @@ def test_kill_while_writing_the_first_checkpoint_nothing_to_resume_then_fresh_st
     assert stray_temporaries(run) == []
 
 
+@pytest.mark.slow
 def test_sigkill_at_many_moments_then_resume_is_bit_identical(tmp_path, reference):
     """Kill just after the first checkpoint, in the middle of a later checkpoint write, and at
     seeded random moments; after each kill last.safetensors is a complete checkpoint (the
@@ -260,6 +263,7 @@ def file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_one(
         tmp_path, first_checkpoint):
     run = tmp_path / "run"
@@ -287,6 +291,7 @@ def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_one(
     assert checkpoint.load(last)[1]["step"] == 2 * EVERY
 
 
+@pytest.mark.slow
 def test_full_disk_during_a_sample_grid_write_is_one_line(tmp_path, first_checkpoint):
     run = tmp_path / "run"
     shutil.copytree(first_checkpoint, run)   # `gankit train --steps EVERY`, finished

@@ -51,6 +51,7 @@ def _load_quietly(cache, **kw):
                                progress=False, epochs=2, **kw)
 
 
+@pytest.mark.slow
 def test_two_epochs_beat_chance_by_far(trained):
     _, info, cache = trained
     # measured after 2 epochs: 0.945-0.963 (seeds 0 and 1, 1 or 2 threads); chance is 0.1.
@@ -64,11 +65,13 @@ def test_two_epochs_beat_chance_by_far(trained):
     assert Path(info["path"]) == cache / "classifiers" / "mnist-mlxtend5k-seed0-epochs2.safetensors"
 
 
+@pytest.mark.slow
 def test_sha256_is_the_files_hash(trained):
     _, info, _ = trained
     assert info["sha256"] == hashlib.sha256(Path(info["path"]).read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_second_call_uses_the_cache(trained):
     net, info, cache = trained
     path = Path(info["path"])
@@ -80,6 +83,7 @@ def test_second_call_uses_the_cache(trained):
         assert torch.equal(a, b), k
 
 
+@pytest.mark.slow
 def test_flipped_weight_bytes_are_detected(trained, tmp_path):
     _, info, _ = trained
     data = bytearray(Path(info["path"]).read_bytes())
@@ -100,6 +104,7 @@ def test_same_seed_same_weights_bit_for_bit(split):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_features_shape_and_class_separation(trained, split):
     net, _, _ = trained
     _, held_out, _ = split
@@ -124,12 +129,14 @@ def test_network_takes_folder_sizes(shape):
     assert feats.shape == (3, 128) and probs.shape == (3, 5)
 
 
+@pytest.mark.slow
 def test_wrong_image_shape_is_refused(trained):
     net, _, _ = trained
     with pytest.raises(GankitError, match="trained on"):
         net.features_and_probs(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
 
 
+@pytest.mark.slow
 def test_describe_extractor(trained):
     _, info, _ = trained
     line = C.describe_extractor(info)

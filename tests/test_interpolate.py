@@ -6,8 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from conftest import gankit_cli
-from test_cli import one_line_error
+from helpers import gankit_cli, one_line_error
 
 from gankit.errors import GankitError
 from gankit.images import save_gif
@@ -152,6 +151,7 @@ def gif_frames(path):
         return [f.convert("L").tobytes() for f in ImageSequence.Iterator(im)]
 
 
+@pytest.mark.slow
 def test_interpolate_writes_a_looping_gif_and_a_strip(run, tmp_path):
     r = gankit_cli("interpolate", "--checkpoint", run, "--out", tmp_path / "a.gif",
                    "--points", "3", "--frames", "5", "--seed", "3")
@@ -176,6 +176,7 @@ def test_interpolate_writes_a_looping_gif_and_a_strip(run, tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
+@pytest.mark.slow
 def test_interpolate_mistakes_are_one_line(run, tmp_path):
     def interp(*args):
         return gankit_cli("interpolate", "--checkpoint", run, *args)

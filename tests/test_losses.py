@@ -16,7 +16,7 @@ def sp(x):   # softplus, by hand
     return math.log1p(math.exp(x))
 
 
-@pytest.mark.parametrize("name, d_real, d_fake, g", [
+GOLDEN = [
     # BCE: -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(f)) = softplus(f); G: softplus(-f)
     ("bce", (sp(-2) + sp(1)) / 2, (sp(0.5) + sp(-3)) / 2, (sp(-0.5) + sp(3)) / 2),
     # LSGAN, a=0 b=c=1: 1/2 E[(r-1)^2] = 1/2 * (1 + 4)/2; 1/2 E[f^2] = 1/2 * (0.25 + 9)/2
@@ -25,7 +25,16 @@ def sp(x):   # softplus, by hand
     ("hinge", 1.0, 0.75, 1.25),
     # Wasserstein: -E[r] = -0.5; E[f] = -1.25; G: -E[f] = 1.25
     ("wasserstein", -0.5, -1.25, 1.25),
-])
+]
+
+
+def test_every_loss_has_golden_values():
+    """The table above covers every loss gankit offers but RpGAN, which scores pairs (its
+    golden values: tests/test_modern_gan.py::test_rpgan_scores_pairs)."""
+    assert {name for name, *_ in GOLDEN} | {"rpgan"} == set(LOSSES)
+
+
+@pytest.mark.parametrize("name, d_real, d_fake, g", GOLDEN)
 def test_adversarial_losses(name, d_real, d_fake, g):
     loss = LOSSES[name]
     assert loss.d_real(R).item() == pytest.approx(d_real, rel=1e-6)

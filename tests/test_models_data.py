@@ -10,8 +10,9 @@ from PIL import Image
 import gankit
 from gankit.models import MODELS
 
-FAST = dict(steps=2, batch_size=8, log_every=1, sample_every=2, checkpoint_every=2,
-            device="cpu", progress=False)
+from helpers import tiny_run
+
+FAST = tiny_run(steps=2, batch_size=8, log_every=1, sample_every=2, checkpoint_every=2)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def test_trains_on_an_rgb_folder_at_32(name, rgb_folder, tmp_path):
     assert picture.mode == "RGB"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 @pytest.mark.parametrize("name", list(MODELS))

@@ -225,10 +225,18 @@ def digits():
     return to_float(data.images[idx]), data.labels[idx]
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, and on its count before it afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.filterwarnings("ignore:mnist")
 @pytest.mark.parametrize("name", ["vae", "ae"])
-def test_loss_drops_on_a_fixed_batch_of_digits(name, digits, make_model):
-    torch.set_num_threads(1)
+def test_loss_drops_on_a_fixed_batch_of_digits(name, digits, make_model, one_thread):
     model = make_model(name)
     key = model.metric_names[0]
     losses = [model.training_step(*digits)[key].item() for _ in range(150)]

@@ -14,7 +14,7 @@ from gankit.models.losses import LOSSES, r1_penalty, zero_centred_penalty
 from gankit.models import clusters
 from gankit.models.base import check_truncation
 
-from conftest import gankit_cli
+from helpers import gankit_cli
 
 SHAPE = (1, 28, 28)
 
@@ -183,6 +183,7 @@ def test_truncation_pulls_latents_to_the_mean_but_not_the_cluster_pick(make_mode
     assert torch.equal(plain.sample(latents=z, truncation=0.5), plain.sample(latents=z * 0.5))
 
 
+@pytest.mark.slow
 def test_sample_cli_truncation(gan_cli_run, tmp_path):
     run = gan_cli_run[0]
     out = tmp_path / "t.png"
@@ -224,6 +225,7 @@ def test_rejection_with_clusters_asks_d_about_the_cluster_g_drew(make_model):
     assert torch.equal(model.latent_labels(z, None, images), model.pick(z))
 
 
+@pytest.mark.slow
 def test_sample_cli_reject_and_eval_flags_need_a_checkpoint(gan_cli_run, tmp_path):
     out = tmp_path / "kept.png"
     ok = gankit_cli("sample", "--checkpoint", gan_cli_run[0], "--out", out, "--n", "9",

@@ -26,6 +26,8 @@ from gankit.data.split import reference_split
 from gankit.models import MODELS
 from gankit.models.base import GenerativeModel
 
+from helpers import tiny_run
+
 
 @dataclass
 class ClassPCAConfig(ModelConfig):
@@ -87,9 +89,9 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class-pca")
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(MODELS, "class-pca", ClassPCA)
-        gankit.train(model="class-pca", data="mnist", offline=True, steps=300, batch_size=64,
-                     out=str(folder / "run"), sample_every=300, checkpoint_every=300,
-                     device="cpu", progress=False)
+        gankit.train(out=str(folder / "run"), **tiny_run(
+            model="class-pca", offline=True, steps=300, batch_size=64, log_every=None,
+            sample_every=300, checkpoint_every=300))
         _, held, _ = reference_split(DataConfig(data="mnist", offline=True))
         keep = torch.arange(0, len(held), 10)              # 10 of each class
         images = held.images[keep].squeeze(1).numpy()

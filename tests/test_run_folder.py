@@ -15,18 +15,10 @@ from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.training.run_folder import RunLock
 
-from conftest import gankit_cli
+from helpers import gankit_cli, gankit_main, one_line_error, tiny_flags
 
-FAST = ["--data", "mnist", "--offline", "--batch-size", "8", "--sample-every", "100000",
-        "--log-every", "10", "--device", "cpu", "--quiet"]
-
-
-def one_line_error(r, *fragments):
-    assert r.returncode == 1, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gankit: error: "), r.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+# Runs that train on until they are stopped, writing no sample grid on the way.
+RUN = dict(offline=True, batch_size=8, sample_every=100_000, log_every=10)
 
 
 def wait_for(path, proc, timeout=180):
@@ -37,13 +29,14 @@ def wait_for(path, proc, timeout=180):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_naming_the_holder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     lock = RunLock(run)
     lock.acquire()
     try:
-        r = gankit_cli("train", "--out", run, "--steps", "5", *FAST)
+        r = gankit_cli("train", "--out", run, *tiny_flags(steps=5, **RUN))
         one_line_error(r, f"run folder {run} is in use by process {os.getpid()}", "--out")
         assert not (run / "checkpoints").exists()   # it stopped before writing anything
     finally:
@@ -62,21 +55,20 @@ def test_the_same_process_cannot_hold_a_folder_twice(tmp_path):
     second.release()
 
 
+@pytest.mark.slow
 def test_running_training_locks_out_train_and_resume_but_not_readers(tmp_path, capsys):
     """The trainer is another process; the commands that meet its lock run in this one
     (gankit.cli.main, the code path of the command), which spares a Python start each."""
     run = tmp_path / "run"
     trainer = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--out", str(run),
-                                "--steps", "1000000", "--checkpoint-every", "5", *FAST],
+                                *tiny_flags(steps=1_000_000, checkpoint_every=5, **RUN)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(run / "checkpoints" / "last.json", trainer)
         holder = f"in use by process {trainer.pid}"
-        for argv in (["train", "--out", str(run), "--steps", "5", *FAST],
-                     ["train", "--resume", "--out", str(run), "--quiet"]):
-            assert main(argv) == 1
-            err = capsys.readouterr().err.strip().splitlines()
-            assert len(err) == 1 and err[0].startswith("gankit: error: ") and holder in err[0], err
+        for argv in (["train", "--out", run, *tiny_flags(steps=5, **RUN)],
+                     ["train", "--resume", "--out", run, "--quiet"]):
+            one_line_error(gankit_main(capsys, *argv), holder)
         # Readers go ahead while it trains: checkpoints are written atomically.
         assert main(["sample", "--checkpoint", str(run), "--n", "4", "--out",
                      str(tmp_path / "s.png")]) == 0

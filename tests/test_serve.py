@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FAST, gankit_cli
+from helpers import gankit_cli, tiny_flags
 
 starlette = pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
@@ -246,6 +246,7 @@ def test_a_drawing_is_centred_and_scaled_as_mnist_digits_are():
     assert not as_digit(Image.fromarray(np.zeros((50, 50), np.uint8)), (1, 28, 28)).any()
 
 
+@pytest.mark.slow
 def test_evaluate_job_reports_progress_and_can_be_cancelled(client):
     job = client.post("/api/evaluate", json={"run": "gan/short", "n": 50}).json()
     view = wait_job(client, job, timeout=600)
@@ -368,14 +369,16 @@ def _events(response):
             yield name, json.loads(line[6:])
 
 
+@pytest.mark.slow
 def test_curves_grow_live_while_a_run_trains(tmp_path, live_server):
     """The page asks what changed since its last look, as it does every second: new rows
     come as an append to the ones it has, the state goes from training to finished, and
     an unchanged run answers with its stamp alone. Every answer is a short request."""
     base = live_server(tmp_path)
     run = tmp_path / "live"
-    train = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--steps", "400", "--out",
-                              str(run), *FAST], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    train = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--out", str(run),
+                              *tiny_flags(steps=400)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     host, port = base.removeprefix("http://").split(":")
 
     def get(path):
@@ -439,6 +442,7 @@ def test_pages_bring_their_data_and_keep_names_as_text(client):
 
 # --- the command --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_serve_refuses_a_missing_root_and_a_busy_port_in_one_line(tmp_path):
     r = gankit_cli("serve", tmp_path / "nope")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a folder" in r.stderr

@@ -192,6 +192,7 @@ def capture(*flags, timeout=60):
                                *map(str, flags)], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_a_plain_headless_capture_shows_the_page_not_loading(served_runs, live_server, tmp_path):
     """`chromium --headless --dump-dom URL` captures the page at its load event, and
     `--screenshot` likewise: both show the drawn runs table and run page. With

@@ -12,10 +12,9 @@ import torch
 import gankit
 from gankit.training import checkpoint, cpu
 from gankit.models import IMPUTERS, MODELS
-from conftest import FAST, gankit_cli
+from helpers import gankit_cli, tiny_flags, tiny_run
 
-TINY = dict(model="gan", data="mnist", batch_size=16, log_every=5, sample_every=10,
-            checkpoint_every=10, device="cpu", progress=False)
+TINY = tiny_run()   # gan on mnist
 
 
 def spin():
@@ -72,31 +71,34 @@ def test_the_probe_leaves_out_this_process_own_work():
     assert abs(others - (total - own)) <= 0.25     # and it is not in the others' share
 
 
+@pytest.mark.slow
 def test_a_busy_machine_trains_on_fewer_threads_says_so_and_records_it(tmp_path, monkeypatch,
                                                                        neighbour):
     if cpu.available_cores() < 2:
         pytest.skip("needs 2 cores")
     env = {"GANKIT_THREADS": ""}
-    r = gankit_cli("train", "--steps", "2", "--out", tmp_path / "run",
-                   *[f for f in FAST if f != "--quiet"], env=env)
+    r = gankit_cli("train", "--out", tmp_path / "run", *tiny_flags(steps=2, progress=True),
+                   env=env)
     assert r.returncode == 0, r.stderr
     config = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
     assert config["train"]["threads"] <= cpu.available_cores() - 1
     assert "other processes keep" in r.stderr and "--threads N" in r.stderr
 
 
+@pytest.mark.slow
 def test_gankit_threads_sets_the_default_and_a_bad_value_is_one_line(tmp_path):
-    r = gankit_cli("train", "--steps", "2", "--out", tmp_path / "run", *FAST,
+    r = gankit_cli("train", "--out", tmp_path / "run", *tiny_flags(steps=2),
                    env={"GANKIT_THREADS": "2"})
     assert r.returncode == 0, r.stderr
     assert tomllib.loads((tmp_path / "run" / "config.toml").read_text())["train"]["threads"] == 2
-    r = gankit_cli("train", "--steps", "2", "--out", tmp_path / "bad", *FAST,
+    r = gankit_cli("train", "--out", tmp_path / "bad", *tiny_flags(steps=2),
                    env={"GANKIT_THREADS": "two"})
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "GANKIT_THREADS='two'" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_two_threads_same_seed_same_weights_and_resume_bit_for_bit(tmp_path):
     """The determinism the README promises, on 2 threads (the rest of the suite runs on
     one): same seed and thread count, same weights; a resumed run as an uninterrupted one."""
@@ -110,6 +112,7 @@ def test_two_threads_same_seed_same_weights_and_resume_bit_for_bit(tmp_path):
             assert torch.equal(wa[k], wb[k]) and torch.equal(wa[k], wc[k]), k
 
 
+@pytest.mark.slow
 def test_a_neighbour_arriving_mid_run_is_reported_once_with_the_fix(tmp_path, capsys):
     """The thread count stays (it fixes the rounding); the user is told how to change it."""
     if cpu.available_cores() < 2:
@@ -176,9 +179,9 @@ def test_every_model_trains_after_its_thread_count_is_timed(name, tmp_path, monk
     model must survive that and then train."""
     monkeypatch.delenv("GANKIT_THREADS")
     data = str(small_table) if name in IMPUTERS else "mnist"
-    run = gankit.train(model=name, data=data, steps=2, batch_size=16, out=tmp_path / "run",
-                       log_every=1, sample_every=10**9, checkpoint_every=10**9, device="cpu",
-                       progress=False)
+    run = gankit.train(out=tmp_path / "run", **tiny_run(model=name, data=data, steps=2,
+                                                        log_every=1, sample_every=10**9,
+                                                        checkpoint_every=10**9))
     assert run.step == 2 and 1 <= run.config.train.threads <= cpu.available_cores()
 
 
@@ -187,6 +190,7 @@ def _ran_on(run):
     return tomllib.loads((run / "config.toml").read_text())["train"]["threads"], meta
 
 
+@pytest.mark.slow
 def test_a_resume_chooses_its_threads_again_and_says_so_before_training(tmp_path, neighbour):
     """A run whose count was chosen (not given) resumes on a machine where another process
     now holds a core: it chooses as a new run does, so it continues on fewer threads, says
@@ -201,8 +205,7 @@ def test_a_resume_chooses_its_threads_again_and_says_so_before_training(tmp_path
     tensors, meta = checkpoint.load(last)
     meta["thread_segments"] = [{"from_step": 0, "threads": 2, "chosen": True}]
     checkpoint.save(last, tensors, meta)
-    flags = [f for f in FAST if f != "--quiet"]
-    r = gankit_cli("train", "--resume", "--out", run, "--steps", "20", *flags,
+    r = gankit_cli("train", "--resume", "--out", run, *tiny_flags(steps=20, progress=True),
                    env={"GANKIT_THREADS": ""})
     assert r.returncode == 0, r.stderr
     said = "this run trained on 2 threads until step 10; other processes keep"
@@ -214,6 +217,7 @@ def test_a_resume_chooses_its_threads_again_and_says_so_before_training(tmp_path
                                        {"from_step": 10, "threads": 1, "chosen": True}]
 
 
+@pytest.mark.slow
 def test_a_resume_keeps_a_count_it_was_given_and_says_at_once_what_is_faster(tmp_path,
                                                                              neighbour):
     """--threads 2 was the user's choice, and the same count is what keeps a resumed run
@@ -223,8 +227,7 @@ def test_a_resume_keeps_a_count_it_was_given_and_says_at_once_what_is_faster(tmp
         pytest.skip("the counts below are those of a 2-core machine")
     run = tmp_path / "run"
     gankit.train(out=run, steps=10, seed=1, threads=2, **TINY)
-    flags = [f for f in FAST if f != "--quiet"]
-    r = gankit_cli("train", "--resume", "--out", run, "--steps", "12", *flags,
+    r = gankit_cli("train", "--resume", "--out", run, *tiny_flags(steps=12, progress=True),
                    env={"GANKIT_THREADS": ""})
     assert r.returncode == 0, r.stderr
     said = "this run keeps the 2 threads it was given, which will wait on each other: --threads 1"

@@ -12,8 +12,9 @@ import gankit
 from gankit.training import checkpoint
 from gankit.errors import GankitError
 
-TINY = dict(model="gan", data="mnist", batch_size=16, log_every=5, sample_every=10,
-            checkpoint_every=10, device="cpu", progress=False)
+from helpers import tiny_run
+
+TINY = tiny_run()   # gan on mnist
 
 
 def weights(run_or_path):
@@ -264,6 +265,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, caught_by
     assert last.read_bytes() == before            # the good checkpoint is untouched
 
 
+@pytest.mark.slow
 def test_keep_rotates_numbered_checkpoints(tmp_path):
     out = tmp_path / "k"
     gankit.train(out=out, steps=40, keep=2, **TINY)   # checkpoints at 10, 20, 30, 40
@@ -295,6 +297,7 @@ def test_d_wins_is_told_from_the_rows_only_when_it_lasts():
     assert d_wins([{"step": 5000, "rec": 1.0}] * 50, 50) is None      # no discriminator
 
 
+@pytest.mark.slow
 def test_a_discriminator_that_keeps_winning_is_told_once_with_the_fix(tmp_path, capsys,
                                                                       monkeypatch):
     """G that cannot learn (a learning rate of 1e-9) leaves D right about every image: the

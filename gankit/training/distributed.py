@@ -253,7 +253,7 @@ def is_collective_error(e: BaseException) -> bool:
 def lost_contact(e: BaseException) -> GankitError:
     """A collective failed: another process died or went silent. One line, not a trace."""
     return GankitError(f"lost contact with the other processes of the torchrun job "
-                       f"({first_line(e)}); the first failing process's error says why; "
+                       f"({first_line(e).split('. ')[0]}); the first failing process's error says why; "
                        "resume with --resume from the last checkpoint")
 
 
