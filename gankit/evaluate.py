@@ -84,15 +84,27 @@ def get_extractor(kind: str, data_cfg: DataConfig, class_names: list[str],
                      rescale_for_kid=True)
 
 
+def check_shape(images: tuple[int, ...], reference: tuple[int, ...]) -> None:
+    """Images of the reference data's (C, H, W), or one line naming both."""
+    if tuple(images) != tuple(reference):
+        raise GankitError(f"images are {tuple(images)} (C, H, W) but the reference data is "
+                          f"{tuple(reference)}: evaluate against the dataset the images "
+                          f"imitate ({option('data')})")
+
+
 def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | torch.device = "cpu",
-            progress: Progress = True, max_real: int | None = None, seed: int = 0) -> Reference:
+            progress: Progress = True, max_real: int | None = None, seed: int = 0,
+            images_shape: tuple[int, ...] | None = None) -> Reference:
     """The extractor (trained and cached on first use) and the training split's features.
 
     `max_real` caps the real images (a seeded subset): Inception on 60,000 images is hours
-    on a CPU, while gankit's classifier takes seconds.
+    on a CPU, while gankit's classifier takes seconds. `images_shape`: the (C, H, W) of the
+    images to be scored, refused before a first use trains the classifier for nothing.
     """
     from .data.split import reference_split
     train, held_out, description = reference_split(data_cfg)
+    if images_shape is not None and features == "classifier":
+        check_shape(images_shape, tuple(train.images.shape[1:]))
     # Building (or training) the extractor draws from torch's global RNG (layer init); a
     # training run that evaluates must take the same steps as one that does not.
     with torch.random.fork_rng(devices=[]):
@@ -122,11 +134,8 @@ def score(ref: Reference, images: torch.Tensor, seed: int = 0, full: bool = True
     ex = ref.extractor
     if images.dtype != torch.uint8:
         images = to_uint8(images)
-    if ex.image_shape is not None and tuple(images.shape[1:]) != ex.image_shape:
-        c, h, w = ex.image_shape
-        raise GankitError(f"images are {tuple(images.shape[1:])} (C, H, W) but the reference "
-                          f"data is ({c}, {h}, {w}): evaluate against the dataset the images "
-                          f"imitate ({option('data')})")
+    if ex.image_shape is not None:
+        check_shape(tuple(images.shape[1:]), ex.image_shape)
     # A seeded shuffle: the IS analogue scores consecutive groups, and a held-out split or
     # a per-class grid comes sorted by class.
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))

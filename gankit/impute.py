@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +97,11 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
             raise GankitError(f"{option('checkpoint', checkpoint)} is an image model "
                               f"({meta.get('model')}): give a run of gankit impute "
                               f"({_imputers()})")
-        schema = Schema.from_dict(meta["table"])
-        data = table_data(header, rows, table, schema)
+        data, missing = _read_table(table, header, rows, Schema.from_dict(meta["table"]))
         trained = load(checkpoint)
         model, run = meta.get("model", model), str(checkpoint)
     else:
-        data = table_data(header, rows, table)
-    missing = int(torch.isnan(data.values).sum())
-    if not missing:
-        raise GankitError(f"{table} has no missing cell in the columns the model fills: nothing "
-                          "to impute (missing cells are empty, NA or NaN)")
+        data, missing = _read_table(table, header, rows)
     reused = False
     if checkpoint is None:
         if run is not None and ckpt.last_in(run).is_file():
@@ -125,6 +121,23 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
     written = _write_filled(out, header, rows, data, draws, numbered=multiple is not None)
     return {"cells": missing, "rows": int(torch.isnan(data.values).any(1).sum()), "model": model,
             "run": run, "reused": reused, "written": written, "dropped": data.schema.dropped}
+
+
+def _read_table(table: str, header, rows, schema: Schema | None = None) -> tuple[TableData, int]:
+    """The table's data and its count of missing cells. Its warnings (a column without any
+    value, left out) are held back until it has a cell to fill; else the error says it."""
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        data = table_data(header, rows, table, schema)
+    missing = int(torch.isnan(data.values).sum())
+    if not missing:
+        dropped = (f" (left out, having no value at all: {', '.join(data.schema.dropped)})"
+                   if data.schema.dropped else "")
+        raise GankitError(f"{table} has no missing cell in the columns the model fills"
+                          f"{dropped}: nothing to impute (missing cells are empty, NA or NaN)")
+    for w in held:
+        warnings.warn(w.message, w.category, stacklevel=3)
+    return data, missing
 
 
 def _write_filled(out: str, header, rows, data, draws, numbered: bool) -> list[str]:

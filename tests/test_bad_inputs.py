@@ -391,12 +391,8 @@ def _folder(kind):
     return make
 
 
-UNREADABLE = {"corrupt_image", "zero_byte_image", "decompression_bomb"}   # files, none read
 for kind in FOLDER_SAYS:
-    case(f"folder-{kind}", _folder(kind), FOLDER_SAYS[kind], protect=("imgs",),
-         known_bug="a folder none of whose images can be read warns 'skipped 1 of 1 image "
-                   "files' before the error that says the same (gankit/data/folder.py)"
-         if kind in UNREADABLE else "")
+    case(f"folder-{kind}", _folder(kind), FOLDER_SAYS[kind], protect=("imgs",))
 case("folder-missing", lambda d, ctx: ["train", "--data", "./no/such/folder", "--out", "run",
                                        *TRAIN_FAST],
      ("unknown dataset", "no such folder"), sub=False)
@@ -598,10 +594,7 @@ def _wrong_shape(d, ctx):
 
 
 case("eval-images-wrong-shape", _wrong_shape, ("(1, 10, 10)", "(1, 28, 28)"), sub=False,
-     protect=("x.npy",),
-     known_bug="gankit eval trains the reference's feature classifier (and says so on stderr) "
-               "before it compares the images' shape with the reference's: the mistake "
-               "costs a classifier's training and is not the only line")
+     protect=("x.npy",))
 
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"

@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
                           "--checkpoint")
     if args.reject is not None:
         check_percentile(args.reject)
+    shape = None
     if args.images and not Path(args.images).is_dir():
-        load_npy(args.images)   # refuse a bad file before a first run trains the classifier
+        arr = load_npy(args.images)   # refuse a bad file before a first run trains the classifier
+        shape = (1, *arr.shape[1:3]) if arr.ndim == 3 else (arr.shape[3], *arr.shape[1:3])
     device = device_for(args)
     model = load_model(args, device) if args.checkpoint else None
     data_cfg = model.run_config.data if model is not None else DataConfig()
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         data_cfg = DataConfig(data=args.data)
     data_cfg = dataclasses.replace(data_cfg, offline=args.offline or data_cfg.offline,
                                    data_dir=args.data_dir or data_cfg.data_dir)
-    ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed)
+    ref = prepare(data_cfg, args.features, device, progress=not args.json, seed=args.seed,
+                  images_shape=shape)
     if model is not None:
         result = score_model(model, ref, args.n, args.seed, progress=not args.json,
                              truncation=args.truncation, reject=args.reject)

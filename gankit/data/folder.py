@@ -42,11 +42,11 @@ def load_folder(path: str | os.PathLike, image_size: int | None = None,
     size = image_size or DEFAULT_SIZE
     arrays, bad = _decode_all(files, size)
     good = [i for i, a in enumerate(arrays) if a is not None]
-    if bad:
-        _warn_bad(root, bad, len(files))
-    if not good:
+    if not good:   # the error says it all: no warning before it
         raise GankitError(f"none of the {len(files)} image files in {root} could be read "
                           f"(e.g. {bad[0][0].name}: {bad[0][1]}); check the files")
+    if bad:
+        _warn_bad(root, bad, len(files))
     images = _stack([arrays[i] for i in good], channels)
     label_tensor = None if labels is None else torch.tensor([labels[i] for i in good])
     return ImageData(images, label_tensor, classes, f"folder:{root}",

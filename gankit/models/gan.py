@@ -12,7 +12,7 @@ G on a full batch of fresh noise through D (target 1), D's weights untouched.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -34,6 +34,11 @@ BN_EPS = 1e-3
 @dataclass
 class GANConfig(AdversarialConfig):
     """The shared GAN options; the defaults are the guide's."""
+
+    # Not the paired losses (rpgan): the half-batch D steps see reals and fakes apart.
+    loss: str = field(default="bce", metadata={
+        **AdversarialConfig.__dataclass_fields__["loss"].metadata,
+        "choices": tuple(k for k, v in LOSSES.items() if v.pair is None)})
 
     def __post_init__(self):
         super().__post_init__()
