@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -61,6 +62,19 @@ def one_of(cfg, name: str, options: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in options:
         raise GankitError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '5m', '1.5h' (or a bare number of seconds) -> seconds; GankitError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", str(text).lower())
+    seconds = float(m.group(1)) * BUDGET_UNITS[m.group(2) or "s"] if m else math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise GankitError(f"{option('budget', text)} is not a time: write e.g. 90s, 5m or 1h "
+                          "(a number of seconds, minutes or hours, above 0)")
+    return seconds
 
 
 def default_of(cls, name: str, value: Any):
@@ -155,7 +169,6 @@ class TrainConfig:
         positive(self, "steps", "batch_size", "sample_every", "checkpoint_every", "log_every",
                   "threads", "eval_every")
         if self.budget is not None:
-            from .training.budget import parse_budget
             parse_budget(self.budget)
         elif self.steps is None:
             raise GankitError(f"no training length: pass {option('steps', 'N')} or "

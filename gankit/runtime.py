@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import nn
 
-from .training.cpu import available_cores, default_threads  # noqa: F401  (re-exported)
 from .errors import GankitError, option
+
+
+MAX_THREADS = 8        # the seed GAN's products gain nothing from more
+ENV_THREADS = "GANKIT_THREADS"
+
+
+def _allowed_cpus() -> set[int] | None:
+    """The CPUs this process may run on (None where the OS does not say: macOS, Windows)."""
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:
+        return None
+
+
+def available_cores() -> int:
+    cpus = _allowed_cpus()
+    return len(cpus) if cpus else os.cpu_count() or 1
+
+
+def threads_from_env() -> int | None:
+    """GANKIT_THREADS, the thread count every gankit command uses unless --threads says
+    otherwise (for scripts and CI that want one fixed count everywhere)."""
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise GankitError(f"{ENV_THREADS}={value!r} is not a positive whole number: "
+                          f"set it to a thread count such as 1, or unset it")
+    return int(value)
+
+
+def default_threads(processes: int = 1) -> int:
+    """A thread count that does not depend on the moment: for sampling and the other uses
+    (the same --seed must give the same pixels, and a different count rounds differently),
+    and for each of `processes` training processes under torchrun.
+
+    One thread on machines with 2 cores or fewer (a second thread gains little at inference
+    and cannot know whether a neighbour will need the core); most cores less one on bigger
+    ones. Several processes share the cores: more threads than cores would make them wait
+    for each other at every gradient exchange.
+    """
+    fixed = threads_from_env()
+    if fixed:
+        return fixed
+    cores = available_cores()
+    if cores <= 2:
+        return 1
+    return max(1, min(cores - 1, MAX_THREADS * processes) // processes)
 
 
 def pick_device(name: str) -> torch.device:

@@ -253,10 +253,10 @@ def test_rank_seeds():
 
 def test_cpu_threads_are_shared_between_the_processes_of_a_machine(monkeypatch):
     monkeypatch.delenv("GANKIT_THREADS")
-    monkeypatch.setattr("gankit.training.cpu.available_cores", lambda: 16)
+    monkeypatch.setattr("gankit.runtime.available_cores", lambda: 16)
     assert default_threads() == 8 and default_threads(2) == 7 and default_threads(4) == 3
     assert default_threads(32) == 1
-    monkeypatch.setattr("gankit.training.cpu.available_cores", lambda: 2)
+    monkeypatch.setattr("gankit.runtime.available_cores", lambda: 2)
     assert default_threads() == default_threads(2) == 1
 
 

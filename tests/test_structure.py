@@ -112,3 +112,35 @@ def test_run_folder_files_are_named_only_by_run_paths():
              for i, line in enumerate(path.read_text().splitlines(), 1)
              if joined.search(line) and "torch.hub" not in line]   # torch's own checkpoints/
     assert not found, "run-folder paths spelled outside RunPaths:\n" + "\n".join(found)
+
+
+BELOW_TRAINING = ("gankit.models", "gankit.metrics", "gankit.data", "gankit.config",
+                  "gankit.runtime", "gankit.files", "gankit.images", "gankit.errors",
+                  "gankit.checkpoint_file", "gankit.progress")
+
+
+def imports_anywhere(path: Path, name: str) -> set[str]:
+    """Every gankit module `path` imports, at the top or inside a function."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            found.update(f"{base}.{a.name}" for a in node.names)
+            found.add(base)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("gankit")}
+
+
+def test_nothing_below_the_engine_imports_it():
+    """DESIGN.md: what models and metrics use (devices, threads, inference mode, the
+    checkpoint file) lies below them, so no import runs from models/, metrics/, data/ or
+    the small shared modules up into training/, not even inside a function."""
+    up = [f"{name} imports {m}" for name, path in modules().items()
+          if name.startswith(BELOW_TRAINING)
+          for m in sorted(imports_anywhere(path, name)) if m.startswith("gankit.training")]
+    assert not up, "\n".join(up)

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..training import checkpoint
+from .. import checkpoint_file
 from ..data import ImageData, to_float
 from ..data.split import reference
 from ..errors import GankitError, first_line, option
@@ -279,7 +279,7 @@ _STORED = ("extractor", "dataset", "dataset_key", "trained_on", "held_out", "n_t
 
 
 def save_classifier(net: Classifier, info: dict[str, Any], path: str | os.PathLike) -> str:
-    """Write `path` atomically (gankit.training.checkpoint: safetensors + JSON header, no pickle);
+    """Write `path` atomically (gankit.checkpoint_file: safetensors + JSON header, no pickle);
     returns the SHA-256 of the written file.
 
     The metadata also records `weights_sha256`, a hash of the tensors themselves, which
@@ -291,14 +291,14 @@ def save_classifier(net: Classifier, info: dict[str, Any], path: str | os.PathLi
     tensors = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     meta = {k: info.get(k) for k in _STORED}
     meta["weights_sha256"] = _weights_hash(tensors)
-    checkpoint.save(path, tensors, meta)
+    checkpoint_file.save(path, tensors, meta)
     return file_sha256(path)
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict[str, Any]]:
     """Rebuild a saved classifier (eval mode); any damage is a GankitError."""
     path = Path(path)
-    tensors, meta = checkpoint.load(path)
+    tensors, meta = checkpoint_file.read(path)
     if meta.get("extractor") != EXTRACTOR:
         raise GankitError(f"{path} is a gankit checkpoint but not a feature classifier")
     if _weights_hash(tensors) != meta.get("weights_sha256"):

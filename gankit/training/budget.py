@@ -12,28 +12,15 @@ own time on top (a few percent at the defaults).
 
 from __future__ import annotations
 
-import math
-import re
 import time
 
-from ..errors import GankitError, option
+from ..config import parse_budget  # noqa: F401  (the budget's text: a config field's)
 
-UNITS = {"s": 1, "m": 60, "h": 3600}
 WARMUP = 5             # steps not timed: the first allocate memory (or record a CUDA graph)
 TIMED_SHARE = 0.02     # the timing lasts this share of the budget ...
 TIMED_MIN_S = 1.0      # ... and at least this long
 TIMED_MIN_STEPS = 10   # ... and this many steps
 ROUND_TO = 10          # a count ends in 0: easier to read, as exact
-
-
-def parse_budget(text: str) -> float:
-    """'90s', '5m', '1.5h' (or a bare number of seconds) -> seconds; GankitError otherwise."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", str(text).lower())
-    seconds = float(m.group(1)) * UNITS[m.group(2) or "s"] if m else math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise GankitError(f"{option('budget', text)} is not a time: write e.g. 90s, 5m or 1h "
-                          "(a number of seconds, minutes or hours, above 0)")
-    return seconds
 
 
 class BudgetClock:

@@ -1,4 +1,5 @@
-"""Checkpoints without pickle: tensors in safetensors, everything else in JSON.
+"""Checkpoints of training runs: the training state saved and restored, and finding a run's
+checkpoint. The file format (safetensors + JSON, never pickle) is gankit/checkpoint_file.py.
 
 One `.safetensors` file holds every tensor (weights, BatchNorm statistics, optimizer
 moments, RNG states) and, in its header metadata, the JSON that describes the run (model
@@ -13,26 +14,21 @@ JSON skeleton that names them, and put back by `unflatten`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save as serialize
 
-from ..errors import GankitError, first_line, option
-from ..files import write_bytes
+from ..checkpoint_file import read, save  # noqa: F401  (save: the trainer writes through it)
+from ..errors import GankitError, first_line
 from .run_folder import RunPaths
 
 if TYPE_CHECKING:
     from .ema import EMA
     from ..models import GenerativeModel
 
-FORMAT = "gankit-checkpoint"
-FORMAT_VERSION = 1
 
 
 def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -66,26 +62,6 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, list):
         return [unflatten(v, tensors) for v in skeleton]
     return skeleton
-
-
-def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Atomically write `path` (.safetensors) and its readable `.json` twin.
-
-    A failed write (a full disk, a file-size limit) leaves the previous file untouched and no
-    temporary behind, and becomes one GankitError."""
-    path = Path(path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
-    text = json.dumps(meta, indent=1)
-    # safetensors refuses tensors that share memory (e.g. views); give each its own copy.
-    # Serialized here and written by files.write_bytes (PATH.tmp, fsync, rename), not by
-    # safetensors' save_file: that one writes through a randomly named temporary of its
-    # own, which a killed process leaves behind for good (a checkpoint's size each time).
-    data = serialize({k: v.clone() for k, v in tensors.items()}, metadata={"gankit": text})
-    kept = ("the previous file is untouched, and a training run continues from its last "
-            f"checkpoint with {option('resume', True)}")
-    write_bytes(path, data, fsync=True, fix=kept)
-    del data
-    write_bytes(path.with_suffix(".json"), text.encode(), fsync=True, fix=kept)
 
 
 # --- the training state: what a run saves and what --resume restores --------------------
@@ -185,40 +161,14 @@ def resolve(path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint; any damage becomes one GankitError naming the file."""
-    return _read(path, with_tensors=True)
+    """Read a checkpoint (a run folder, its checkpoints folder or a file); any damage
+    becomes one GankitError naming the file."""
+    return read(resolve(path), with_tensors=True)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
     """Only the JSON metadata (cheap: the tensors are not read)."""
-    return _read(path, with_tensors=False)[1]
-
-
-def _read(path, with_tensors: bool):
-    path = resolve(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
-    except Exception as e:  # safetensors raises its own error types for damaged files
-        reason = first_line(e)
-        raise GankitError(f"checkpoint {path} is unreadable ({reason}): it is truncated or "
-                          "not a safetensors file; use another checkpoint") from None
-    if "gankit" not in header:
-        raise GankitError(f"{path} is a safetensors file but not a gankit checkpoint "
-                          "(no gankit metadata): pass a checkpoint that gankit train wrote")
-    try:
-        meta = json.loads(header["gankit"])
-    except ValueError:
-        raise GankitError(f"checkpoint {path} has damaged metadata (not valid JSON): it was "
-                          "edited or corrupted; use another checkpoint") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise GankitError(f"{path} is a safetensors file but not a gankit checkpoint "
-                          "(unknown metadata format): pass a checkpoint that gankit train wrote")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise GankitError(f"checkpoint {path} was written by a newer gankit "
-                          f"({meta.get('gankit_version')}): upgrade gankit to read it")
-    return tensors, meta
+    return read(resolve(path), with_tensors=False)[1]
 
 
 def keep_numbered(saved: Path, step: int, keep: int) -> None:
