@@ -44,7 +44,7 @@ from gankit.config import DataConfig  # noqa: E402
 from gankit.data import ImageData  # noqa: E402
 from gankit.images import confusion_image, save_image  # noqa: E402
 from gankit.metrics.feature_network import train_classifier  # noqa: E402
-from gankit.data.split import reference_split  # noqa: E402
+from gankit.data.reference import reference_split  # noqa: E402
 from gankit.runtime import configure_threads  # noqa: E402
 
 CNN_STEPS = 320      # train_classifier's default for 4,000 digits: 10 epochs of 32 batches

@@ -39,7 +39,7 @@ from gankit.api import load                                          # noqa: E40
 from gankit.config import DataConfig                                 # noqa: E402
 from gankit.inpaint import inpaint, parse_mask, show_mask            # noqa: E402
 from gankit.metrics.feature_network import describe_extractor, load_or_train  # noqa: E402
-from gankit.data.split import reference_split  # noqa: E402
+from gankit.data.reference import reference_split  # noqa: E402
 from gankit.runtime import configure_threads                         # noqa: E402
 
 MASKS = {"box": "box:7,7,14,14", "random": "random:0.5"}

@@ -124,7 +124,7 @@ def memorisation(run: Path, data: str, n: int = 1000) -> dict:
     import gankit as gk
     from gankit.config import DataConfig
     from gankit.evaluate import draw
-    from gankit.data.split import reference_split
+    from gankit.data.reference import reference_split
     train, held_out, _ = reference_split(DataConfig(data=data, offline=True))
     model = gk.load(run)
     gen = torch.Generator().manual_seed(0)
@@ -147,7 +147,7 @@ def reconstruction_mse(run: Path, data: str) -> float:
     import gankit as gk
     from gankit.config import DataConfig
     from gankit.data import to_float
-    from gankit.data.split import reference_split
+    from gankit.data.reference import reference_split
     _, held_out, _ = reference_split(DataConfig(data=data, offline=True))
     model = gk.load(run)
     x = to_float(held_out.images)

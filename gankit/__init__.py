@@ -6,7 +6,7 @@
     images = model.sample(16)                # (16, 1, 28, 28) in [-1, 1]
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .api import load, make_config, train  # noqa: E402
 from .errors import GankitError  # noqa: E402

@@ -101,7 +101,7 @@ def prepare(data_cfg: DataConfig, features: str = "classifier", device: str | to
     on a CPU, while gankit's classifier takes seconds. `images_shape`: the (C, H, W) of the
     images to be scored, refused before a first use trains the classifier for nothing.
     """
-    from .data.split import reference_split
+    from .data.reference import reference_split
     train, held_out, description = reference_split(data_cfg)
     if images_shape is not None and features == "classifier":
         check_shape(images_shape, tuple(train.images.shape[1:]))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from .data import to_uint8
+from .data.image_data import to_uint8
 from .errors import GankitError, first_line
 from .files import atomic_write
 

@@ -4,7 +4,7 @@ predict the rest", on tables).
 The models are gain (a GAN) and miwae (a VAE), trained by the same loop as the image
 models on a TableData (data/table.py), whose rows hold NaN where a cell is missing.
 
-- fill(): a trained imputer's completions of scaled rows, single or multiple;
+- fill(): a trained imputer's completions of scaled rows, single or multiple (filling.py);
 - impute_csv(): `gankit impute`: a CSV in, the same CSV with its missing cells filled out;
 - GAINImputer, MIWAEImputer: the scikit-learn imputer interface (fit, transform,
   fit_transform, missing_values, random_state, add_indicator) over numeric arrays.
@@ -19,49 +19,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .data.table import Schema, TableData, read_csv, table_data, write_csv
 from .errors import GankitError, option
-
-CHUNK = 4096   # rows per pass through the model
-
-
-def _imputers() -> str:
-    from .models import names_that
-    return names_that(lambda c: c.data_kind == "table", tables=True)
-
-
-@torch.no_grad()
-def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None) -> np.ndarray:
-    """Completions of `values` (scaled rows, NaN = missing): (N, D), or (multiple, N, D)
-    draws. Observed cells come back as they went in; the same seed gives the same cells."""
-    if getattr(model, "data_kind", "image") != "table":
-        raise GankitError(f"this checkpoint is not an imputer: fill tables with a run of "
-                          f"{_imputers()} (gankit impute TABLE.csv --out FILLED.csv)")
-    gen = torch.Generator().manual_seed(seed)
-    parts = []
-    model.eval()
-    for start in range(0, len(values), CHUNK):
-        x = values[start:start + CHUNK].to(model.device)
-        out = model.impute(x, gen) if multiple is None else model.impute_draws(x, multiple, gen)
-        parts.append(out.double().cpu())
-    filled = torch.cat(parts, dim=-2).numpy()
-    observed = ~np.isnan(values.numpy())
-    return np.where(observed, values.numpy().astype(np.float64), filled)
-
-
-def _train(model: str, data: TableData, out: str, steps: int | None, seed: int,
-           progress: bool, options: dict[str, Any], resume: bool = False):
-    from .api import make_config
-    from .training.trainer import train
-    given = {k: v for k, v in {"steps": steps, **options}.items() if v is not None}
-    if not resume:   # a resumed run keeps its saved name of the table, wherever it lies now
-        given["data"] = data.name or "table"
-    cfg = make_config(model, resume=resume, seed=seed, out=out, **given)
-    return train(cfg, resume=resume, progress=progress, data=data)
-
+from .filling import fill, imputer_names, train_imputer
 
 def cached_run(table: str, header: list[str], rows: list[list[str]], model: str,
                steps: int | None, seed: int, options: dict[str, Any]) -> Path:
@@ -96,7 +58,7 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
         if "table" not in meta:
             raise GankitError(f"{option('checkpoint', checkpoint)} is an image model "
                               f"({meta.get('model')}): give a run of gankit impute "
-                              f"({_imputers()})")
+                              f"({imputer_names()})")
         data, missing = _read_table(table, header, rows, Schema.from_dict(meta["table"]))
         trained = load(checkpoint)
         model, run = meta.get("model", model), str(checkpoint)
@@ -115,7 +77,7 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
             from .api import load
             trained = load(run)
         else:   # a new run, or one an interrupted call left behind: finish it
-            trained = _train(model, data, run, steps, seed, progress, options,
+            trained = train_imputer(model, data, run, steps, seed, progress, options,
                              resume=meta is not None).model
     draws = [fill(trained, data.values, seed)] if multiple is None else fill(trained, data.values, seed, multiple)
     written = _write_filled(out, header, rows, data, draws, numbered=multiple is not None)

@@ -19,7 +19,7 @@ from gankit.config import DataConfig
 from gankit.errors import GankitError
 from gankit.images import confusion_image
 from gankit.models.losses import kl_normal
-from gankit.data.split import reference_split
+from gankit.data.reference import reference_split
 
 from helpers import gankit_cli, gankit_main, one_line_error, tiny_run
 

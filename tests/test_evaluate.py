@@ -12,7 +12,7 @@ import gankit
 from gankit.training import checkpoint
 from gankit.config import DataConfig
 from gankit.metrics.feature_network import load_or_train
-from gankit.data.split import reference_split
+from gankit.data.reference import reference_split
 
 from helpers import gankit_cli, one_line_error, tiny_flags, tiny_run
 

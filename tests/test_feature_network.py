@@ -18,7 +18,7 @@ from PIL import Image
 from gankit.config import DataConfig
 from gankit.data import ImageData, to_float
 from gankit.errors import GankitError
-from gankit.data import split as splits
+from gankit.data import reference as splits
 from gankit.metrics import feature_network as C
 from gankit.metrics import inception
 

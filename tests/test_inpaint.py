@@ -10,7 +10,7 @@ from gankit.cli.inpaint import read_inputs
 from gankit.config import DataConfig
 from gankit.errors import GankitError
 from gankit.inpaint import importance_weights, inpaint, parse_mask, poisson_blend
-from gankit.data.split import reference_split
+from gankit.data.reference import reference_split
 from gankit.models import MODELS
 
 from helpers import gankit_cli, one_line_error, tiny_run

@@ -22,7 +22,7 @@ import gankit
 from gankit.cli import main
 from gankit.config import DataConfig, ModelConfig
 from gankit.inpaint import parse_mask
-from gankit.data.split import reference_split
+from gankit.data.reference import reference_split
 from gankit.models import MODELS
 from gankit.models.base import GenerativeModel
 

@@ -14,7 +14,7 @@ import argparse
 import sys
 import warnings
 
-from .. import __version__
+from .._version import __version__
 from ..errors import GankitError, did_you_mean, speaking_cli
 from . import classify, evaluate, generate, impute, inpaint, serve, train
 from .common import Parser

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import GankitError
 from ..images import UnreadableImage, open_image
-from . import ImageData
+from .image_data import ImageData
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_SIZE = 28

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import GankitError, option
 from ..files import cache_folder, say_once
-from . import ImageData
+from .image_data import ImageData
 from .download import DownloadError, fetch
 from .idx import read_images, read_labels
 

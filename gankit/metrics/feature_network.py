@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .. import checkpoint_file
 from ..data import ImageData, to_float
-from ..data.split import reference
+from ..data.reference import reference
 from ..errors import GankitError, first_line, option
 from ..files import cache_folder
 from ..progress import Progress, bar as progress_bar
@@ -336,5 +336,5 @@ def describe_extractor(info: dict[str, Any]) -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
     return __version__

@@ -353,7 +353,7 @@ def _held_out_images(state: State, folder: Path):
     """The held-out split of the run's dataset (the images gankit eval's floor uses)."""
     from ..api import run_spec
     from ..training.checkpoint import last_in, read_meta
-    from ..data.split import reference_split
+    from ..data.reference import reference_split
     cfg, _, _ = run_spec(read_meta(last_in(folder)), folder)
     key = repr(cfg.data)
     if key not in state.held_out:

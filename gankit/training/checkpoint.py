@@ -71,7 +71,7 @@ def run_meta(cfg, model: GenerativeModel, step: int, dataset: str = "",
     """A training checkpoint's metadata: with the weights, enough to rebuild the model
     (gankit.load) and, with training_state's tensors, to resume the run. `cfg` is the run's
     RunConfig; `parallel` the torchrun job's processes and batch sizes."""
-    from .. import __version__
+    from .._version import __version__
     from . import distributed
     return {"gankit_version": __version__, "torch_version": torch.__version__,
             "model": cfg.model, "config": cfg.to_tables(), "step": step,
