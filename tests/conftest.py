@@ -47,8 +47,8 @@ def _isolated_data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
-    """Whatever a test does to torch's thread count (gankit.train sets it for its run, some
-    tests set it themselves), the next test starts on the count this one started on."""
+    """Whatever a test does to torch's thread count (some set it themselves), the next test
+    starts on the count this one started on."""
     threads = torch.get_num_threads()
     yield
     if torch.get_num_threads() != threads:

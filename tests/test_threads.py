@@ -246,3 +246,10 @@ def test_fastest_keeps_a_resumed_runs_count_unless_another_clearly_wins():
         assert cpu.fastest([2, 1], step({2: 0.004, 1: 0.002}), seconds=0.02, prefer=2)[0] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_training_gives_the_callers_thread_count_back(tmp_path):
+    """gankit.train sets torch's threads for its run (here 1) and restores the caller's."""
+    torch.set_num_threads(2)
+    gankit.train(**tiny_run(steps=2, threads=1, out=str(tmp_path / "run")))
+    assert torch.get_num_threads() == 2

@@ -113,7 +113,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True, data=None
 
     `data`: a dataset already in memory (the imputers' arrays) instead of cfg.data's."""
     job = distributed.from_env()
-    folder = None
+    folder, threads = None, torch.get_num_threads()   # the caller's, given back at the end
     try:
         with warnings.catch_warnings():
             if not job.main:   # the same warnings would come once per process
@@ -130,6 +130,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True, data=None
         if folder is not None:
             folder.release()
         job.leave()
+        torch.set_num_threads(threads)
 
 
 class Trainer:
