@@ -67,6 +67,12 @@ class _TableImputer(TransformerMixin, BaseEstimator):
     def _input(self, X, fit: bool) -> np.ndarray:
         """X as float64, NaN in its missing cells, checked by scikit-learn: 2-D, numeric, no
         infinity; in transform, fitted and with as many features as in fit."""
+        marker = self.missing_values
+        if isinstance(marker, numbers.Real) and np.isinf(marker):   # validation refuses inf
+            try:
+                X = np.where(np.asarray(X, dtype=np.float64) == marker, np.nan, X)
+            except (TypeError, ValueError):
+                pass   # not numbers: validation says so below
         try:
             if not fit:
                 check_is_fitted(self)

@@ -57,3 +57,16 @@ def test_mistakes_are_one_line_gankit_errors_of_the_type_sklearn_expects(holed):
         with pytest.raises(GankitError, match=words) as e:
             call(X)
         assert isinstance(e.value, ValueError) and "\n" not in str(e.value), str(e.value)
+
+
+def test_infinity_can_mark_the_missing_cells():
+    """missing_values=np.inf, as SimpleImputer takes it: the marked cells are filled and the
+    others come back exactly; without it an infinity is refused."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    X[rng.random(X.shape) < 0.2] = np.inf
+    filled = GAINImputer(steps=2, random_state=0, missing_values=np.inf).fit_transform(X)
+    assert np.isfinite(filled).all()
+    assert np.array_equal(filled[np.isfinite(X)], X[np.isfinite(X)])
+    with pytest.raises(GankitError, match="infinity"):
+        GAINImputer(steps=2).fit(X)
