@@ -12,6 +12,7 @@ from .base import GenerativeModel
 from .cgan import CGAN
 from .cvae import CVAE
 from .dcgan import DCGAN
+from .flow import ConditionalFlow, Flow
 from .gain import GAIN
 from .gan import GAN
 from .miwae import MIWAE
@@ -26,6 +27,8 @@ MODELS: dict[str, type[GenerativeModel]] = {
     "ae": AE,
     "vae": VAE,
     "cvae": CVAE,
+    "flow": Flow,
+    "cflow": ConditionalFlow,
 }
 DEFAULT = "gan"   # the guide's own model: what `gankit train` trains when told nothing
 

@@ -1,0 +1,213 @@
+"""Flow matching (Lipman et al. 2023; rectified flow, Liu, Gong & Liu 2023): the
+non-adversarial generator that GANs and VAEs are measured against.
+
+Noise x_0 ~ N(0, I) and an image x_1 are joined by the straight line
+x_t = (1 - t) x_0 + t x_1; a small U-Net learns the velocity x_1 - x_0 at (x_t, t) by plain
+regression. Sampling integrates dx/dt = v(x, t) from t = 0 to 1 with an ODE solver (Euler,
+or Heun's second-order method) in `--sample-steps` steps: the latent code is the starting
+noise itself, so latent walks, truncation and inpainting's latent search work unchanged.
+
+t is drawn from a logit-normal distribution by default (Esser et al. 2024: more training
+where the velocity is hardest to tell, mid-path) or uniformly. The conditional model (cflow)
+drops the label with probability `--label-dropout` in training so that the same network also
+learns the unconditional velocity, and samples with classifier-free guidance (Ho & Salimans
+2022): v = v(x, t) + w (v(x, t, y) - v(x, t)), w = `--guidance` (1: the conditional flow).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig, finite_nonnegative, finite_positive, one_of, positive
+from ..errors import GankitError, option
+from .base import GenerativeModel, adam
+
+SOLVERS = ("euler", "heun")
+T_SAMPLING = ("logitnormal", "uniform")
+
+
+@dataclass
+class FlowConfig(ModelConfig):
+    width: int = field(default=32, metadata={
+        "help": "channels of the U-Net's first level; the two coarser levels have twice as many"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    beta1: float = field(default=0.9, metadata={"help": "Adam beta1"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+    t_sampling: str = field(default="logitnormal", metadata={
+        "help": "how training draws t: logitnormal (Esser et al. 2024; more training "
+                "mid-path) or uniform", "choices": T_SAMPLING})
+    sample_steps: int = field(default=16, metadata={
+        "help": "ODE solver steps from noise to image when sampling (each runs the network "
+                "once, twice with heun): fewer is faster, more is closer to the flow"})
+    solver: str = field(default="heun", metadata={
+        "help": "ODE solver: euler (first order) or heun (second order, two network "
+                "evaluations a step)", "choices": SOLVERS})
+    label_dropout: float = field(default=0.1, metadata={
+        "help": "conditional: the share of training labels replaced by 'no label', so that "
+                "one network learns both flows (classifier-free guidance)"})
+    guidance: float = field(default=1.0, metadata={
+        "help": "conditional: classifier-free guidance weight w at sampling; 1 is the "
+                "conditional flow, above 1 follows the label more (less variety), 0 ignores it"})
+
+    def __post_init__(self):
+        positive(self, "width", "sample_steps")
+        finite_positive(self, "lr")
+        finite_nonnegative(self, "guidance")
+        one_of(self, "solver", SOLVERS)
+        one_of(self, "t_sampling", T_SAMPLING)
+        if not 0 <= self.label_dropout < 1:
+            raise GankitError(f"{option('label_dropout', self.label_dropout)} is out of range: "
+                              "use a share in [0, 1), e.g. 0.1")
+
+
+def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1] (Vaswani et al. 2017's, at 1000 t), (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device) / half)
+    angles = 1000 * t[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the time (and label) embedding added between."""
+
+    def __init__(self, c_in: int, c_out: int, emb: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(e)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class VelocityUNet(nn.Module):
+    """A three-level U-Net (28 -> 14 -> 7 for digits; any size: the way up matches the way
+    down's sizes), one residual block a level each way. `num_classes` > 0 adds a label
+    embedding with one more entry, K, for "no label"."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int, num_classes: int = 0):
+        super().__init__()
+        c, w, emb = image_shape[0], width, 4 * width
+        self.time = nn.Sequential(nn.Linear(w, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.label = nn.Embedding(num_classes + 1, emb) if num_classes else None
+        self.stem = nn.Conv2d(c, w, 3, padding=1)
+        self.down = nn.ModuleList([ResBlock(w, w, emb), ResBlock(w, 2 * w, emb),
+                                   ResBlock(2 * w, 2 * w, emb)])
+        self.pool = nn.ModuleList([nn.Conv2d(w, w, 3, 2, 1), nn.Conv2d(2 * w, 2 * w, 3, 2, 1)])
+        self.up = nn.ModuleList([ResBlock(4 * w, 2 * w, emb), ResBlock(3 * w, w, emb)])
+        self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, c, 3, padding=1))
+        self.width = w
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.time(time_features(t, self.width))
+        if self.label is not None:
+            e = e + self.label(labels)
+        h, skips = self.stem(x), []
+        for k, block in enumerate(self.down):
+            h = block(h, e)
+            if k < len(self.pool):
+                skips.append(h)
+                h = self.pool[k](h)
+        for block in self.up:
+            skip = skips.pop()
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1), e)
+        return self.out(h)
+
+
+class Flow(GenerativeModel):
+    """Flow matching (rectified flow): a U-Net velocity field, sampled by an ODE solver."""
+
+    Config = FlowConfig
+    metric_names = ("loss",)
+    sampling_network = "velocity"
+    train_defaults = {"budget": "4.5m", "batch_size": 64, "ema": 0.999}
+
+    def __init__(self, cfg: FlowConfig, image_shape, num_classes=0):
+        super().__init__(cfg, image_shape, num_classes)
+        if not self.conditional and cfg.guidance != 1:
+            raise GankitError(f"{option('guidance', cfg.guidance)} steers a conditional flow "
+                              "towards its label; this model has none: drop it, or train a "
+                              "conditional one")
+        self.velocity = VelocityUNet(self.image_shape, cfg.width,
+                                     num_classes if self.conditional else 0)
+
+    def configure_optimizers(self):
+        return {"flow": adam(self.velocity.parameters(), self.cfg.lr,
+                             (self.cfg.beta1, self.cfg.beta2))}
+
+    @property
+    def latent_size(self) -> int:
+        """The starting noise is an image's worth of numbers."""
+        return math.prod(self.image_shape)
+
+    def _times(self, n: int, device) -> torch.Tensor:
+        u = torch.randn(n, device=device)
+        return torch.sigmoid(u) if self.cfg.t_sampling == "logitnormal" else torch.rand(n, device=device)
+
+    def _train_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        drop = torch.rand(len(labels), device=labels.device) < self.cfg.label_dropout
+        return torch.where(drop, torch.full_like(labels, self.num_classes), labels)
+
+    def training_step(self, real, labels=None):
+        x0 = torch.randn_like(real)
+        t = self._times(len(real), real.device)
+        tt = t[:, None, None, None]
+        xt = (1 - tt) * x0 + tt * real
+        loss = F.mse_loss(self.velocity(xt, t, self._train_labels(labels)), real - x0)
+        opt = self.optimizers["flow"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach()}
+
+    def velocity_at(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None):
+        """The sampling network's velocity, with classifier-free guidance when conditional."""
+        net = self.sampler
+        if not self.conditional:
+            return net(x, t)
+        w = self.cfg.guidance
+        cond = net(x, t, labels)
+        if w == 1:
+            return cond
+        uncond = net(x, t, torch.full_like(labels, self.num_classes))
+        return uncond + w * (cond - uncond)
+
+    def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Integrate the flow from the noise `latents` at t = 0 to an image at t = 1."""
+        x = latents.reshape(len(latents), *self.image_shape)
+        return integrate(self.velocity_at, x, labels, self.cfg.sample_steps,
+                         self.cfg.solver).clamp(-1, 1)
+
+
+def integrate(velocity, x: torch.Tensor, labels, steps: int, solver: str) -> torch.Tensor:
+    """x at t = 1 from x at t = 0 under dx/dt = velocity(x, t, labels), in `steps` equal
+    steps of Euler's method or Heun's (the trapezoid rule with an Euler predictor)."""
+    dt = 1.0 / steps
+    for k in range(steps):
+        t = torch.full((len(x),), k * dt, device=x.device)
+        v = velocity(x, t, labels)
+        if solver == "heun":
+            v_end = velocity(x + dt * v, t + dt, labels)
+            v = (v + v_end) / 2
+        x = x + dt * v
+    return x
+
+
+class ConditionalFlow(Flow):
+    """Label-conditioned flow matching with classifier-free guidance (--guidance W)."""
+
+    conditional = True
