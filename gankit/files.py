@@ -126,6 +126,11 @@ def load_npy(path: str) -> np.ndarray:
     return arr
 
 
+def npy_image_shape(arr: np.ndarray) -> tuple[int, int, int]:
+    """(C, H, W) of one image of a load_npy array, as npy_images lays the images out."""
+    return (1, *arr.shape[1:3]) if arr.ndim == 3 else (arr.shape[3], *arr.shape[1:3])
+
+
 def npy_images(path: str) -> torch.Tensor:
     """A .npy of uint8 images (N, H, W) or (N, H, W, C) as a uint8 tensor (N, C, H, W)."""
     x = torch.from_numpy(np.array(load_npy(path)))   # out of the read-only memory map

@@ -16,7 +16,7 @@ MAX_THREADS = 8        # the seed GAN's products gain nothing from more
 ENV_THREADS = "GANKIT_THREADS"
 
 
-def _allowed_cpus() -> set[int] | None:
+def allowed_cpus() -> set[int] | None:
     """The CPUs this process may run on (None where the OS does not say: macOS, Windows)."""
     try:
         return os.sched_getaffinity(0)
@@ -25,7 +25,7 @@ def _allowed_cpus() -> set[int] | None:
 
 
 def available_cores() -> int:
-    cpus = _allowed_cpus()
+    cpus = allowed_cpus()
     return len(cpus) if cpus else os.cpu_count() or 1
 
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import DataConfig
     from ..evaluate import finite, format_table, prepare, read_images, score, score_model
-    from ..files import load_npy
+    from ..files import load_npy, npy_image_shape
     from ..models.base import check_truncation
     from ..rejection import check_percentile
 
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         check_percentile(args.reject)
     shape = None
     if args.images and not Path(args.images).is_dir():
-        arr = load_npy(args.images)   # refuse a bad file before a first run trains the classifier
-        shape = (1, *arr.shape[1:3]) if arr.ndim == 3 else (arr.shape[3], *arr.shape[1:3])
+        # refuse a bad file, or images of the wrong size, before a first run trains the classifier
+        shape = npy_image_shape(load_npy(args.images))
     device = device_for(args)
     model = load_model(args, device) if args.checkpoint else None
     data_cfg = model.run_config.data if model is not None else DataConfig()

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, finite_nonnegative, finite_positive, one_of, positive
+from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
+                      unit_interval)
 from ..errors import GankitError, option
 from .base import GenerativeModel, adam
 
@@ -60,9 +61,7 @@ class FlowConfig(ModelConfig):
         finite_nonnegative(self, "guidance")
         one_of(self, "solver", SOLVERS)
         one_of(self, "t_sampling", T_SAMPLING)
-        if not 0 <= self.label_dropout < 1:
-            raise GankitError(f"{option('label_dropout', self.label_dropout)} is out of range: "
-                              "use a share in [0, 1), e.g. 0.1")
+        unit_interval(self, "label_dropout")
 
 
 def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -155,8 +154,9 @@ class Flow(GenerativeModel):
         return math.prod(self.image_shape)
 
     def _times(self, n: int, device) -> torch.Tensor:
-        u = torch.randn(n, device=device)
-        return torch.sigmoid(u) if self.cfg.t_sampling == "logitnormal" else torch.rand(n, device=device)
+        if self.cfg.t_sampling == "logitnormal":
+            return torch.sigmoid(torch.randn(n, device=device))
+        return torch.rand(n, device=device)
 
     def _train_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         if not self.conditional:

@@ -183,7 +183,7 @@ def keep_numbered(saved: Path, step: int, keep: int) -> None:
             os.link(src, dst)        # last.* is replaced by rename later: the link stays valid
         except OSError:
             shutil.copy2(src, dst)   # file systems without hard links
-    numbered = sorted(folder.glob(f"{RunPaths.numbered_prefix}*.safetensors"))
+    numbered = sorted(folder.glob(f"{RunPaths.NUMBERED_PREFIX}*.safetensors"))
     for old in numbered[:-keep]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)

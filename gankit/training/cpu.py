@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from ..errors import option
-from ..runtime import (MAX_THREADS, _allowed_cpus, available_cores, default_threads,  # noqa: F401
+from ..runtime import (MAX_THREADS, allowed_cpus, available_cores, default_threads,
                        threads_from_env)   # the cores; training decides among them here
 
 MORE_THREADS_GAIN = 1.1
@@ -170,7 +170,7 @@ def others_busy(seconds: float) -> float | None:
     """Cores' worth of CPU time used by other processes, on the cores this process may run
     on, over `seconds` (Linux's /proc/stat; None elsewhere). This process sleeps meanwhile
     and its own CPU time is taken off."""
-    cpus = _allowed_cpus()
+    cpus = allowed_cpus()
     if cpus is None:
         return None
     first = _sample(cpus)
@@ -218,7 +218,7 @@ class LoadWatch:
 
     def __init__(self, threads: int, intervals: int = 2):
         self.threads, self.needed, self.over = threads, intervals, 0
-        self.cpus = _allowed_cpus()
+        self.cpus = allowed_cpus()
         self.done = threads == 1 or self.cpus is None
         self.last = None if self.done else _sample(self.cpus)
 

@@ -24,7 +24,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GankitError, option
@@ -35,17 +34,16 @@ except ImportError:   # Windows has no flock: runs there go unlocked
     fcntl = None
 
 
-@dataclass(frozen=True)
 class RunPaths:
     """Where each file of the run folder `root` lies."""
-    root: Path
 
     GRID_PREFIX = "step_"    # samples/step_NNNNNN.png: the fixed-noise grid at a step
     RECON_PREFIX = "recon_"  # samples/recon_NNNNNN.png: images over their reconstructions
+    NUMBERED_PREFIX = "step_"   # checkpoints/step_NNNNNN.safetensors, kept by --keep
     PARTS = ("samples", "checkpoints", "tensorboard")   # folders of a run, never runs
 
     def __init__(self, root: str | os.PathLike):
-        object.__setattr__(self, "root", Path(root))
+        self.root = Path(root)
 
     config = property(lambda self: self.root / "config.toml")
     metrics = property(lambda self: self.root / "metrics.csv")
@@ -61,12 +59,10 @@ class RunPaths:
         """checkpoints/NAME.safetensors (its JSON twin: .with_suffix(".json"))."""
         return self.checkpoints / f"{name}.safetensors"
 
-    numbered_prefix = "step_"
-
     @staticmethod
     def numbered(step: int) -> str:
         """The name of the checkpoint kept for `step` (--keep)."""
-        return f"{RunPaths.numbered_prefix}{step:06d}"
+        return f"{RunPaths.NUMBERED_PREFIX}{step:06d}"
 
     def grid(self, step: int) -> Path:
         return self.samples / f"{self.GRID_PREFIX}{step:06d}.png"
@@ -90,6 +86,7 @@ class RunFolder:
 
     def __init__(self, out: str, resume: bool):
         self.path, self.resume = Path(out), resume
+        self.paths = RunPaths(out)
         self.lock = RunLock(self.path)
         if self.path.exists() and not self.path.is_dir():
             raise GankitError(f"run folder {self.path} is a file: choose another {option('out')}")
@@ -104,7 +101,7 @@ class RunFolder:
         try:
             if self.resume:
                 to_resume(self.path)
-            elif RunPaths(self.path).checkpoint().is_file():
+            elif self.paths.checkpoint().is_file():
                 raise GankitError(f"{self.path} already holds a run: pass "
                                   f"{option('resume', True)} to continue it, or "
                                   f"{option('out', 'NEW_FOLDER')} to start another")
@@ -118,9 +115,8 @@ class RunFolder:
     def create(self) -> None:
         path = self.path
         try:
-            paths = RunPaths(path)
-            paths.samples.mkdir(parents=True, exist_ok=True)
-            paths.checkpoints.mkdir(exist_ok=True)
+            self.paths.samples.mkdir(parents=True, exist_ok=True)
+            self.paths.checkpoints.mkdir(exist_ok=True)
             probe = path / ".write-test"
             probe.write_text("")
             probe.unlink()

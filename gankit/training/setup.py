@@ -71,7 +71,7 @@ def prepare(cfg: RunConfig, resume: bool, job: distributed.Solo, folder: RunFold
     if device.type == "cpu":
         plan = plan_threads(cfg.train.threads, (thread_segments or [None])[-1],
                             job.local_world_size if job.world_size > 1 else None)
-        cfg = _with_threads(cfg, plan.threads)
+        cfg = with_train(cfg, threads=plan.threads)
     configure_threads(cfg.train.threads, device)
     with job.local_main_first():   # one download per machine, not one per process
         data, _ = split_validation(load_data(cfg.data) if data is None else data,
@@ -99,8 +99,9 @@ def prepare(cfg: RunConfig, resume: bool, job: distributed.Solo, folder: RunFold
     return p
 
 
-def _with_threads(cfg: RunConfig, threads: int) -> RunConfig:
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=threads))
+def with_train(cfg: RunConfig, **changes) -> RunConfig:
+    """`cfg` with some [train] fields changed (the run's thread count, a budget's steps)."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
 
 def _build_model(cfg: RunConfig, data: ImageData, device: torch.device,
@@ -160,7 +161,7 @@ def _settle_threads(p: Prepared, plan: ThreadPlan, say: Callable[[str], None]) -
         step = graphs.eager_step(copy.deepcopy(p.model), p.device, p.cfg.train.precision)
         probe = lambda: step(real, labels)   # noqa: E731
     threads, note = plan.settle(probe, p.step)
-    p.cfg = _with_threads(p.cfg, threads)
+    p.cfg = with_train(p.cfg, threads=threads)
     if note:
         say(note)
     if not p.thread_segments or p.thread_segments[-1]["threads"] != threads:

@@ -10,7 +10,6 @@ gankit/training/distributed.py keeps their weights identical; rank 0 alone write
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import signal
@@ -34,7 +33,7 @@ from .cpu import LoadWatch
 from .ema import EMA, averaged
 from .metrics_log import D_WINS_STEPS, MetricsLog, d_wins
 from .run_folder import RunFolder
-from .setup import prepare, save_config
+from .setup import prepare, save_config, with_train
 from .step_trace import step_hashes
 
 # Steps between refits of a fitted prior for the sample grids (see Trainer.fit_prior).
@@ -223,7 +222,7 @@ class Trainer:
         """The budget became `steps`: the run is now one of that many steps, in config.toml
         too (its checkpoints record it with the rest of the config)."""
         p = self.p
-        p.cfg = dataclasses.replace(p.cfg, train=dataclasses.replace(p.cfg.train, steps=steps))
+        p.cfg = with_train(p.cfg, steps=steps)
         if self.job.main:
             save_config(p, self.job)
         self.bar.total = steps
