@@ -58,8 +58,10 @@ def table(path: Path) -> None:
 
 
 def run_everything(work: Path) -> dict[str, str]:
+    # GANKIT_THREADS: `gankit impute` has no --threads, and a chosen count depends on the
+    # machine's load at that moment (it is recorded in config.toml and the checkpoint)
     env = {**os.environ, "GANKIT_OFFLINE": "1", "XDG_CACHE_HOME": str(work / "cache"),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "GANKIT_THREADS": "1"}
     env.pop("GANKIT_DATA", None)
     printed = {}
     (work / "out").mkdir(exist_ok=True)
