@@ -8,6 +8,9 @@ declares it can do (gankit/models/base.py), never from its name:
   pixels (an importance-weighted L1 "context loss") and that the model finds realistic (the
   "prior loss": a GAN's D, through the model's `realism_loss`), then Poisson-blend it into
   the hole so its edges meet the known pixels.
+- a model that `fills_holes` (flow, cflow): its own sampler with the known pixels put back
+  at every step (RePaint, Lugmayr et al. 2022; the model's fill_holes). Restarts draw other
+  starting noise; no search, no blend (the sampler makes the fill meet the known pixels).
 - a model that `reconstructs` (ae, vae, cvae): clamped iteration, the imputation of Rezende,
   Mohamed & Wierstra 2014 ("Stochastic Backpropagation and Approximate Inference in Deep
   Generative Models", section 5.3): x <- known ? y : reconstruct(x), repeated. We take the
@@ -56,15 +59,19 @@ CHUNK = 500   # images per search batch: bounds memory, keeps the per-image math
 
 def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
             labels: torch.Tensor | None = None, *, steps: int | None = None, lr: float = GAN_LR,
-            restarts: int = GAN_RESTARTS, blend: str = "poisson", seed: int = 0,
+            restarts: int | None = None, blend: str = "poisson", seed: int = 0,
             progress: Progress = False) -> torch.Tensor:
     """Fill the pixels where `known` is False; uint8 (N, C, H, W) in, uint8 out.
 
     known: bool (N, 1, H, W) (or broadcastable to it), True = keep. labels: (N,) classes for
     a conditional model; None tries every class. steps: Adam steps on z (GANs) or clamped
     iterations (autoencoders); lr, restarts (best of R starting points) and blend
-    ("poisson" or "copy") concern the GAN search. Same seed, same output.
+    ("poisson" or "copy") concern the GAN search (restarts, default 4, also the number of
+    fills a sampling model draws, default 1). Same seed, same output.
     """
+    if model.fills_holes:
+        return _sampled(model, images, known, labels, steps, restarts, seed, progress)
+    restarts = restarts or GAN_RESTARTS
     search = _ClampedSearch(model) if model.reconstructs else _LatentSearch(model, lr, blend)
     _check_args(model, images, known, labels, steps, restarts, blend)
     known = known.expand(len(images), 1, *images.shape[2:])
@@ -83,6 +90,32 @@ def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
             lab = None if labels is None else labels[part].to(model.device)
             fill = _search(search, y, k, lab, steps, screen, starts, gen, bar)
             parts.append(to_uint8(fill).cpu())
+    return torch.where(known, images, torch.cat(parts))
+
+
+def _sampled(model, images, known, labels, steps, restarts, seed, progress) -> torch.Tensor:
+    """Inpainting by a model's own sampler: `restarts` fills per image and class tried, the
+    one whose own values at the known pixels are nearest to them kept."""
+    if steps is not None:
+        raise GankitError(f"steps set a search, and {type(model).__name__} fills holes by "
+                          "sampling: its sampling settings set its work (gankit inpaint --help)")
+    _check_args(model, images, known, labels, None, restarts, BLENDS[0])
+    known = known.expand(len(images), 1, *images.shape[2:])
+    gen = torch.Generator().manual_seed(seed)
+    tries = (restarts or 1) * (model.num_classes if model.conditional and labels is None else 1)
+    parts = []
+    with _frozen(model), _bar(tries * -(-len(images) // CHUNK), progress) as bar:
+        for start in range(0, len(images), CHUNK):
+            y = to_float(images[start:start + CHUNK].to(model.device))
+            k = known[start:start + CHUNK].to(model.device)
+            weight, best = importance_weights(k), None
+            given = None if labels is None else labels[start:start + CHUNK].to(model.device)
+            for lab in _class_tries(model, given, len(y), y.device):
+                for _ in range(restarts or 1):
+                    fill = model.fill_holes(y, k, lab, gen)
+                    best = _keep_better(best, (context_loss(fill, y, weight), fill))
+                    bar.update(1)
+            parts.append(to_uint8(best[1]).cpu())
     return torch.where(known, images, torch.cat(parts))
 
 

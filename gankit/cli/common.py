@@ -71,24 +71,39 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, title: str,
     group = parser.add_argument_group(title, description)
     types = field_types(cls)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
-        kw = dict(dest=f.name, default=argparse.SUPPRESS)
-        if base_type(types[f.name]) is bool:
-            # --flag / --no-flag: a model may default a switch to on (e.g. --augment).
-            on = (defaults or {}).get(f.name, f.default)
-            group.add_argument(flag, action=argparse.BooleanOptionalAction,
-                               help=f"{help_text} (default: {'on' if on else 'off'})", **kw)
+        value = (defaults or {}).get(f.name, f.default)
+        if base_type(types[f.name]) is bool:   # a model may default a switch to on (--augment)
+            shown = "on" if value else "off"
         else:
-            value = (defaults or {}).get(f.name, f.default)
-            default = "" if value is None else f" (default: {value})"
-            tp = base_type(types[f.name])
-            metavar = f.metadata.get("metavar") or {int: "N", float: "X"}.get(tp, f.name.upper())
-            choices = f.metadata.get("choices")
-            if choices:
-                metavar = "{" + ",".join(choices) + "}"
-            group.add_argument(flag, type=tp, metavar=metavar, choices=choices,
-                               help=help_text + default, **kw)
+            shown = None if value is None else value
+        _add_field(group, f, base_type(types[f.name]), shown)
+
+
+def _add_field(group, f: dataclasses.Field, tp: type, shown, note: str = "default") -> None:
+    """The flag of one config field; `shown` is the default its help shows (None: none)."""
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f.metadata.get("help", "") + ("" if shown is None else f" ({note}: {shown})")
+    kw = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
+    if tp is bool:   # --flag / --no-flag
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        return
+    metavar = f.metadata.get("metavar") or {int: "N", float: "X"}.get(tp, f.name.upper())
+    choices = f.metadata.get("choices")
+    if choices:
+        metavar = "{" + ",".join(choices) + "}"
+    group.add_argument(flag, type=tp, metavar=metavar, choices=choices, **kw)
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per sampling setting of the models that have some; load_model applies those
+    given to the checkpoint's model, which refuses one it lacks in one line."""
+    from ..models import names_that, sampling_fields
+    group = parser.add_argument_group(
+        "sampling settings", "how a model that has them draws samples; by default as it was "
+        "trained (its config.toml)")
+    for name, (f, tp) in sampling_fields().items():
+        models = names_that(lambda cls, n=name: n in cls.sampling_settings)
+        _add_field(group, f, tp, models, note="models")
 
 
 # --- checks and loading ---------------------------------------------------------------------
@@ -125,10 +140,14 @@ def device_for(args: argparse.Namespace):
 
 
 def load_model(args: argparse.Namespace, device=None):
-    """The model of --checkpoint on the device of --device (its EMA weights unless --no-ema)."""
+    """The model of --checkpoint on the device of --device (its EMA weights unless --no-ema),
+    with the sampling settings given as flags."""
     from ..api import load
-    return load(args.checkpoint, device=device or device_for(args),
-                ema=not getattr(args, "no_ema", False))
+    from ..models import sampling_fields
+    model = load(args.checkpoint, device=device or device_for(args),
+                 ema=not getattr(args, "no_ema", False))
+    settings = {k: getattr(args, k) for k in sampling_fields() if hasattr(args, k)}
+    return model.set_sampling(**settings) if settings else model
 
 
 def report_error(line: str) -> str:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import GankitError
-from .common import add_checkpoint, add_device, add_json, add_no_ema, add_seed, device_for, load_model
+from .common import (add_checkpoint, add_device, add_json, add_no_ema, add_sampling_flags,
+                     add_seed, device_for, load_model)
 
 
 def add(sub) -> None:
@@ -40,6 +41,7 @@ def add(sub) -> None:
     add_seed(p, "sampling and subsets", default=0)
     add_device(p)
     add_no_ema(p, "score the last weights")
+    add_sampling_flags(p)
     add_json(p)
 
 

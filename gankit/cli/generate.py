@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import GankitError
-from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_seed,
-                     check_output, load_model)
+from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_sampling_flags,
+                     add_seed, check_output, load_model)
 
 
 def add(sub) -> None:
@@ -40,6 +40,7 @@ def _add_sample(sub) -> None:
     add_seed(p, "the noise")
     p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
     add_device(p)
+    add_sampling_flags(p)
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -124,6 +125,7 @@ def _add_interpolate(sub) -> None:
     p.add_argument("--duration", type=int, default=80, metavar="MS",
                    help="milliseconds per GIF frame (default: 80)")
     add_device(p)
+    add_sampling_flags(p)
 
 
 def interpolate(args: argparse.Namespace) -> int:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_seed,
-                     check_not_input, check_output, load_model)
+from .common import (add_checkpoint, add_device, add_label, add_no_ema, add_sampling_flags,
+                     add_seed, check_not_input, check_output, load_model)
 
 if TYPE_CHECKING:
     import torch
@@ -21,7 +21,8 @@ def add(sub) -> None:
                        "exactly. A model searches the latent code whose image fits the known "
                        "pixels and looks real (to a GAN's D), then Poisson-blends it in (Yeh "
                        "et al. 2017); autoencoders and VAEs reconstruct with the known pixels "
-                       "clamped (Rezende et al. 2014). One --image writes the filled image to "
+                       "clamped (Rezende et al. 2014); flows sample with the known pixels "
+                       "put back at every step (RePaint, Lugmayr et al. 2022). One --image writes the filled image to "
                        "--out; --images writes a grid of (input with the hole in grey, fill) "
                        "pairs.")
     p.set_defaults(run=run)
@@ -43,15 +44,18 @@ def add(sub) -> None:
     add_label(p, "the class of every image (default: try every class, keep the best fit per "
               "image)")
     p.add_argument("--steps", type=int, metavar="N", help="search steps: Adam steps on the "
-                   "latent code (default 100) or clamped iterations (autoencoders, default 20)")
+                   "latent code (default 100) or clamped iterations (autoencoders, default 20); a flow's "
+                   "work is its --sample-steps")
     p.add_argument("--restarts", type=int, metavar="R", help="latent search: random "
-                   "starting codes, the best fit per image goes on (default: 4)")
+                   "starting codes, the best fit per image goes on (default: 4); a flow: "
+                   "fills drawn, the best fit kept (default: 1)")
     p.add_argument("--blend", choices=BLENDS, default="poisson",
                    help="latent search: poisson (match the fill's gradients, known pixels as "
                    "the boundary; default) or copy (paste the generated pixels)")
     add_seed(p, "the search and random: masks", default=0)
     add_device(p)
     add_no_ema(p)
+    add_sampling_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,9 @@ what it can do (the capabilities declared in base.py), never which one it is.
 
 from __future__ import annotations
 
+import dataclasses
+
+from ..config import base_type, field_types
 from ..errors import GankitError, did_you_mean, option
 from .ae import AE
 from .base import GenerativeModel
@@ -65,6 +68,18 @@ def names_that(capable, tables: bool = False) -> str:
     are asked too with tables=True."""
     models = {**MODELS, **IMPUTERS} if tables else MODELS
     return ", ".join(name for name, cls in models.items() if capable(cls))
+
+
+def sampling_fields() -> dict[str, tuple[dataclasses.Field, type]]:
+    """Every registered model's sampling settings (base.py), by field name (the first
+    model's field where two share one), with the type its value is parsed as."""
+    found: dict[str, tuple[dataclasses.Field, type]] = {}
+    for cls in MODELS.values():
+        types = field_types(cls.Config)
+        for f in dataclasses.fields(cls.Config):
+            if f.name in cls.sampling_settings and f.name not in found:
+                found[f.name] = (f, base_type(types[f.name]))
+    return found
 
 
 def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:

@@ -14,17 +14,21 @@ check its class or its attributes:
     conditional      labels in the above        sample --label, per-class grids, classify
     reconstructs     reconstruct()              recon grids; inpainting by clamped iteration
     has_likelihood   log_likelihood()           classify (Bayes' rule on log p(x|y))
+    fills_holes      fill_holes()               inpainting by the model's own sampler
+    sampling_settings set_sampling(),           sample/interpolate/eval flags, the page:
+                     sampling_as()              how samples are drawn, changed after training
 """
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, coerce
 from ..errors import GankitError, option
 from ..runtime import evaluating
 
@@ -64,8 +68,14 @@ class GenerativeModel(nn.Module):
     conditional: ClassVar[bool] = False
     # Has an encoder: reconstruct() maps images to their reconstructions.
     reconstructs: ClassVar[bool] = False
-    # Gives a lower bound on log p(x) (log p(x|y) if conditional): log_likelihood().
+    # Gives log p(x) (log p(x|y) if conditional), or a lower bound on it: log_likelihood().
     has_likelihood: ClassVar[bool] = False
+    # Samples images whose known pixels are given (its sampler conditioned on them, rather
+    # than a search over latents): fill_holes().
+    fills_holes: ClassVar[bool] = False
+    # Config fields that say how samples are drawn, not what was learned (an ODE's steps, a
+    # guidance weight): set_sampling() may change them on a trained model.
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
     # What it learns from: "image" (ImageData) or "table" (data/table.py: the imputers,
     # which fill missing cells through impute() and impute_draws()).
     data_kind: ClassVar[str] = "image"
@@ -168,6 +178,34 @@ class GenerativeModel(nn.Module):
         z = self.latents(n, generator)
         return z, None if label is None else torch.full((n,), label), None
 
+    def set_sampling(self, **settings: Any) -> GenerativeModel:
+        """Change how this model draws samples, e.g. `set_sampling(sample_steps=8)`: only the
+        fields it lists in `sampling_settings`, checked as its config checks them. Returns
+        the model, so that `gankit.load(run).set_sampling(...).sample(16)` reads."""
+        unknown = [k for k in settings if k not in self.sampling_settings]
+        if unknown:
+            has = (f"its sampling settings are {', '.join(self.sampling_settings)}"
+                   if self.sampling_settings else "it has no sampling settings")
+            raise GankitError(f"{option(unknown[0], settings[unknown[0]])} does not apply to "
+                              f"{type(self).__name__}: {has}")
+        typed = {k: coerce(type(self.cfg), k, v) for k, v in settings.items()}
+        cfg = dataclasses.replace(self.cfg, **typed)   # runs the config's own checks
+        self.check_sampling(cfg)
+        self.cfg = cfg
+        return self
+
+    @contextmanager
+    def sampling_as(self, **settings: Any) -> Iterator[GenerativeModel]:
+        """Within the block the model samples with `settings` (as set_sampling), then as before."""
+        kept = self.cfg
+        try:
+            yield self.set_sampling(**settings)
+        finally:
+            self.cfg = kept
+
+    def check_sampling(self, cfg: ModelConfig) -> None:
+        """Refuse sampling settings that this model (not just its config) cannot honour."""
+
     @property
     def gaussian_size(self) -> int:
         """The leading latent numbers that are the Gaussian code; any after them pick a
@@ -251,10 +289,20 @@ class GenerativeModel(nn.Module):
         """Images in [-1, 1] -> their reconstructions (models that declare `reconstructs`)."""
         raise GankitError(f"{type(self).__name__} has no encoder: it cannot reconstruct images")
 
+    def fill_holes(self, images: torch.Tensor, known: torch.Tensor,
+                   labels: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images (in [-1, 1]) that agree with `images` where `known` (bool (B, 1, H, W)) is
+        True, the rest drawn by the model (models that declare `fills_holes`). Returns the
+        model's whole image, its own values at the known pixels too: how far those are from
+        the given ones says how well a fill (a class, a starting noise) explains them."""
+        raise GankitError(f"{type(self).__name__} cannot fill holes by sampling")
+
     def log_likelihood(self, images: torch.Tensor, labels: torch.Tensor | None = None,
                        samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A lower bound on log p(x) (log p(x|y) for a conditional model), per image (B,),
-        for images in [-1, 1]; `samples` tightens it where the bound is a Monte Carlo one,
-        whose noise is drawn from `generator` (models that declare `has_likelihood`)."""
+        """log p(x), or a lower bound on it (log p(x|y) for a conditional model), per image
+        (B,), for images in [-1, 1]; `samples` tightens it where it is a Monte Carlo
+        estimate, whose noise is drawn from `generator` (models that declare
+        `has_likelihood`)."""
         raise GankitError(f"{type(self).__name__} gives no likelihood p(x) (it generates "
                           "samples but gives no density)")

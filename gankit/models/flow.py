@@ -29,6 +29,9 @@ from ..errors import GankitError, option
 from .base import GenerativeModel, adam
 
 SOLVERS = ("euler", "heun")
+# RePaint's resampling: each inpainting step done this many times (1: plain replacement);
+# measured in docs/measurements/inpainting.md.
+INPAINT_RESAMPLE = 2
 T_SAMPLING = ("logitnormal", "uniform")
 
 
@@ -131,18 +134,24 @@ class Flow(GenerativeModel):
     Config = FlowConfig
     metric_names = ("loss",)
     sampling_network = "velocity"
+    has_likelihood = True
+    fills_holes = True
+    sampling_settings = ("sample_steps", "solver")
     # A first setting, not yet a measured recipe (docs/guide/models.md#flow-matching); EMA
     # on, as every diffusion recipe has it.
     train_defaults = {"budget": "4.5m", "batch_size": 64, "ema": 0.999}
 
     def __init__(self, cfg: FlowConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
+        self.check_sampling(cfg)
+        self.velocity = VelocityUNet(self.image_shape, cfg.width,
+                                     num_classes if self.conditional else 0)
+
+    def check_sampling(self, cfg: FlowConfig) -> None:
         if not self.conditional and cfg.guidance != 1:
             raise GankitError(f"{option('guidance', cfg.guidance)} steers a conditional flow "
                               "towards its label; this model has none: drop it, or train a "
                               "conditional one")
-        self.velocity = VelocityUNet(self.image_shape, cfg.width,
-                                     num_classes if self.conditional else 0)
 
     def configure_optimizers(self):
         return {"flow": adam(self.velocity.parameters(), self.cfg.lr,
@@ -188,6 +197,41 @@ class Flow(GenerativeModel):
         uncond = net(x, t, torch.full_like(labels, self.num_classes))
         return uncond + w * (cond - uncond)
 
+    def log_likelihood(self, images, labels=None, samples=1, generator=None):
+        """log p(x) (log p(x|y): the conditional flow, unguided) per image, averaged over
+        `samples` Hutchinson probes (log_density): an unbiased estimate up to the solver's
+        error, not a bound. Pixels are continuous here: compare images, not datasets."""
+        probe = torch.randint(0, 2, (samples, *images.shape), generator=generator)
+        probe = (2 * probe - 1).float().to(images.device).flatten(0, 1)
+        x = images.repeat(samples, 1, 1, 1)
+        y = None if labels is None else labels.repeat(samples)
+        net = self.sampler
+        velocity = (lambda x, t, y: net(x, t, y)) if self.conditional else \
+            (lambda x, t, y: net(x, t))
+        logp = log_density(velocity, x, y, self.cfg.sample_steps, self.cfg.solver, probe)
+        return logp.view(samples, len(images)).mean(0)
+
+    @torch.no_grad()
+    def fill_holes(self, images, known, labels=None, generator=None):
+        """Inpainting by the sampler, RePaint-style (Lugmayr et al. 2022) in the flow's
+        terms: at every step the known pixels are put back where their own straight path
+        from the starting noise is, x_t = (1 - t) z + t y, so the model fills the rest
+        around them; then `INPAINT_RESAMPLE` - 1 times the step is undone by the path's
+        noising, x_t = (t / s) x_s + sigma * fresh noise (the exact kernel from s back to t
+        < s), and redone, so the filled pixels have time to agree with the known ones."""
+        z = self.latents(len(images), generator).view(images.shape)
+        steps = self.cfg.sample_steps
+        x = z
+        for k in range(steps):
+            t, s = k / steps, (k + 1) / steps
+            for redo in range(INPAINT_RESAMPLE):
+                if redo:
+                    noise = torch.randn(x.shape, generator=generator).to(x.device)
+                    x = (t / s) * x + math.sqrt((1 - t) ** 2 - (t * (1 - s) / s) ** 2) * noise
+                x = torch.where(known, (1 - t) * z + t * images, x)
+                x = integrate(self.velocity_at, x, labels, 1, self.cfg.solver, t, s)
+        return x.clamp(-1, 1)
+
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Integrate the flow from the noise `latents` at t = 0 to an image at t = 1."""
         x = latents.reshape(len(latents), *self.image_shape)
@@ -195,12 +239,43 @@ class Flow(GenerativeModel):
                          self.cfg.solver).clamp(-1, 1)
 
 
-def integrate(velocity, x: torch.Tensor, labels, steps: int, solver: str) -> torch.Tensor:
-    """x at t = 1 from x at t = 0 under dx/dt = velocity(x, t, labels), in `steps` equal
-    steps of Euler's method or Heun's (the trapezoid rule with an Euler predictor)."""
-    dt = 1.0 / steps
+def log_density(velocity, x: torch.Tensor, labels, steps: int, solver: str,
+                probe: torch.Tensor) -> torch.Tensor:
+    """log p(x) (B,) of images x at t = 1 under the flow from N(0, I) at t = 0, by the
+    instantaneous change of variables (Chen et al. 2018; FFJORD, Grathwohl et al. 2019):
+
+        log p_1(x_1) = log N(x_0; 0, I) - integral_0^1 div v(x_t, t) dt,
+
+    integrating x back to t = 0 with the sampler's solver and steps. The divergence is
+    Hutchinson's estimate probe^T (dv/dx) probe, one vector-Jacobian product per network
+    evaluation instead of one per pixel: unbiased for a Rademacher `probe` (shape of x), and
+    exact when the Jacobian is diagonal with equal entries."""
+    def velocity_and_divergence(x, t):
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            v = velocity(x, t, labels)
+            (vjp,) = torch.autograd.grad(v, x, probe)
+        return v.detach(), (vjp * probe).flatten(1).sum(1)
+
+    dt, integral = 1.0 / steps, torch.zeros(len(x), device=x.device)
     for k in range(steps):
-        t = torch.full((len(x),), k * dt, device=x.device)
+        t = torch.full((len(x),), 1 - k * dt, device=x.device)
+        v, div = velocity_and_divergence(x, t)
+        if solver == "heun":
+            v_end, div_end = velocity_and_divergence(x - dt * v, t - dt)
+            v, div = (v + v_end) / 2, (div + div_end) / 2
+        x, integral = x - dt * v, integral + dt * div
+    flat = x.flatten(1)
+    return -0.5 * (flat ** 2).sum(1) - 0.5 * flat.shape[1] * math.log(2 * math.pi) - integral
+
+
+def integrate(velocity, x: torch.Tensor, labels, steps: int, solver: str,
+              start: float = 0.0, end: float = 1.0) -> torch.Tensor:
+    """x at t = `end` from x at t = `start` under dx/dt = velocity(x, t, labels), in `steps`
+    equal steps of Euler's method or Heun's (the trapezoid rule with an Euler predictor)."""
+    dt = (end - start) / steps
+    for k in range(steps):
+        t = torch.full((len(x),), start + k * dt, device=x.device)
         v = velocity(x, t, labels)
         if solver == "heun":
             v_end = velocity(x + dt * v, t + dt, labels)
@@ -213,3 +288,4 @@ class ConditionalFlow(Flow):
     """Label-conditioned flow matching with classifier-free guidance (--guidance W)."""
 
     conditional = True
+    sampling_settings = (*Flow.sampling_settings, "guidance")

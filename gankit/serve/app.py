@@ -272,7 +272,23 @@ def _grid_request(state: State, values) -> dict[str, Any]:
     return {"folder": folder, "seed": _int(values, "seed", 0, 0, 2**63 - 1),
             "label": _int(values, "label", None, 0, 10**6), "ema": _bool(values, "ema", True),
             "n": _int(values, "n", 36, 1, MAX_SAMPLES),
-            "truncation": _truncation(values)}
+            "truncation": _truncation(values), "sampling": _sampling(values)}
+
+
+def _sampling(values) -> dict[str, Any]:
+    """The sampling settings the request gives (base.py), typed as their fields; the model
+    checks them when they are applied (sampling_as)."""
+    from ..models import sampling_fields
+    settings = {}
+    for name, (_, tp) in sampling_fields().items():
+        raw = values.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            settings[name] = tp(raw)
+        except (TypeError, ValueError):
+            raise Refused(f"{name} must be a {tp.__name__}, got {raw!r}") from None
+    return settings
 
 
 def _truncation(values) -> float:
@@ -308,7 +324,8 @@ async def generate(state: State, request: Request):
         with loaded.lock:
             model = loaded.model
             z, labels, nrow = _grid_codes(model, g["seed"], g["label"], g["n"], g["truncation"])
-            images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
+            with model.sampling_as(**g["sampling"]):
+                images = to_uint8(model.sample(latents=z, labels=labels)).cpu()
         c, h, w = images.shape[1:]
         return {"image": png_url(grid(images, nrow=nrow)), "n": len(images), "ncol": nrow,
                 "height": h, "width": w, "pad": 2, "scale": max(1, MIN_CELL // max(h, w)),
@@ -338,7 +355,8 @@ async def walk(state: State, request: Request):
             if max(a, b) >= len(z):
                 raise Refused(f"the grid has {len(z)} samples: a and b must be below that")
             label = None if labels is None else int(labels[a])   # the walk keeps a's class
-            images = walk_between(model, z[a], z[b], frames, mode, label).cpu()
+            with model.sampling_as(**g["sampling"]):
+                images = walk_between(model, z[a], z[b], frames, mode, label).cpu()
         if fmt == "gif":   # there and back, so the GIF loops without a jump
             return gif_bytes(torch.cat([images, images.flip(0)[1:-1]]), duration_ms=80)
         out = io.BytesIO()

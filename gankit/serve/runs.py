@@ -231,7 +231,7 @@ def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
     """What the page may offer for this run: from the model's declared abilities."""
     if meta is None:
         return {"generate": False, "inpaint": False, "classify": False, "evaluate": False,
-                "classes": [], "ema": False}
+                "classes": [], "ema": False, "sampling": []}
     from ..models import get_model_class
     try:
         cls = get_model_class(meta.get("model"))
@@ -244,4 +244,13 @@ def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
     return {"generate": True, "inpaint": True, "evaluate": True, "ema": ema,
             "conditional": cls.conditional, "classes": classes,
             "classify": bool(cls.conditional and cls.has_likelihood),
-            "image_shape": meta.get("image_shape")}
+            "image_shape": meta.get("image_shape"), "sampling": _sampling(cls, meta)}
+
+
+def _sampling(cls, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's sampling settings, each with its trained value, help and choices."""
+    from ..models import sampling_fields
+    trained = meta.get("config", {}).get("model", {})
+    return [{"name": name, "value": trained.get(name, f.default), "type": tp.__name__,
+             "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")}
+            for name, (f, tp) in sampling_fields().items() if name in cls.sampling_settings]

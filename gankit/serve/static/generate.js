@@ -10,6 +10,11 @@ export function generateTab(body, run) {
   const ema = h("input", {type: "checkbox", checked: u.ema, disabled: !u.ema});
   const psi = h("input", {type: "number", value: 1, min: 0.05, max: 1, step: 0.05, class: "short",
                           "aria-label": "truncation"});
+  // The model's sampling settings (an ODE's steps, a guidance weight), at their trained values.
+  const sampling = (u.sampling || []).map(f => ({name: f.name, help: f.help, input: f.choices
+    ? h("select", {"aria-label": f.name}, ...f.choices.map(c => h("option", {value: c, selected: c === f.value}, c)))
+    : h("input", {type: "number", value: f.value, class: "short", "aria-label": f.name,
+                  min: 0, step: f.type === "int" ? 1 : 0.5})}));
   const go = h("button", {class: "primary"}, "generate");
   const stage = h("div", {class: "stage"});
   const img = h("img", {class: "grid pick", alt: "generated samples"});
@@ -20,14 +25,16 @@ export function generateTab(body, run) {
   body.append(h("div", {class: "row"}, h("label", {}, "seed ", seed), again,
       u.conditional ? h("label", {}, "class ", cls) : "",
       h("label", {title: u.ema ? "the averaged weights the run kept" : "this run kept no average (--ema)"}, ema, " EMA weights"),
-      h("label", {title: "the truncation trick: below 1, more typical and less varied samples"}, "truncation ", psi), go),
+      h("label", {title: "the truncation trick: below 1, more typical and less varied samples"}, "truncation ", psi),
+      ...sampling.map(f => h("label", {title: f.help}, f.name.replace("_", " ") + " ", f.input)), go),
     stage, hint, walkBox);
   let grid = null, picks = [], settings = null;
 
   async function generate() {
     settings = {run: run.id, seed: +seed.value || 0, label: cls.value === "" ? null : +cls.value,
                 ema: ema.checked, n: u.conditional && cls.value === "" ? 80 : 36,
-                truncation: +psi.value || 1};
+                truncation: +psi.value || 1,
+                ...Object.fromEntries(sampling.map(f => [f.name, f.input.value]))};
     go.disabled = true;
     try { grid = await api("/api/generate", settings); } finally { go.disabled = false; }
     img.src = grid.image;
