@@ -64,6 +64,7 @@ def one_of(cfg, name: str, options: tuple[str, ...]) -> None:
         raise GankitError(f"{name} must be one of {', '.join(options)}, got {value!r}")
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
 BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -158,8 +159,9 @@ class TrainConfig:
         "recorded runs eagerly (say so once); no effect on CPU"))
     precision: str = field(default="fp32", metadata=_help(
         "fp32, or bf16: autocast the step's products and convolutions to bfloat16 "
-        "(weights, optimizer state and losses stay float32); faster on GPUs with bf16 "
-        "units, not the same rounding", choices=("fp32", "bf16")))
+        "(weights, optimizer state and losses stay float32); faster on GPUs and CPUs "
+        "with bf16 units, not the same rounding; auto: bf16 where the device has them, "
+        "else fp32", choices=PRECISIONS))
     sync_bn: bool = field(default=False, metadata=_help(
         "under torchrun on GPUs: BatchNorm normalises with the statistics of the global "
         "batch (torch.nn.SyncBatchNorm) instead of each process's own; no effect in a "
@@ -185,7 +187,7 @@ class TrainConfig:
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
             raise GankitError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
-        one_of(self, "precision", ("fp32", "bf16"))
+        one_of(self, "precision", PRECISIONS)
         if self.out == "":
             raise GankitError(f"out is empty: name a run folder, e.g. {option('out', 'runs/try')}")
 

@@ -76,6 +76,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 arithmetic is faster than float32 here: a CUDA GPU with bf16 units,
+    or a CPU with AVX-512 BF16 or AMX instructions (oneDNN emulates bf16 on older CPUs,
+    slower than float32). An older torch that cannot tell: no."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def configure_threads(threads: int | None, device: torch.device) -> None:
     if device.type == "cpu":
         torch.set_num_threads(threads or default_threads())

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import gankit_cli, tiny_flags
+from helpers import gankit_cli, tiny_flags, tiny_run
 
 starlette = pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
@@ -554,3 +554,39 @@ def test_an_imputer_run_shows_its_curves_and_offers_no_image_use(tmp_path):
         assert d["model"] == "gain" and d["state"] == "finished" and d["grids"] == []
         assert not any(d["uses"][k] for k in ("generate", "inpaint", "classify", "evaluate"))
         assert d["columns"] == ["step", "d_loss", "g_loss", "mse", "seconds"]
+
+
+# --- sampling settings (a flow's sampler steps, guidance) ---------------------------------
+
+@pytest.fixture(scope="module")
+def flow_client(tmp_path_factory):
+    import gankit
+    root = tmp_path_factory.mktemp("flow-served")
+    gankit.train(out=str(root / "cflow"), **tiny_run(model="cflow", steps=2, width=8,
+                                                     offline=True))
+    with TestClient(create_app(root, "127.0.0.1", 8000), base_url=BASE) as c:
+        yield c
+
+
+def test_generate_takes_the_models_sampling_settings(flow_client, client):
+    uses = flow_client.get("/api/run", params={"run": "cflow"}).json()["uses"]
+    assert [(f["name"], f["value"]) for f in uses["sampling"]] == \
+        [("sample_steps", 16), ("solver", "heun"), ("sample_precision", "auto"), ("guidance", 1.0)]
+    assert uses["sampling"][1]["choices"] == ["euler", "heun"]
+    assert client.get("/api/run", params={"run": "gan/short"}).json()["uses"]["sampling"] == []
+
+    def grid(**settings):
+        r = flow_client.post("/api/generate", json={"run": "cflow", "seed": 1, "n": 10, **settings})
+        assert r.status_code == 200, r.text
+        return r.json()["image"]
+    before = grid()
+    assert grid(sample_steps="2", guidance="3", solver="euler") != before
+    assert grid() == before                     # the cached model is left as it was trained
+    for bad, words in (({"sample_steps": 0}, "sample_steps must be positive"),
+                       ({"guidance": "x"}, "guidance must be a float"),
+                       ({"solver": "rk4"}, "solver must be one of")):
+        r = flow_client.post("/api/generate", json={"run": "cflow", **bad})
+        assert r.status_code == 400 and words in r.json()["error"], r.text
+    r = flow_client.get("/api/walk", params={"run": "cflow", "n": 10, "a": 0, "b": 1,
+                                              "frames": 2, "sample_steps": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import GankitError
-from .common import add_checkpoint, add_device, add_json, add_seed, check_output, load_model
+from .common import (add_checkpoint, add_device, add_json, add_sampling_flags, add_seed,
+                     check_output, load_model)
 
 
 def add(sub) -> None:
@@ -17,7 +18,8 @@ def add(sub) -> None:
                        description="Use a conditional generative model with a likelihood as a "
                        "classifier: p(y|x) is proportional to p(x|y) p(y), with log p(x|y) "
                        "the model's bound (a cvae: the importance-weighted bound of Burda et "
-                       "al. 2016) and p(y) the training class frequencies the checkpoint "
+                       "al. 2016; a flow: its exact likelihood by the change of variables, "
+                       "integrated by its sampler's solver) and p(y) the training class frequencies the checkpoint "
                        "records (else uniform). Prints one line per image (index, predicted "
                        "class, its probability); with labels, prints the accuracy and the "
                        "confusion matrix instead and draws it as a PNG.")
@@ -32,9 +34,11 @@ def add(sub) -> None:
                    "integers (N,) in 0..K-1, in the order of the model's class names")
     p.add_argument("--samples", type=int, default=10, metavar="N", help="importance samples "
                    "per image and class: 1 is the ELBO; more tighten the bound, in "
-                   "proportionally more time (default: 10)")
+                   "proportionally more time (a flow: Hutchinson probes of its divergence, "
+                   "more for less noise) (default: 10)")
     add_seed(p, "the samples", default=0)
     add_device(p)
+    add_sampling_flags(p)
     p.add_argument("--confusion", metavar="FILE.png", help="confusion-matrix picture to write "
                    "when labels are known (default: confusion.png)")
     p.add_argument("--out", metavar="FILE.csv", help="write the predictions (and every class's "

@@ -26,6 +26,7 @@ from torch import nn
 from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
                       unit_interval)
 from ..errors import GankitError, option
+from ..runtime import fast_bf16
 from .base import GenerativeModel, adam
 
 SOLVERS = ("euler", "heun")
@@ -33,6 +34,7 @@ SOLVERS = ("euler", "heun")
 # measured in docs/measurements/inpainting.md.
 INPAINT_RESAMPLE = 2
 T_SAMPLING = ("logitnormal", "uniform")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -51,6 +53,11 @@ class FlowConfig(ModelConfig):
     solver: str = field(default="heun", metadata={
         "help": "ODE solver: euler (first order) or heun (second order, two network "
                 "evaluations a step)", "choices": SOLVERS})
+    sample_precision: str = field(default="auto", metadata={
+        "help": "the network's arithmetic when sampling and inpainting: fp32, bf16 "
+                "(autocast; the ODE's state stays fp32), or auto: bf16 where the CPU or GPU "
+                "has bf16 units (about twice the images per second), else fp32",
+        "choices": PRECISIONS})
     label_dropout: float = field(default=0.1, metadata={
         "help": "conditional: the share of training labels replaced by 'no label', so that "
                 "one network learns both flows (classifier-free guidance)"})
@@ -64,6 +71,7 @@ class FlowConfig(ModelConfig):
         finite_nonnegative(self, "guidance")
         one_of(self, "solver", SOLVERS)
         one_of(self, "t_sampling", T_SAMPLING)
+        one_of(self, "sample_precision", PRECISIONS)
         unit_interval(self, "label_dropout")
 
 
@@ -136,10 +144,11 @@ class Flow(GenerativeModel):
     sampling_network = "velocity"
     has_likelihood = True
     fills_holes = True
-    sampling_settings = ("sample_steps", "solver")
-    # A first setting, not yet a measured recipe (docs/guide/models.md#flow-matching); EMA
+    sampling_settings = ("sample_steps", "solver", "sample_precision")
+    # Small batches and bf16 where the hardware has it: more steps in the budget, which is
+    # what a flow lacks on a CPU (docs/measurements/flow.md#how-the-recipe-was-chosen); EMA
     # on, as every diffusion recipe has it.
-    train_defaults = {"budget": "4.5m", "batch_size": 64, "ema": 0.999}
+    train_defaults = {"budget": "4.5m", "batch_size": 16, "ema": 0.999, "precision": "auto"}
 
     def __init__(self, cfg: FlowConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
@@ -186,15 +195,17 @@ class Flow(GenerativeModel):
         return {"loss": loss.detach()}
 
     def velocity_at(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None):
-        """The sampling network's velocity, with classifier-free guidance when conditional."""
+        """The sampling network's velocity (float32, whatever the network's arithmetic),
+        with classifier-free guidance when conditional."""
         net = self.sampler
-        if not self.conditional:
-            return net(x, t)
-        w = self.cfg.guidance
-        cond = net(x, t, labels)
-        if w == 1:
-            return cond
-        uncond = net(x, t, torch.full_like(labels, self.num_classes))
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self._bf16(x.device)):
+            if not self.conditional:
+                return net(x, t).float()
+            w = self.cfg.guidance
+            cond = net(x, t, labels).float()
+            if w == 1:
+                return cond
+            uncond = net(x, t, torch.full_like(labels, self.num_classes)).float()
         return uncond + w * (cond - uncond)
 
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
@@ -231,6 +242,10 @@ class Flow(GenerativeModel):
                 x = torch.where(known, (1 - t) * z + t * images, x)
                 x = integrate(self.velocity_at, x, labels, 1, self.cfg.solver, t, s)
         return x.clamp(-1, 1)
+
+    def _bf16(self, device: torch.device) -> bool:
+        precision = self.cfg.sample_precision
+        return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Integrate the flow from the noise `latents` at t = 0 to an image at t = 1."""
