@@ -42,17 +42,18 @@ def bayes_posterior(log_likelihood: torch.Tensor, log_prior: torch.Tensor) -> to
 
 def check_can_classify(model) -> None:
     """Refuse, in one line, a model without a class-conditional likelihood p(x|y)."""
-    from .models import names_that
+    from .models import MODELS
     kind = type(model).__name__
-    suggest = names_that(lambda c: c.conditional and c.has_likelihood)
+    able = [name for name, cls in MODELS.items() if cls.conditional and cls.has_likelihood]
+    suggest = " or ".join(option("model", name) for name in able)
     if not model.conditional:
         raise GankitError(f"{kind} is unconditional: it models p(x), not p(x|y), so it cannot "
                           "tell classes apart; train a conditional model with a likelihood "
-                          f"({option('model', suggest)})")
+                          f"({suggest})")
     if not model.has_likelihood:
         raise GankitError(f"{kind} has no likelihood p(x|y) (it generates samples but gives "
-                          f"no density), so Bayes' rule has nothing to work on; train a {suggest} "
-                          f"({option('model', suggest)})")
+                          "no density), so Bayes' rule has nothing to work on; train a model "
+                          f"that has one ({suggest})")
 
 
 def class_log_prior(model) -> tuple[torch.Tensor, str]:
@@ -81,10 +82,12 @@ def check_images(model, images: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
+def class_log_likelihoods(model, images: torch.Tensor, samples: int | None = None, seed: int = 0,
                           batch_size: int = BATCH, progress: Progress = False) -> torch.Tensor:
     """log p(x|y) for every image and class, (N, K) float64 on the CPU, by the model's
-    bound (a CVAE: the IWAE bound with k = `samples`; 1 is the ELBO).
+    bound or estimate (a CVAE: the IWAE bound with k = `samples`, 1 being the ELBO; a flow:
+    the change of variables with `samples` Hutchinson probes); None: the model's own
+    `likelihood_samples`.
 
     `images`: uint8 (N, C, H, W), or float in [-1, 1]. Every class of an image gets the same
     noise (common random numbers: the generator is rewound for each class): the posterior
@@ -93,6 +96,7 @@ def class_log_likelihoods(model, images: torch.Tensor, samples: int = 10, seed: 
     """
     check_can_classify(model)
     check_images(model, images)
+    samples = model.likelihood_samples if samples is None else samples
     check_samples(samples)
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -118,9 +122,10 @@ class Prediction(NamedTuple):
     prior: str                # which class prior Bayes' rule used
 
 
-def classify(model, images: torch.Tensor, samples: int = 10, seed: int = 0,
+def classify(model, images: torch.Tensor, samples: int | None = None, seed: int = 0,
              batch_size: int = BATCH, progress: Progress = False) -> Prediction:
-    """p(y|x) of a conditional generative model with a likelihood (a CVAE), by Bayes' rule."""
+    """p(y|x) of a conditional generative model with a likelihood (a CVAE, a conditional
+    flow), by Bayes' rule; `samples` as class_log_likelihoods."""
     check_can_classify(model)
     log_prior, prior = class_log_prior(model)
     log_lik = class_log_likelihoods(model, images, samples, seed, batch_size, progress)

@@ -286,7 +286,7 @@ def test_cli_refuses_a_gan_checkpoint_without_a_traceback(tmp_path, files):
                                           sample_every=2, checkpoint_every=2))
     r = gankit_cli("classify", "--checkpoint", run, "--images", files / "x.npy", "--labels",
                    files / "y.npy", "--confusion", tmp_path / "c.png")
-    one_line_error(r, "train a cvae")
+    one_line_error(r, "train a model that has one", "--model cvae or --model cflow")
     assert not (tmp_path / "c.png").exists()
 
 

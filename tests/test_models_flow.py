@@ -236,3 +236,21 @@ def test_sample_takes_the_sampling_settings_as_flags(cflow_run, tmp_path, capsys
         r = gankit_main(capsys, *base, "--out", tmp_path / "c.png", *flags)
         one_line_error(r, words)
         assert not (tmp_path / "c.png").exists()
+
+
+def test_classify_uses_the_flows_likelihood_with_its_own_default_probes(cflow_run, tmp_path,
+                                                                          capsys):
+    import json
+
+    import numpy as np
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (3, 28, 28),
+                                                                  dtype=np.uint8))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2]))
+    r = gankit_main(capsys, "classify", "--checkpoint", cflow_run, "--images", tmp_path / "x.npy",
+                    "--labels", tmp_path / "y.npy", "--sample-steps", "2", "--json",
+                    "--confusion", tmp_path / "c.png")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["samples"] == ConditionalFlow.likelihood_samples
+    assert report["method"].startswith("the change of variables (2 heun steps")
+    assert 0 <= report["accuracy"] <= 1 and (tmp_path / "c.png").is_file()

@@ -32,10 +32,10 @@ def add(sub) -> None:
                    "classes gives the labels")
     p.add_argument("--labels", metavar="FILE.npy", help="true classes of a .npy of images: "
                    "integers (N,) in 0..K-1, in the order of the model's class names")
-    p.add_argument("--samples", type=int, default=10, metavar="N", help="importance samples "
-                   "per image and class: 1 is the ELBO; more tighten the bound, in "
-                   "proportionally more time (a flow: Hutchinson probes of its divergence, "
-                   "more for less noise) (default: 10)")
+    p.add_argument("--samples", type=int, metavar="N", help="importance samples per image "
+                   "and class: 1 is the ELBO; more tighten the bound, in proportionally more "
+                   "time (a flow: Hutchinson probes of its divergence, more for less noise) "
+                   "(default: the model's, 10 for a cvae)")
     add_seed(p, "the samples", default=0)
     add_device(p)
     add_sampling_flags(p)
@@ -60,15 +60,17 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion and labels is None:
         raise GankitError("--confusion needs labels: pass --labels, or a folder with one "
                           "subfolder per class named as the model's classes")
-    pred = classify(model, images, samples=args.samples, seed=args.seed, progress=not args.json)
-    report = {"checkpoint": args.checkpoint, "images": len(images), "samples": args.samples,
-              "seed": args.seed, "prior": pred.prior, "class_names": names}
+    samples = model.likelihood_samples if args.samples is None else args.samples
+    pred = classify(model, images, samples=samples, seed=args.seed, progress=not args.json)
+    report = {"checkpoint": args.checkpoint, "images": len(images), "samples": samples,
+              "method": model.likelihood_method(samples), "seed": args.seed,
+              "prior": pred.prior, "class_names": names}
     if labels is not None:
         matrix = confusion_matrix(labels, pred.labels, len(names))
         report.update(accuracy=float((pred.labels == labels).double().mean()),
                       confusion=matrix.tolist(), confusion_png=png)
-        save_image(confusion_image(matrix, names, title=f"{args.checkpoint}: IWAE k="
-                                   f"{args.samples}, {len(images):,} images"), png)
+        save_image(confusion_image(matrix, names, title=f"{args.checkpoint}: "
+                                   f"{report['method']}, {len(images):,} images"), png)
     if args.out:
         write_predictions(args.out, pred, names, labels)
     if args.json:
@@ -86,7 +88,8 @@ def _check_paths(args: argparse.Namespace) -> str | None:
     from ..classify import check_samples, load_labels
     from ..files import load_npy
 
-    check_samples(args.samples)
+    if args.samples is not None:
+        check_samples(args.samples)
     folder = Path(args.images).is_dir()
     if folder and args.labels:
         raise GankitError("--labels goes with a .npy of images: a folder gives its labels by "
@@ -134,8 +137,8 @@ def _print(args: argparse.Namespace, report: dict, pred, labels) -> None:
     from ..classify import format_confusion
 
     names, n = report["class_names"], report["images"]
-    print(f"{n:,} images; log p(x|y) by the IWAE bound with k={args.samples}; prior: "
-          f"{pred.prior}", file=sys.stderr)
+    print(f"{n:,} images; log p(x|y) by {report['method']}; prior: {pred.prior}",
+          file=sys.stderr)
     if labels is None and not args.out:
         for i, (y, p) in enumerate(zip(pred.labels.tolist(), pred.probs)):
             print(f"{i}\t{names[y]}\t{float(p[y]):.4f}")

@@ -70,6 +70,9 @@ class GenerativeModel(nn.Module):
     reconstructs: ClassVar[bool] = False
     # Gives log p(x) (log p(x|y) if conditional), or a lower bound on it: log_likelihood().
     has_likelihood: ClassVar[bool] = False
+    # The `samples` log_likelihood() gets when the caller names none (classification): as
+    # many as pay for their time (docs/measurements/classification.md).
+    likelihood_samples: ClassVar[int] = 10
     # Samples images whose known pixels are given (its sampler conditioned on them, rather
     # than a search over latents): fill_holes().
     fills_holes: ClassVar[bool] = False
@@ -297,6 +300,10 @@ class GenerativeModel(nn.Module):
         model's whole image, its own values at the known pixels too: how far those are from
         the given ones says how well a fill (a class, a starting noise) explains them."""
         raise GankitError(f"{type(self).__name__} cannot fill holes by sampling")
+
+    def likelihood_method(self, samples: int) -> str:
+        """How log_likelihood() computes, in a few words, for reports."""
+        return f"the model's bound with {samples} samples"
 
     def log_likelihood(self, images: torch.Tensor, labels: torch.Tensor | None = None,
                        samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -208,6 +208,10 @@ class Flow(GenerativeModel):
             uncond = net(x, t, torch.full_like(labels, self.num_classes)).float()
         return uncond + w * (cond - uncond)
 
+    def likelihood_method(self, samples: int) -> str:
+        return (f"the change of variables ({self.cfg.sample_steps} {self.cfg.solver} steps, "
+                f"{samples} Hutchinson probe{'s' if samples > 1 else ''})")
+
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
         """log p(x) (log p(x|y): the conditional flow, unguided) per image, averaged over
         `samples` Hutchinson probes (log_density): an unbiased estimate up to the solver's

@@ -164,6 +164,9 @@ class VAE(FittedPrior, GenerativeModel):
             return self.decode_codes(mu, labels)
 
     @torch.no_grad()
+    def likelihood_method(self, samples: int) -> str:
+        return f"the IWAE bound with k={samples}"
+
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
         """The importance-weighted bound of Burda et al. 2016 ("Importance Weighted
         Autoencoders") on log p(x [| y]), per image (B,):

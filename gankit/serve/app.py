@@ -449,7 +449,7 @@ async def classify(state: State, request: Request):
     values = await read_json(request)
     folder = _run(state, values.get("run"))
     picture = decode_picture(values.get("image"))
-    samples = _int(values, "samples", 10, 1, 1000)
+    samples = _int(values, "samples", None, 1, 1000)   # None: the model's own
     digit = _bool(values, "digit", True)
 
     def work():
