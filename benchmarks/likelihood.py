@@ -3,7 +3,8 @@ image against the number of likelihood samples (a CVAE's importance samples, a f
 Hutchinson probes), and the flow's ODE steps.
 
     python benchmarks/likelihood.py --run runs/recipes-flow/cflow/seed0 --samples 1 4
-    python benchmarks/likelihood.py --run RUN --samples 1 --sample-steps 4 8 16 --solvers euler heun
+    python benchmarks/likelihood.py --run RUN --samples 1 --sample-steps 4 8 16 --solvers euler heun \
+        --times 0.3 0.5 1
 
 Every image is scored for every class (gankit.classify, common random numbers across the
 classes); p(y) from the run's training class counts. --n held-out digits, a seeded subset
@@ -38,6 +39,8 @@ def main() -> None:
                     help="a flow's ODE steps to try (default: the run's)")
     ap.add_argument("--solvers", nargs="*", default=[], help="a flow's solvers to try "
                     "(default: the run's)")
+    ap.add_argument("--times", nargs="*", type=float, default=[], help="a flow's "
+                    "likelihood_time values to try (default: the run's)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
@@ -49,17 +52,19 @@ def main() -> None:
     order = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:args.n]
     images, labels = held.images[order], held.labels[order]
     rows = []
-    for solver in args.solvers or [None]:
-        for steps in args.sample_steps or [None]:
-            settings = {k: v for k, v in (("solver", solver), ("sample_steps", steps)) if v}
-            with model.sampling_as(**settings):
-                for k in args.samples:
-                    start = time.perf_counter()
-                    pred = classify(model, images, samples=k, seed=0)
-                    secs = time.perf_counter() - start
-                    acc = float((pred.labels == labels).float().mean())
-                    rows.append((model.likelihood_method(k), acc, secs / len(images)))
-                    print(rows[-1], flush=True)
+    grid = [(s, n, t) for s in args.solvers or [None] for n in args.sample_steps or [None]
+            for t in args.times or [None]]
+    for solver, steps, when in grid:
+        settings = {k: v for k, v in (("solver", solver), ("sample_steps", steps),
+                                      ("likelihood_time", when)) if v}
+        with model.sampling_as(**settings):
+            for k in args.samples:
+                start = time.perf_counter()
+                pred = classify(model, images, samples=k, seed=0)
+                secs = time.perf_counter() - start
+                acc = float((pred.labels == labels).float().mean())
+                rows.append((model.likelihood_method(k), acc, secs / len(images)))
+                print(rows[-1], flush=True)
     name = model_name(model)
     lines = [f"run: {args.run} ({name}); {len(images):,} of {description}; "
              f"{args.threads} torch threads", "",

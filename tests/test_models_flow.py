@@ -120,6 +120,31 @@ def test_hutchinson_is_unbiased_where_the_jacobian_is_not_diagonal():
     assert abs(logp.mean().item() - exact) < 4 * logp.std().item() / math.sqrt(len(logp)) + 1e-3
 
 
+class GaussianVelocity(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale), requires_grad=False)   # a device
+
+    def forward(self, x, t):
+        return gaussian_velocity(float(self.scale))(x, t, None)
+
+
+def test_the_noised_likelihood_is_the_marginals_density_at_that_time():
+    """log_likelihood at likelihood_time t averages log p_t(t x + (1 - t) noise) over the
+    noise: for data N(0, s^2), p_t is N(0, sigma_t^2), whose expectation is closed form."""
+    torch.manual_seed(0)
+    s, t, d = 0.5, 0.6, 4
+    model = Flow(FlowConfig(width=8, sample_steps=32, likelihood_time=t), (1, 2, 2)).eval()
+    x = s * torch.randn(3, 1, 2, 2)
+    var = (1 - t) ** 2 + t ** 2 * s ** 2
+    expected = (-0.5 * d * math.log(2 * math.pi * var)
+                - (t ** 2 * (x ** 2).flatten(1).sum(1) + (1 - t) ** 2 * d) / (2 * var))
+    with model.sampling_with(GaussianVelocity(s)):
+        got = model.log_likelihood(x, samples=4000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(got, expected, atol=0.1), (got, expected)
+    assert "noised to t = 0.6" in model.likelihood_method(4000)
+
+
 def test_a_flow_gives_a_likelihood_per_image_repeatable_by_generator():
     torch.manual_seed(0)
     model = ConditionalFlow(FlowConfig(width=8, sample_steps=2), (1, 8, 8), 3).eval()
@@ -200,11 +225,11 @@ def test_sampling_settings_change_the_samples_and_sampling_as_restores_them():
 
 
 @pytest.mark.parametrize("model, settings, words", [
-    ("flow", dict(guidance=2.0), "guidance.*sample_steps, solver, sample_precision$"),
+    ("flow", dict(guidance=2.0), "guidance.*sample_steps, solver, sample_precision, likelihood_time$"),
     ("cflow", dict(guidance=-1.0), "guidance"),
     ("cflow", dict(sample_steps=0), "sample_steps must be positive"),
     ("cflow", dict(sample_steps="8"), "sample_steps must be an integer"),
-    ("cflow", dict(width=16), "width=16 does not apply.*sample_steps, solver, sample_precision, guidance"),
+    ("cflow", dict(width=16), "width=16 does not apply.*sample_steps, solver, sample_precision, likelihood_time, guidance"),
 ])
 def test_bad_sampling_settings_are_refused_and_change_nothing(model, settings, words):
     m = (ConditionalFlow(FlowConfig(width=8), (1, 8, 8), 3) if model == "cflow"
@@ -252,5 +277,5 @@ def test_classify_uses_the_flows_likelihood_with_its_own_default_probes(cflow_ru
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["samples"] == ConditionalFlow.likelihood_samples
-    assert report["method"].startswith("the change of variables (2 heun steps")
+    assert report["method"].startswith("the change of variables of the image noised to t = 0.5 (2 heun steps")
     assert 0 <= report["accuracy"] <= 1 and (tmp_path / "c.png").is_file()

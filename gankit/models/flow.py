@@ -5,7 +5,9 @@ Noise x_0 ~ N(0, I) and an image x_1 are joined by the straight line
 x_t = (1 - t) x_0 + t x_1; a small U-Net learns the velocity x_1 - x_0 at (x_t, t) by plain
 regression. Sampling integrates dx/dt = v(x, t) from t = 0 to 1 with an ODE solver (Euler,
 or Heun's second-order method) in `--sample-steps` steps: the latent code is the starting
-noise itself, so latent walks, truncation and inpainting's latent search work unchanged.
+noise itself, so latent walks and truncation work unchanged. Inpainting runs the sampler
+with the known pixels put back at every step (fill_holes), and the likelihood is exact by
+the instantaneous change of variables (log_density), so cflow also classifies.
 
 t is drawn from a logit-normal distribution by default (Esser et al. 2024: more training
 where the velocity is hardest to tell, mid-path) or uniformly. The conditional model (cflow)
@@ -30,8 +32,9 @@ from ..runtime import fast_bf16
 from .base import GenerativeModel, adam
 
 SOLVERS = ("euler", "heun")
-# RePaint's resampling: each inpainting step done this many times (1: plain replacement);
-# measured in docs/measurements/inpainting.md.
+# RePaint's resampling: each inpainting step done this many times (1: plain replacement).
+# On a velocity field exact for two images, 2 took the wrong image's half from 6.5% of the
+# fills to 1% (tests/test_models_flow.py), for twice the time.
 INPAINT_RESAMPLE = 2
 T_SAMPLING = ("logitnormal", "uniform")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -58,6 +61,11 @@ class FlowConfig(ModelConfig):
                 "(autocast; the ODE's state stays fp32), or auto: bf16 where the CPU or GPU "
                 "has bf16 units (about twice the images per second), else fp32",
         "choices": PRECISIONS})
+    likelihood_time: float = field(default=0.5, metadata={
+        "help": "classification: the likelihood is the flow's exact density of the image "
+                "noised along its path to this time t in (0, 1], x_t = t x + (1 - t) noise "
+                "(1: the image itself, which the flow's density ranks no better than chance "
+                "on the digits)"})
     label_dropout: float = field(default=0.1, metadata={
         "help": "conditional: the share of training labels replaced by 'no label', so that "
                 "one network learns both flows (classifier-free guidance)"})
@@ -73,6 +81,9 @@ class FlowConfig(ModelConfig):
         one_of(self, "t_sampling", T_SAMPLING)
         one_of(self, "sample_precision", PRECISIONS)
         unit_interval(self, "label_dropout")
+        if not 0 < self.likelihood_time <= 1:
+            raise GankitError(f"{option('likelihood_time', self.likelihood_time)} must lie in "
+                              "(0, 1]: 1 is the image itself, smaller adds more noise")
 
 
 def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -143,8 +154,11 @@ class Flow(GenerativeModel):
     metric_names = ("loss",)
     sampling_network = "velocity"
     has_likelihood = True
+    # One draw of the noise and probe per class: each costs a backward pass per network
+    # evaluation (docs/measurements/flow.md#classification-by-likelihood).
+    likelihood_samples = 1
     fills_holes = True
-    sampling_settings = ("sample_steps", "solver", "sample_precision")
+    sampling_settings = ("sample_steps", "solver", "sample_precision", "likelihood_time")
     # Small batches and bf16 where the hardware has it: more steps in the budget, which is
     # what a flow lacks on a CPU (docs/measurements/flow.md#how-the-recipe-was-chosen); EMA
     # on, as every diffusion recipe has it.
@@ -209,21 +223,29 @@ class Flow(GenerativeModel):
         return uncond + w * (cond - uncond)
 
     def likelihood_method(self, samples: int) -> str:
-        return (f"the change of variables ({self.cfg.sample_steps} {self.cfg.solver} steps, "
-                f"{samples} Hutchinson probe{'s' if samples > 1 else ''})")
+        t = self.cfg.likelihood_time
+        noised = "" if t == 1 else f" noised to t = {t:g}"
+        return (f"the change of variables of the image{noised} ({self.cfg.sample_steps} "
+                f"{self.cfg.solver} steps, {samples} sample{'s' if samples > 1 else ''})")
 
     def log_likelihood(self, images, labels=None, samples=1, generator=None):
-        """log p(x) (log p(x|y): the conditional flow, unguided) per image, averaged over
-        `samples` Hutchinson probes (log_density): an unbiased estimate up to the solver's
-        error, not a bound. Pixels are continuous here: compare images, not datasets."""
-        probe = torch.randint(0, 2, (samples, *images.shape), generator=generator)
-        probe = (2 * probe - 1).float().to(images.device).flatten(0, 1)
-        x = images.repeat(samples, 1, 1, 1)
+        """log p_t(x_t) (given y: the conditional flow, unguided) per image, x_t = t x +
+        (1 - t) noise at t = `likelihood_time`, averaged over `samples` draws of the noise
+        and of the Hutchinson probe (log_density): the exact density of the flow's marginal
+        at t, a Gaussian-smoothed p(x), estimated without bias up to the solver's error.
+        At t = 1 it is log p(x) itself. Pixels are continuous here: compare images (classes
+        of one image), not datasets."""
+        t = self.cfg.likelihood_time
+        shape = (samples, *images.shape)
+        probe = 2 * torch.randint(0, 2, shape, generator=generator).float() - 1
+        noise = torch.randn(shape, generator=generator) if t < 1 else torch.zeros(shape)
+        x = t * images.unsqueeze(0) + (1 - t) * noise.to(images.device)
         y = None if labels is None else labels.repeat(samples)
         net = self.sampler
         velocity = (lambda x, t, y: net(x, t, y)) if self.conditional else \
             (lambda x, t, y: net(x, t))
-        logp = log_density(velocity, x, y, self.cfg.sample_steps, self.cfg.solver, probe)
+        logp = log_density(velocity, x.flatten(0, 1), y, self.cfg.sample_steps,
+                           self.cfg.solver, probe.to(images.device).flatten(0, 1), end=t)
         return logp.view(samples, len(images)).mean(0)
 
     @torch.no_grad()
@@ -259,7 +281,7 @@ class Flow(GenerativeModel):
 
 
 def log_density(velocity, x: torch.Tensor, labels, steps: int, solver: str,
-                probe: torch.Tensor) -> torch.Tensor:
+                probe: torch.Tensor, end: float = 1.0) -> torch.Tensor:
     """log p(x) (B,) of images x at t = 1 under the flow from N(0, I) at t = 0, by the
     instantaneous change of variables (Chen et al. 2018; FFJORD, Grathwohl et al. 2019):
 
@@ -276,9 +298,9 @@ def log_density(velocity, x: torch.Tensor, labels, steps: int, solver: str,
             (vjp,) = torch.autograd.grad(v, x, probe)
         return v.detach(), (vjp * probe).flatten(1).sum(1)
 
-    dt, integral = 1.0 / steps, torch.zeros(len(x), device=x.device)
+    dt, integral = end / steps, torch.zeros(len(x), device=x.device)
     for k in range(steps):
-        t = torch.full((len(x),), 1 - k * dt, device=x.device)
+        t = torch.full((len(x),), end - k * dt, device=x.device)
         v, div = velocity_and_divergence(x, t)
         if solver == "heun":
             v_end, div_end = velocity_and_divergence(x - dt * v, t - dt)
