@@ -28,6 +28,9 @@ import gankit  # noqa: E402
 from gankit.evaluate import draw, prepare, score  # noqa: E402
 from gankit.models import model_name  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from recipes import fid_gridlines  # noqa: E402   (the same log FID axis as its figures)
+
 
 def timed_draw(model, n: int) -> tuple[torch.Tensor, float]:
     gen = torch.Generator().manual_seed(0)
@@ -54,12 +57,7 @@ def plot(points: list[dict], floor: float, path: Path) -> None:
     X = lambda n: l + math.log2(n) / math.log2(nfe_max) * (w - l - r)      # noqa: E731
     Y = lambda f: t + (hi - math.log10(max(f, 0.5))) / (hi - lo) * (h - t - b)   # noqa: E731
     d.rectangle([l, t, w - r, h - b], outline="#888")
-    for decade in range(math.floor(lo), math.ceil(hi) + 1):
-        for m in (1, 2, 5):
-            v = m * 10 ** decade
-            if lo <= math.log10(v) <= hi:
-                d.line([(l, Y(v)), (w - r, Y(v))], fill="#eee")
-                d.text((l - 34, Y(v) - 6), f"{v:g}", fill="black", font=font)
+    fid_gridlines(d, lo, hi, Y, l, w - r, font, label_dx=34)
     n = 1
     while n <= nfe_max:
         d.text((X(n) - 6, h - b + 8), str(n), fill="black", font=font)

@@ -175,6 +175,18 @@ def before(models: list[str], data: str, out: Path) -> list[str]:
     return lines
 
 
+def fid_gridlines(draw, lo: float, hi: float, y, left: float, right: float, font,
+                  label_dx: int = 40) -> None:
+    """A log FID axis: lines at 1, 2 and 5 x 10^k between 10^lo and 10^hi, labelled at the
+    left; y(value) is the pixel row."""
+    for decade in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in (1, 2, 5):
+            v = m * 10 ** decade
+            if lo <= math.log10(v) <= hi:
+                draw.line([(left, y(v)), (right, y(v))], fill="#eee")
+                draw.text((left - label_dx, y(v) - 6), f"{v:g}", fill="black", font=font)
+
+
 def plot(results: list[dict], floor: float, path: Path) -> None:
     """FID (log scale) against training seconds: each model's mean over seeds, the range
     of its seeds shaded, the real-data floor dashed."""
@@ -190,12 +202,7 @@ def plot(results: list[dict], floor: float, path: Path) -> None:
     X = lambda s: l + s / t_max * (w - l - r)                          # noqa: E731
     Y = lambda f: t + (hi - math.log10(max(f, 0.5))) / (hi - lo) * (h - t - b)   # noqa: E731
     draw.rectangle([l, t, w - r, h - b], outline="#888")
-    for decade in range(math.floor(lo), math.ceil(hi) + 1):
-        for m in (1, 2, 5):
-            v = m * 10 ** decade
-            if lo <= math.log10(v) <= hi:
-                draw.line([(l, Y(v)), (w - r, Y(v))], fill="#eee")
-                draw.text((l - 40, Y(v) - 6), f"{v:g}", fill="black", font=font)
+    fid_gridlines(draw, lo, hi, Y, l, w - r, font)
     for s in range(0, int(t_max) + 1, 60):
         draw.line([(X(s), h - b), (X(s), h - b + 4)], fill="black")
         draw.text((X(s) - 8, h - b + 8), f"{s}", fill="black", font=font)
