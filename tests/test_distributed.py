@@ -84,6 +84,7 @@ def tensors_of(path, prefixes=("model.", "optim.", "rng.", "ema.")):
 @pytest.mark.parametrize("model, extra, steps", [
     ("dcgan", ["--width", "8"], 4),                      # BatchNorm in G and D
     ("wgan-gp", ["--width", "8", "--d-steps", "2"], 3),  # gradient penalty: double backward
+    ("cflow", ["--width", "8"], 3),                      # bf16 where the CPU has it, label dropout
 ])
 def test_two_processes_keep_identical_weights_rank_0_reports(tmp_path, model, extra, steps):
     run, hashes = tmp_path / "run", tmp_path / "hashes"

@@ -279,3 +279,20 @@ def test_classify_uses_the_flows_likelihood_with_its_own_default_probes(cflow_ru
     assert report["samples"] == ConditionalFlow.likelihood_samples
     assert report["method"].startswith("the change of variables of the image noised to t = 0.5 (2 heun steps")
     assert 0 <= report["accuracy"] <= 1 and (tmp_path / "c.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_resumed_cflow_run_is_the_uninterrupted_one_bit_for_bit(tmp_path):
+    """bf16 where the CPU has it (the recipe's --precision auto), EMA and label dropout
+    included: stopping and resuming changes no tensor."""
+    import gankit
+    from gankit.training import checkpoint
+    flags = tiny_run(model="cflow", width=8, offline=True, seed=3)
+    a = gankit.train(out=str(tmp_path / "a"), **{**flags, "steps": 6})
+    gankit.train(out=str(tmp_path / "b"), **{**flags, "steps": 3})
+    b = gankit.train(out=str(tmp_path / "b"), steps=6, resume=True, progress=False)
+    wa, wb = checkpoint.load(a.out)[0], checkpoint.load(b.out)[0]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        if k.startswith(("model.", "optim.", "rng.", "ema.")):
+            assert torch.equal(wa[k], wb[k]), k
