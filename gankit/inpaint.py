@@ -74,23 +74,16 @@ def inpaint(model: GenerativeModel, images: torch.Tensor, known: torch.Tensor,
     restarts = restarts or GAN_RESTARTS
     search = _ClampedSearch(model) if model.reconstructs else _LatentSearch(model, lr, blend)
     _check_args(model, images, known, labels, steps, restarts, blend)
-    known = known.expand(len(images), 1, *images.shape[2:])
     steps = steps or search.default_steps
     starts = restarts if search.random_start else 1
     tries = starts * (model.num_classes if model.conditional and labels is None else 1)
     screen = steps if tries == 1 else max(1, round(steps * SCREEN))
     gen = torch.Generator().manual_seed(seed)
-    total = (tries * screen + steps - screen) * -(-len(images) // CHUNK)
-    parts = []
-    with _frozen(model), _bar(total, progress) as bar:
-        for start in range(0, len(images), CHUNK):
-            part = slice(start, start + CHUNK)
-            y = to_float(images[part].to(model.device))
-            k = known[part].to(model.device)
-            lab = None if labels is None else labels[part].to(model.device)
-            fill = _search(search, y, k, lab, steps, screen, starts, gen, bar)
-            parts.append(to_uint8(fill).cpu())
-    return torch.where(known, images, torch.cat(parts))
+
+    def fill(y, k, lab, bar):
+        return _search(search, y, k, lab, steps, screen, starts, gen, bar)
+    return _by_chunk(model, images, known, labels, tries * screen + steps - screen, progress,
+                     fill)
 
 
 def _sampled(model, images, known, labels, steps, restarts, seed, progress) -> torch.Tensor:
@@ -100,22 +93,33 @@ def _sampled(model, images, known, labels, steps, restarts, seed, progress) -> t
         raise GankitError(f"steps set a search, and {type(model).__name__} fills holes by "
                           "sampling: its sampling settings set its work (gankit inpaint --help)")
     _check_args(model, images, known, labels, None, restarts, BLENDS[0])
-    known = known.expand(len(images), 1, *images.shape[2:])
+    restarts = restarts or 1
     gen = torch.Generator().manual_seed(seed)
-    tries = (restarts or 1) * (model.num_classes if model.conditional and labels is None else 1)
+
+    def best_fill(y, k, given, bar):
+        weight, best = importance_weights(k), None
+        for lab in _class_tries(model, given, len(y), y.device):
+            for _ in range(restarts):
+                fill = model.fill_holes(y, k, lab, gen)
+                best = _keep_better(best, (context_loss(fill, y, weight), fill))
+                bar.update(1)
+        return best[1]
+    tries = restarts * (model.num_classes if model.conditional and labels is None else 1)
+    return _by_chunk(model, images, known, labels, tries, progress, best_fill)
+
+
+def _by_chunk(model, images, known, labels, steps_per_chunk, progress, fill) -> torch.Tensor:
+    """fill(y, known, labels, bar) on CHUNK images at a time (y float in [-1, 1] on the
+    model's device), its pixels put where `known` is False: assembled in uint8, so the known
+    ones come back byte-identical. The model is frozen meanwhile."""
+    known = known.expand(len(images), 1, *images.shape[2:])
     parts = []
-    with _frozen(model), _bar(tries * -(-len(images) // CHUNK), progress) as bar:
+    with _frozen(model), _bar(steps_per_chunk * -(-len(images) // CHUNK), progress) as bar:
         for start in range(0, len(images), CHUNK):
-            y = to_float(images[start:start + CHUNK].to(model.device))
-            k = known[start:start + CHUNK].to(model.device)
-            weight, best = importance_weights(k), None
-            given = None if labels is None else labels[start:start + CHUNK].to(model.device)
-            for lab in _class_tries(model, given, len(y), y.device):
-                for _ in range(restarts or 1):
-                    fill = model.fill_holes(y, k, lab, gen)
-                    best = _keep_better(best, (context_loss(fill, y, weight), fill))
-                    bar.update(1)
-            parts.append(to_uint8(best[1]).cpu())
+            part = slice(start, start + CHUNK)
+            y = to_float(images[part].to(model.device))
+            lab = None if labels is None else labels[part].to(model.device)
+            parts.append(to_uint8(fill(y, known[part].to(model.device), lab, bar)).cpu())
     return torch.where(known, images, torch.cat(parts))
 
 

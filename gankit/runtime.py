@@ -88,6 +88,12 @@ def fast_bf16(device: torch.device) -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a `precision` setting (fp32, bf16, or auto: bf16 where it is faster) means
+    bf16 arithmetic on `device`."""
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
 def configure_threads(threads: int | None, device: torch.device) -> None:
     if device.type == "cpu":
         torch.set_num_threads(threads or default_threads())

@@ -18,9 +18,9 @@ def add(sub) -> None:
                        description="Use a conditional generative model with a likelihood as a "
                        "classifier: p(y|x) is proportional to p(x|y) p(y), with log p(x|y) "
                        "the model's bound (a cvae: the importance-weighted bound of Burda et "
-                       "al. 2016; a flow: its exact likelihood by the change of variables, "
-                       "integrated by its sampler's solver) and p(y) the training class frequencies the checkpoint "
-                       "records (else uniform). Prints one line per image (index, predicted "
+                       "al. 2016; a cflow: the exact density of the image noised to its "
+                       "--likelihood-time, by the change of variables) and p(y) the training "
+                       "class frequencies the checkpoint records (else uniform). Prints one line per image (index, predicted "
                        "class, its probability); with labels, prints the accuracy and the "
                        "confusion matrix instead and draws it as a PNG.")
     p.set_defaults(run=run)

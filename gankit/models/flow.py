@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import (ModelConfig, finite_nonnegative, finite_positive, one_of, positive,
-                      unit_interval)
+from ..config import (PRECISIONS, ModelConfig, finite_nonnegative, finite_positive, one_of,
+                      positive, unit_interval)
 from ..errors import GankitError, option
-from ..runtime import fast_bf16
+from ..runtime import uses_bf16
 from .base import GenerativeModel, adam
 
 SOLVERS = ("euler", "heun")
@@ -37,7 +37,6 @@ SOLVERS = ("euler", "heun")
 # fills to 1% (tests/test_models_flow.py), for twice the time.
 INPAINT_RESAMPLE = 2
 T_SAMPLING = ("logitnormal", "uniform")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -212,7 +211,8 @@ class Flow(GenerativeModel):
         """The sampling network's velocity (float32, whatever the network's arithmetic),
         with classifier-free guidance when conditional."""
         net = self.sampler
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=self._bf16(x.device)):
+        bf16 = uses_bf16(self.cfg.sample_precision, x.device)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
             if not self.conditional:
                 return net(x, t).float()
             w = self.cfg.guidance
@@ -268,10 +268,6 @@ class Flow(GenerativeModel):
                 x = torch.where(known, (1 - t) * z + t * images, x)
                 x = integrate(self.velocity_at, x, labels, 1, self.cfg.solver, t, s)
         return x.clamp(-1, 1)
-
-    def _bf16(self, device: torch.device) -> bool:
-        precision = self.cfg.sample_precision
-        return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
     def decode(self, latents: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Integrate the flow from the noise `latents` at t = 0 to an image at t = 1."""

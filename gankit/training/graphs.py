@@ -30,7 +30,7 @@ import torch
 
 from ..errors import first_line
 from ..models import GenerativeModel
-from ..runtime import fast_bf16
+from ..runtime import uses_bf16
 
 WARMUP = 3   # eager steps before the capture; torch's examples warm up with 3
 
@@ -132,7 +132,7 @@ def eager_step(model: GenerativeModel, device: torch.device, precision: str) -> 
     """model.training_step, or with --precision bf16 under bf16 autocast of its products and
     convolutions (weights, optimizer state and losses stay float32); autocast's weight
     cache must be off inside a graph. auto is bf16 where the device has bf16 units."""
-    if precision == "fp32" or (precision == "auto" and not fast_bf16(device)):
+    if not uses_bf16(precision, device):
         return model.training_step
 
     def step(real, labels):
