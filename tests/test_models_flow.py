@@ -21,20 +21,38 @@ def test_euler_is_exact_for_a_constant_velocity_and_heun_for_a_linear_one():
     shift = torch.randn(4, 1, 3, 3)
     constant = integrate(lambda x, t, y: shift, x0, None, 3, "euler")
     assert torch.allclose(constant, x0 + shift, atol=1e-6)        # x(1) = x0 + v
-    # dx/dt = 2 t a: x(1) = x0 + a exactly under the trapezoid rule; Euler falls short
+    # dx/dt = 2 t a: x(1/2) = x0 + a / 4 exactly under the trapezoid rule; Euler falls short
     a = torch.randn(4, 1, 3, 3)
     linear = lambda x, t, y: 2 * t[:, None, None, None] * a     # noqa: E731
-    assert torch.allclose(integrate(linear, x0, None, 4, "heun"), x0 + a, atol=1e-6)
-    euler = integrate(linear, x0, None, 4, "euler")
-    assert torch.allclose(euler, x0 + a * (1 - 1 / 4), atol=1e-6)   # sum of 2 k/16, k < 4
+    heun = integrate(linear, x0, None, 4, "heun", end=0.5)
+    assert torch.allclose(heun, x0 + a / 4, atol=1e-6)
+    euler = integrate(linear, x0, None, 4, "euler", end=0.5)
+    assert torch.allclose(euler, x0 + a / 4 * (1 - 1 / 4), atol=1e-6)   # sum of k / 32, k < 4
+
+
+def test_heun_never_asks_for_the_velocity_at_the_image_itself():
+    """The step into t = 1 is Euler's (integrate's docstring), whether the path is sampled
+    whole or a step at a time as inpainting does; every other step is Heun's."""
+    seen = []
+
+    def velocity(x, t, y):
+        seen.append(round(float(t[0]), 6))
+        return torch.zeros_like(x)
+    integrate(velocity, torch.zeros(2, 1, 2, 2), None, 4, "heun")
+    assert seen == [0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75]
+    seen.clear()
+    for k in range(4):
+        integrate(velocity, torch.zeros(2, 1, 2, 2), None, 1, "heun", k / 4, (k + 1) / 4)
+    assert seen == [0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75]
 
 
 def test_heun_converges_faster_than_euler_on_an_exponential():
-    """dx/dt = x from x0: x(1) = e x0. Heun's error falls as 1/N^2, Euler's as 1/N."""
+    """dx/dt = x from x0: x(1) = e x0. Heun's error falls as 1/N^2, its last step (Euler's)
+    included, and Euler's as 1/N."""
     x0 = torch.ones(1, 1, 1, 1)
     exact = torch.e * x0
     errors = {s: [float((integrate(lambda x, t, y: x, x0, None, n, s) - exact).abs())
-                  for n in (4, 8)] for s in ("euler", "heun")}
+                  for n in (8, 16)] for s in ("euler", "heun")}
     assert errors["heun"][1] < errors["euler"][1] / 10
     assert errors["heun"][0] / errors["heun"][1] > 3.5      # about 4: second order
     assert 1.7 < errors["euler"][0] / errors["euler"][1] < 2.3
