@@ -89,7 +89,7 @@ def finished(run: Path) -> bool:
 
 def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
                     evals: int = EVALS_PER_RUN, flags: tuple[str, ...] = (),
-                    name: str | None = None) -> dict:
+                    name: str | None = None, sampling: dict[str, str] | None = None) -> dict:
     run = out / (name or model) / f"seed{seed}"
     steps, budget = default_length(model)
     if "--steps" in flags:
@@ -104,7 +104,7 @@ def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
         gankit("train", "--model", model, "--data", data, "--seed", str(seed), "--out", str(run),
                "--eval-every", str(every), "--threads", "1", "--quiet", "--offline", *flags)
     result = json.loads(gankit("eval", "--checkpoint", str(run), "--json", "--offline",
-                               capture=True))
+                               *sampling_flags(own_sampling(model, sampling)), capture=True))
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     curve = [(float(r["seconds"]), float(r["fid"])) for r in rows if r.get("fid")]
     steps = json.loads((run / "checkpoints" / "last.json").read_text())["step"]
@@ -116,7 +116,19 @@ def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
             **{k: result.get(k) for k in SCORES}}
 
 
-def memorisation(run: Path, data: str, n: int = 1000) -> dict:
+def own_sampling(model: str, sampling: dict[str, str] | None) -> dict[str, str]:
+    """The settings of --sampling that `model` has (a GAN has none)."""
+    from gankit.models import MODELS
+    return {k: v for k, v in (sampling or {}).items() if k in MODELS[model].sampling_settings}
+
+
+def sampling_flags(sampling: dict[str, str]) -> list[str]:
+    """`gankit eval`'s flags for sampling settings: {"sample_steps": "6"} -> --sample-steps 6."""
+    return [a for k, v in sampling.items() for a in (f"--{k.replace('_', '-')}", v)]
+
+
+def memorisation(run: Path, data: str, n: int = 1000,
+                 sampling: dict[str, str] | None = None) -> dict:
     """Median nearest-training-image distance (RMS over pixels in [0, 1]) of n samples and
     of the held-out images, and the share of samples nearer than 99% of held-out images."""
     import torch
@@ -126,7 +138,7 @@ def memorisation(run: Path, data: str, n: int = 1000) -> dict:
     from gankit.evaluate import draw
     from gankit.data.reference import reference_split
     train, held_out, _ = reference_split(DataConfig(data=data, offline=True))
-    model = gk.load(run)
+    model = gk.load(run).set_sampling(**(sampling or {}))
     gen = torch.Generator().manual_seed(0)
     fakes = draw(lambda k: model.sample(k, generator=gen), n)
 
@@ -274,7 +286,11 @@ def main() -> None:
                     "benchmarks/results/ablation[-DATA].md")
     ap.add_argument("--before", action="store_true", help="only compare the autoencoders' "
                     "recipes (seed 0, already trained) with their settings as they stood")
+    ap.add_argument("--sampling", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="score with these sampling settings instead of the ones each run "
+                         "was trained with, e.g. sample_steps=6 after a default changed")
     args = ap.parse_args()
+    sampling = dict(kv.split("=", 1) for kv in args.sampling)
 
     out = Path(args.out)
     if args.before:
@@ -288,8 +304,9 @@ def main() -> None:
     jobs = [(m, s) for m in args.only for s in args.seeds]
     with ThreadPoolExecutor(args.workers) as pool:
         results = list(pool.map(lambda job: train_and_score(*job, args.data, out, args.reuse,
-                                                            args.evals), jobs))
-    copies = {m: memorisation(out / m / f"seed{args.seeds[0]}", args.data) for m in args.only}
+                                                            args.evals, sampling=sampling), jobs))
+    copies = {m: memorisation(out / m / f"seed{args.seeds[0]}", args.data,
+                              sampling=own_sampling(m, sampling)) for m in args.only}
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps({"floor": floor, "runs": results,
                                                   "memorisation": copies}, indent=1))
@@ -297,7 +314,9 @@ def main() -> None:
     plot(results, floor["fid"], ROOT / "docs" / f"time_to_quality{suffix}.png")
 
     lines = [f"features: {floor['extractor']}", f"reference: {floor['reference']}",
-             f"n_real {floor['n_real']:,}, n_fake {floor['n_fake']:,}; seeds {args.seeds}", "",
+             f"n_real {floor['n_real']:,}, n_fake {floor['n_fake']:,}; seeds {args.seeds}",
+             *([f"sampled with {' '.join(args.sampling)} where a model has the setting"]
+               if sampling else []), "",
              "| model | steps | train s | FID | KID | precision | recall | class entropy | "
              "best FID ≤ 60 s | best FID ≤ 300 s |", "|---|---|---|---|---|---|---|---|---|---|",
              f"| real data (held-out) | - | - | {floor['fid']:.3f} | {floor['kid_mean']:.4f} | "
