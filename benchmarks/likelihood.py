@@ -8,7 +8,8 @@ Hutchinson probes), and the flow's ODE steps.
 
 Every image is scored for every class (gankit.classify, common random numbers across the
 classes); p(y) from the run's training class counts. --n held-out digits, a seeded subset
-(default all 1,000). Seconds are wall time on --threads torch threads. Writes
+(default all 1,000; --skip leaves out
+the first digits of that order, e.g. those a setting was chosen on). Seconds are wall time on --threads torch threads. Writes
 benchmarks/results/likelihood[TAG].md.
 """
 
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--times", nargs="*", type=float, default=[], help="a flow's "
                     "likelihood_time values to try (default: the run's)")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--skip", type=int, default=0, help="leave out the subset's first SKIP "
+                    "digits (those a setting was chosen on) and score the next --n")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
@@ -49,7 +52,8 @@ def main() -> None:
 
     model = gankit.load(args.run)
     _, held, description = reference_split(model.run_config.data)
-    order = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:args.n]
+    order = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))
+    order = order[args.skip:args.skip + args.n]
     images, labels = held.images[order], held.labels[order]
     rows = []
     grid = [(s, n, t) for s in args.solvers or [None] for n in args.sample_steps or [None]

@@ -122,6 +122,14 @@ def own_sampling(model: str, sampling: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (sampling or {}).items() if k in MODELS[model].sampling_settings}
 
 
+def parse_value(text: str):
+    """A --sampling value as the API takes it: 6 -> 6, 1.5 -> 1.5, heun -> "heun"."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def sampling_flags(sampling: dict[str, str]) -> list[str]:
     """`gankit eval`'s flags for sampling settings: {"sample_steps": "6"} -> --sample-steps 6."""
     return [a for k, v in sampling.items() for a in (f"--{k.replace('_', '-')}", v)]
@@ -138,7 +146,7 @@ def memorisation(run: Path, data: str, n: int = 1000,
     from gankit.evaluate import draw
     from gankit.data.reference import reference_split
     train, held_out, _ = reference_split(DataConfig(data=data, offline=True))
-    model = gk.load(run).set_sampling(**(sampling or {}))
+    model = gk.load(run).set_sampling(**{k: parse_value(v) for k, v in (sampling or {}).items()})
     gen = torch.Generator().manual_seed(0)
     fakes = draw(lambda k: model.sample(k, generator=gen), n)
 
