@@ -152,7 +152,8 @@ def test_the_noised_likelihood_is_the_marginals_density_at_that_time():
     noise: for data N(0, s^2), p_t is N(0, sigma_t^2), whose expectation is closed form."""
     torch.manual_seed(0)
     s, t, d = 0.5, 0.6, 4
-    model = Flow(FlowConfig(width=8, sample_steps=32, likelihood_time=t), (1, 2, 2)).eval()
+    model = Flow(FlowConfig(width=8, sample_steps=32, likelihood="exact", likelihood_time=t),
+                 (1, 2, 2)).eval()
     x = s * torch.randn(3, 1, 2, 2)
     var = (1 - t) ** 2 + t ** 2 * s ** 2
     expected = (-0.5 * d * math.log(2 * math.pi * var)
@@ -161,6 +162,48 @@ def test_the_noised_likelihood_is_the_marginals_density_at_that_time():
         got = model.log_likelihood(x, samples=4000, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(got, expected, atol=0.1), (got, expected)
     assert "noised to t = 0.6" in model.likelihood_method(4000)
+
+
+def test_the_bound_is_the_weighted_flow_matching_error_in_closed_form():
+    """For data N(0, s^2) the exact velocity is k(t) x_t (gaussian_velocity), so the
+    expected squared error at t is (k t - 1)^2 |x|^2 + d (k (1 - t) + 1)^2 in closed form;
+    the bound is minus its integral from 0 to likelihood_time, weighted by t / (1 - t)."""
+    s, end, d = 0.5, 0.6, 4
+    model = Flow(FlowConfig(width=8, likelihood_time=end, sample_precision="fp32"),
+                 (1, 2, 2)).eval()
+    x = s * torch.randn(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, end, 20_001, dtype=torch.float64)[:, None]
+    k = (t * s ** 2 - (1 - t)) / ((1 - t) ** 2 + t ** 2 * s ** 2)
+    error = (k * t - 1) ** 2 * x.double().pow(2).flatten(1).sum(1) + d * (k * (1 - t) + 1) ** 2
+    expected = -torch.trapezoid(t / (1 - t) * error, t, dim=0)
+    with model.sampling_with(GaussianVelocity(s)):
+        got = model.log_likelihood(x, samples=4000, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(got.double(), expected, rtol=0.03), (got, expected)
+    assert model.likelihood_samples == 10
+    assert model.likelihood_method(10).startswith("the flow-matching bound, t from the noise to 0.6")
+
+
+class OneImagePerClass(nn.Module):
+    """The exact velocity of rectified flow to the single image `images[y]`: (x_1 - x_t) /
+    (1 - t)."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = nn.Parameter(images, requires_grad=False)
+
+    def forward(self, x, t, labels):
+        return (self.images[labels] - x) / (1 - t[:, None, None, None])
+
+
+@pytest.mark.parametrize("likelihood", ["bound", "exact"])
+def test_classification_by_either_likelihood_finds_the_class_whose_flow_makes_the_image(likelihood):
+    from gankit.classify import classify
+    images = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    model = ConditionalFlow(FlowConfig(width=8, likelihood=likelihood, sample_steps=4,
+                                       sample_precision="fp32"), (1, 6, 6), 4).eval()
+    with model.sampling_with(OneImagePerClass(images)):
+        found = classify(model, images[[2, 0, 3, 1, 2]])
+    assert found.labels.tolist() == [2, 0, 3, 1, 2]
 
 
 def test_a_flow_gives_a_likelihood_per_image_repeatable_by_generator():
@@ -243,11 +286,14 @@ def test_sampling_settings_change_the_samples_and_sampling_as_restores_them():
 
 
 @pytest.mark.parametrize("model, settings, words", [
-    ("flow", dict(guidance=2.0), "guidance.*sample_steps, solver, sample_precision, likelihood_time$"),
+    ("flow", dict(guidance=2.0),
+     "guidance.*sample_steps, solver, sample_precision, likelihood, likelihood_time$"),
+    ("flow", dict(likelihood="iwae"), "likelihood must be one of"),
     ("cflow", dict(guidance=-1.0), "guidance"),
     ("cflow", dict(sample_steps=0), "sample_steps must be positive"),
     ("cflow", dict(sample_steps="8"), "sample_steps must be an integer"),
-    ("cflow", dict(width=16), "width=16 does not apply.*sample_steps, solver, sample_precision, likelihood_time, guidance"),
+    ("cflow", dict(width=16), "width=16 does not apply.*sample_steps, solver, "
+     "sample_precision, likelihood, likelihood_time, guidance"),
 ])
 def test_bad_sampling_settings_are_refused_and_change_nothing(model, settings, words):
     m = (ConditionalFlow(FlowConfig(width=8), (1, 8, 8), 3) if model == "cflow"
@@ -289,14 +335,19 @@ def test_classify_uses_the_flows_likelihood_with_its_own_default_probes(cflow_ru
     np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (3, 28, 28),
                                                                   dtype=np.uint8))
     np.save(tmp_path / "y.npy", np.array([0, 1, 2]))
-    r = gankit_main(capsys, "classify", "--checkpoint", cflow_run, "--images", tmp_path / "x.npy",
-                    "--labels", tmp_path / "y.npy", "--sample-steps", "2", "--json",
-                    "--confusion", tmp_path / "c.png")
+    args = ("classify", "--checkpoint", cflow_run, "--images", tmp_path / "x.npy",
+            "--labels", tmp_path / "y.npy", "--json", "--confusion", tmp_path / "c.png")
+    r = gankit_main(capsys, *args)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["samples"] == ConditionalFlow.likelihood_samples
-    assert report["method"].startswith("the change of variables of the image noised to t = 0.5 (2 heun steps")
+    assert report["samples"] == 10
+    assert report["method"].startswith("the flow-matching bound, t from the noise to 0.5 (10")
     assert 0 <= report["accuracy"] <= 1 and (tmp_path / "c.png").is_file()
+    r = gankit_main(capsys, *args, "--likelihood", "exact", "--sample-steps", "2")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["samples"] == 1
+    assert report["method"].startswith("the change of variables of the image noised to t = 0.5 (2 heun steps")
 
 
 @pytest.mark.slow
