@@ -571,8 +571,8 @@ def flow_client(tmp_path_factory):
 def test_generate_takes_the_models_sampling_settings(flow_client, client):
     uses = flow_client.get("/api/run", params={"run": "cflow"}).json()["uses"]
     assert [(f["name"], f["value"]) for f in uses["sampling"]] == \
-        [("sample_steps", 16), ("solver", "heun"), ("sample_precision", "auto"),
-         ("likelihood_time", 0.5), ("guidance", 1.0)]
+        [("sample_steps", 6), ("solver", "heun"), ("sample_precision", "auto"),
+         ("likelihood", "bound"), ("likelihood_time", 0.5), ("guidance", 1.25)]
     assert uses["sampling"][1]["choices"] == ["euler", "heun"]
     assert client.get("/api/run", params={"run": "gan/short"}).json()["uses"]["sampling"] == []
 
