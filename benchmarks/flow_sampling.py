@@ -2,12 +2,14 @@
 solver's steps, images per second, and the GANs' one network pass beside it.
 
     python benchmarks/flow_sampling.py --run runs/recipes-flow/flow/seed0 \
-        --gans runs/recipes/dcgan/seed0 runs/recipes/cgan/seed0
+        --gans runs/recipes/dcgan/seed0 runs/recipes/cgan/seed0 \
+        runs/recipes-flow/cflow/seed0@guidance=1.25
 
 For each solver and number of steps (1 to 64): 1,000 samples with seed 0 (what `gankit eval
 --checkpoint RUN --sample-steps N --solver S` draws), scored on the held-out split, and the
 seconds they took (sampling only, --threads torch threads). Then the run's own sampler
-(its defaults) draws 10,000 images, timed, and so does each GAN of --gans. Writes
+(its defaults) draws 10,000 images, timed, and so does each run of --gans (RUN@KEY=VALUE,...
+samples a run with those sampling settings, e.g. a default that changed after it trained). Writes
 benchmarks/results/flow_sampling.md and docs/flow_sampling.png.
 """
 
@@ -29,7 +31,7 @@ from gankit.evaluate import draw, prepare, score  # noqa: E402
 from gankit.models import model_name  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recipes import fid_gridlines  # noqa: E402   (the same log FID axis as its figures)
+from recipes import fid_gridlines, parse_value  # noqa: E402   (the same log FID axis)
 
 
 def timed_draw(model, n: int) -> tuple[torch.Tensor, float]:
@@ -81,7 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="a flow or cflow run folder")
-    ap.add_argument("--gans", nargs="*", default=[], help="runs whose one-pass speed to show")
+    ap.add_argument("--gans", nargs="*", default=[], help="other runs whose speed to show, "
+                    "RUN or RUN@KEY=VALUE,... with sampling settings")
     ap.add_argument("--steps", default="1,2,4,8,16,32,64")
     ap.add_argument("--solvers", nargs="+", default=["euler", "heun"])
     ap.add_argument("--n", type=int, default=1000, help="samples scored per point")
@@ -106,10 +109,12 @@ def main() -> None:
                            "per_s": args.n / secs})
             print(points[-1], flush=True)
     speeds = []
-    for run in [args.run, *args.gans]:
-        m = gankit.load(run)
+    for spec in [args.run, *args.gans]:
+        run, _, settings = spec.partition("@")
+        m = gankit.load(run).set_sampling(**{k: parse_value(v) for k, v in
+                                             (kv.split("=", 1) for kv in settings.split(",") if kv)})
         _, secs = timed_draw(m, args.speed_n)
-        speeds.append((f"{model_name(m)} ({run})", secs))
+        speeds.append((f"{model_name(m)} ({spec})", secs))
         print(speeds[-1], flush=True)
 
     settings = ", ".join(f"{k} {v}" for k, v in defaults.items())
