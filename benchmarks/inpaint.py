@@ -36,6 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gankit.api import load                                          # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipes import parse_value                                      # noqa: E402
 from gankit.config import DataConfig                                 # noqa: E402
 from gankit.inpaint import inpaint, parse_mask, show_mask            # noqa: E402
 from gankit.metrics.feature_network import describe_extractor, load_or_train  # noqa: E402
@@ -79,12 +81,15 @@ def runs_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / "checkpoints" / "last.safetensors").is_file())
 
 
-def methods(train, runs, seed):
-    """(name, fill(images, known, labels)) for the baselines and every checkpoint."""
+def methods(train, runs, seed, sampling=None):
+    """(name, fill(images, known, labels)) for the baselines and every checkpoint, each
+    with the settings of `sampling` ({name: value}) that it has."""
     yield "mean image", lambda x, k, y: mean_fill(train, x, k)
     yield "nearest neighbour", lambda x, k, y: nearest_fill(train, x, k)
     for run in runs:
         model = load(run)
+        model.set_sampling(**{k: v for k, v in (sampling or {}).items()
+                              if k in model.sampling_settings})
         yield run.name, lambda x, k, y, m=model: inpaint(m, x, k, seed=seed)
         if model.conditional:
             yield f"{run.name} + label", lambda x, k, y, m=model: inpaint(m, x, k, y, seed=seed)
@@ -125,7 +130,11 @@ def main() -> None:
                     "and the searches")
     ap.add_argument("--examples", type=int, default=8, help="digits in the pictures")
     ap.add_argument("--docs", default="docs", help="where the pictures go (default: docs)")
+    ap.add_argument("--sampling", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="sampling settings for the models that have them, instead of those "
+                         "each run trained with (e.g. sample_steps=6 after a default changed)")
     args = ap.parse_args()
+    sampling = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.sampling)}
     configure_threads(None, torch.device("cpu"))
 
     data_cfg = DataConfig(data="mnist", offline=True)
@@ -138,13 +147,14 @@ def main() -> None:
 
     print(f"data: {description}\nclassifier: {describe_extractor(info)}\n"
           f"{len(truth):,} held-out digits; runs: {', '.join(r.name for r in runs)} in {args.runs}; "
-          f"torch threads {torch.get_num_threads()}\n")
+          f"torch threads {torch.get_num_threads()}"
+          + (f"; sampling {' '.join(args.sampling)}" if sampling else "") + "\n")
     ceiling = accuracy(truth, labels, classifier)
     for mask_name, spec in MASKS.items():
         known = parse_mask(spec, truth.shape[1:], len(truth), seed=args.seed)
         rows = [("masked input", show_mask(truth, known)[cols])]
         lines = []
-        for name, fill in methods(train.images, runs, args.seed):
+        for name, fill in methods(train.images, runs, args.seed, sampling):
             start = time.perf_counter()
             filled = fill(truth, known, labels)
             seconds = time.perf_counter() - start

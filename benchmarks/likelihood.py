@@ -70,7 +70,8 @@ def main() -> None:
                 rows.append((model.likelihood_method(k), acc, secs / len(images)))
                 print(rows[-1], flush=True)
     name = model_name(model)
-    lines = [f"run: {args.run} ({name}); {len(images):,} of {description}; "
+    which = f" after the first {args.skip:,} of the seeded order" if args.skip else ""
+    lines = [f"run: {args.run} ({name}); {len(images):,}{which} of {description}; "
              f"{args.threads} torch threads", "",
              "| log p(x|y) by | accuracy | seconds per image (all classes) |",
              "|---|---|---|"]
