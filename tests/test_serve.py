@@ -574,6 +574,8 @@ def test_generate_takes_the_models_sampling_settings(flow_client, client):
         [("sample_steps", 6), ("solver", "heun"), ("sample_precision", "auto"),
          ("likelihood", "bound"), ("likelihood_time", 0.5), ("guidance", 1.25)]
     assert uses["sampling"][1]["choices"] == ["euler", "heun"]
+    assert [f["name"] for f in uses["sampling"] if f["likelihood_only"]] == \
+        ["likelihood", "likelihood_time"]         # the Generate tab leaves these out
     assert client.get("/api/run", params={"run": "gan/short"}).json()["uses"]["sampling"] == []
 
     def grid(**settings):

@@ -179,6 +179,36 @@ def test_generate_and_walk_between_two_clicked_samples(page):
     assert page.errors() == []
 
 
+def test_a_flows_generate_tab_offers_its_sampling_settings_and_not_its_likelihoods(
+        browser, live_server, tmp_path):
+    import gankit
+
+    from helpers import tiny_run
+    root = tmp_path / "root"
+    gankit.train(out=str(root / "cflow"), **tiny_run(model="cflow", steps=2, width=8,
+                                                      offline=True))
+    browser.get(f"{live_server(root)}/run/cflow/generate")
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    grid = wait.until(lambda d: [g for g in d.find_elements(By.CSS_SELECTOR, "img.pick")
+                                 if g.get_attribute("src")])[0]
+    fields = {e.get_attribute("aria-label"): e for e in browser.find_elements(
+        By.CSS_SELECTOR, "label input[aria-label], label select[aria-label]")}
+    assert {"sample_steps", "solver", "sample_precision", "guidance"} <= set(fields)
+    assert not {"likelihood", "likelihood_time"} & set(fields)   # no sample shows them
+    assert fields["sample_steps"].get_attribute("value") == "6"
+    assert fields["guidance"].get_attribute("value") == "1.25"
+    first = grid.get_attribute("src")
+    fields["sample_steps"].clear()
+    fields["sample_steps"].send_keys("2")
+    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait.until(lambda d: grid.get_attribute("src") != first)
+    browser.save_screenshot(str(tmp_path / "generate-flow.png"))
+    if os.environ.get("GANKIT_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["GANKIT_SCREENSHOTS"]) / "generate-flow.png"))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    browser.get("about:blank")
+
+
 # --- plain headless captures: no driver, the commands a user would type -------------------
 
 def capture(*flags, timeout=60):

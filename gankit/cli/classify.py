@@ -17,9 +17,10 @@ def add(sub) -> None:
     p = sub.add_parser("classify", help="classify images with a conditional model (Bayes' rule)",
                        description="Use a conditional generative model with a likelihood as a "
                        "classifier: p(y|x) is proportional to p(x|y) p(y), with log p(x|y) "
-                       "the model's bound (a cvae: the importance-weighted bound of Burda et "
-                       "al. 2016; a cflow: the exact density of the image noised to its "
-                       "--likelihood-time, by the change of variables) and p(y) the training "
+                       "the model's own bound or estimate (a VAE's importance-weighted bound, "
+                       "Burda et al. 2016; a flow's flow-matching bound, or with --likelihood "
+                       "exact its density by the change of variables; the report names it) "
+                       "and p(y) the training "
                        "class frequencies the checkpoint records (else uniform). Prints one line per image (index, predicted "
                        "class, its probability); with labels, prints the accuracy and the "
                        "confusion matrix instead and draws it as a PNG.")
@@ -32,10 +33,11 @@ def add(sub) -> None:
                    "classes gives the labels")
     p.add_argument("--labels", metavar="FILE.npy", help="true classes of a .npy of images: "
                    "integers (N,) in 0..K-1, in the order of the model's class names")
-    p.add_argument("--samples", type=int, metavar="N", help="importance samples per image "
-                   "and class: 1 is the ELBO; more tighten the bound, in proportionally more "
-                   "time (a flow: Hutchinson probes of its divergence, more for less noise) "
-                   "(default: the model's, 10 for a cvae)")
+    p.add_argument("--samples", type=int, metavar="N", help="samples per image and class, "
+                   "in proportionally more time: a VAE's importance samples (1 is the ELBO, "
+                   "more tighten the bound); a flow's draws of t and noise for its bound, or "
+                   "of noise and Hutchinson probe for its exact density (default: the "
+                   "model's, 10; 1 for a flow's exact density)")
     add_seed(p, "the samples", default=0)
     add_device(p)
     add_sampling_flags(p)

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import (PRECISIONS, ModelConfig, finite_nonnegative, finite_positive, one_of,
-                      positive, unit_interval)
+from ..config import (PRECISIONS, ModelConfig, default_of, finite_nonnegative, finite_positive,
+                      one_of, positive, unit_interval)
 from ..errors import GankitError, option
 from ..runtime import uses_bf16
 from .base import GenerativeModel, adam
@@ -39,11 +39,6 @@ LIKELIHOODS = ("bound", "exact")
 # fills to 1% (tests/test_models_flow.py), for twice the time.
 INPAINT_RESAMPLE = 2
 T_SAMPLING = ("logitnormal", "uniform")
-
-
-GUIDANCE = {"help": "conditional: classifier-free guidance weight w at sampling; 1 is the "
-                    "conditional flow, above 1 follows the label more (less variety), 0 "
-                    "ignores it; each step above 1 runs the network twice"}
 
 
 @dataclass
@@ -72,16 +67,19 @@ class FlowConfig(ModelConfig):
                 "weighs it, over t from the noise to --likelihood-time (one network pass a "
                 "sample); or exact, the change of variables of the image noised to "
                 "--likelihood-time (a backward pass per solver step, and less accurate on "
-                "the digits)", "choices": LIKELIHOODS})
+                "the digits)", "choices": LIKELIHOODS, "likelihood_only": True})
     likelihood_time: float = field(default=0.5, metadata={
         "help": "classification: how near the image the likelihood looks, t in (0, 1]: the "
                 "bound's terms stop at t, the exact density is of the image noised to t, "
                 "x_t = t x + (1 - t) noise (1: the image itself, which both rank worse on the "
-                "digits: its exact pixel values swamp its shape)"})
+                "digits: its exact pixel values swamp its shape)", "likelihood_only": True})
     label_dropout: float = field(default=0.1, metadata={
         "help": "conditional: the share of training labels replaced by 'no label', so that "
                 "one network learns both flows (classifier-free guidance)"})
-    guidance: float = field(default=1.0, metadata=GUIDANCE)
+    guidance: float = field(default=1.0, metadata={
+        "help": "conditional: classifier-free guidance weight w at sampling; 1 is the "
+                "conditional flow, above 1 follows the label more (less variety), 0 ignores "
+                "it; each step above 1 runs the network twice"})
 
     def __post_init__(self):
         positive(self, "width", "sample_steps")
@@ -386,7 +384,7 @@ class ConditionalFlowConfig(FlowConfig):
     # Chosen on seed 1's run with sampling seed 1 (FID 1.39; 1: 3.13, 1.5: 2.63, 2: 7.93),
     # then confirmed on seeds 0-2 with seed 0: 1.75 against 4.24 at 1, at half the images
     # per second (docs/measurements/flow.md#guidance).
-    guidance: float = field(default=1.25, metadata=GUIDANCE)
+    guidance: float = default_of(FlowConfig, "guidance", 1.25)
 
 
 class ConditionalFlow(Flow):

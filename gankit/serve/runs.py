@@ -248,9 +248,11 @@ def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _sampling(cls, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The model's sampling settings, each with its trained value, help and choices."""
+    """The model's sampling settings, each with its trained value, help and choices, and
+    whether it concerns only the likelihood (classification), not the samples."""
     from ..models import sampling_fields
     trained = meta.get("config", {}).get("model", {})
     return [{"name": name, "value": trained.get(name, f.default), "type": tp.__name__,
-             "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")}
+             "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices"),
+             "likelihood_only": bool(f.metadata.get("likelihood_only"))}
             for name, (f, tp) in sampling_fields().items() if name in cls.sampling_settings]

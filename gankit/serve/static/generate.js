@@ -10,8 +10,9 @@ export function generateTab(body, run) {
   const ema = h("input", {type: "checkbox", checked: u.ema, disabled: !u.ema});
   const psi = h("input", {type: "number", value: 1, min: 0.05, max: 1, step: 0.05, class: "short",
                           "aria-label": "truncation"});
-  // The model's sampling settings (an ODE's steps, a guidance weight), at their trained values.
-  const sampling = (u.sampling || []).map(f => ({name: f.name, help: f.help, input: f.choices
+  // The model's sampling settings (an ODE's steps, a guidance weight), at their trained values;
+  // not those that change only its likelihood (classification), which no sample shows.
+  const sampling = (u.sampling || []).filter(f => !f.likelihood_only).map(f => ({name: f.name, help: f.help, input: f.choices
     ? h("select", {"aria-label": f.name}, ...f.choices.map(c => h("option", {value: c, selected: c === f.value}, c)))
     : h("input", {type: "number", value: f.value, class: "short", "aria-label": f.name,
                   min: 0, step: f.type === "int" ? 1 : 0.5})}));
