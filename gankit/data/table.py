@@ -138,6 +138,18 @@ class Schema:
                     row[k] = col.text(values[i])
         return out
 
+    def render(self, values: np.ndarray) -> list[list[str]]:
+        """Whole rows of cells from scaled values (N, width), NaN written as an empty cell,
+        every other value as a valid value of its column; a column left out when learnt
+        (entirely missing) is empty."""
+        index = {col.name: j for j, col in enumerate(self.columns)}
+        cells = {col.name: [("" if np.isnan(v) else col.text(r))
+                            for v, r in zip(values[:, j], col.snap(col.unscale(
+                                np.nan_to_num(values[:, j]))))]
+                 for j, col in enumerate(self.columns)}
+        return [[cells[name][i] if name in index else "" for name in self.header]
+                for i in range(len(values))]
+
 
 def _names(names: list) -> str:
     shown = ", ".join(map(str, names[:6]))

@@ -1,0 +1,148 @@
+"""Rows as the table generators (CTGAN, TVAE; Xu et al. 2019) see them: one span of numbers
+per column, and back.
+
+- A numeric column (float, or int with many values) is its mode-specific normalisation
+  (modes.py): alpha, one number in [-1, 1] (a generator's tanh), then a one-hot choice of
+  its mode.
+- A discrete column (a category, or an int with few values: table.py's `levels`) is a
+  one-hot choice of its level.
+- A column with missing cells gets one more choice, "missing", in its one-hot block (a
+  numeric column's alpha is then 0): a generator learns each column's missing rate as it
+  learns any other choice, and writes empty cells at that rate.
+
+encode() takes table.py's scaled values (NaN where missing); decode() returns them, each
+choice taken by argmax of its block, so a generator's softmax or Gumbel-softmax output
+decodes as its one-hot encoding does. Schema.render writes the decoded values as cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .modes import Modes, fit_modes
+from .table import Column, Schema
+
+
+@dataclass
+class Span:
+    """Where a column's numbers lie in an encoded row: `kind` "alpha" (one number, tanh) or
+    "choice" (a one-hot block of `width`)."""
+    column: str
+    kind: str
+    start: int
+    width: int
+
+
+@dataclass
+class ColumnCode:
+    """How one column is encoded: its modes when numeric, and whether it has a missing slot."""
+    name: str
+    modes: Modes | None       # None: discrete, one choice per level
+    levels: int               # choices before the missing slot: modes or levels
+    missing: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "modes": self.modes and self.modes.to_dict(),
+                "levels": self.levels, "missing": self.missing}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ColumnCode":
+        return cls(d["name"], d["modes"] and Modes.from_dict(d["modes"]), int(d["levels"]),
+                   bool(d["missing"]))
+
+
+def is_discrete(col: Column) -> bool:
+    return col.kind == "category" or bool(col.levels)
+
+
+def _level_index(col: Column, scaled: np.ndarray) -> np.ndarray:
+    """A discrete column's scaled values -> the index of their level."""
+    raw = col.snap(col.unscale(scaled))
+    if col.kind == "category":
+        return raw.astype(np.int64)
+    return np.searchsorted(np.asarray(col.levels, dtype=np.float64), raw)
+
+
+def _level_value(col: Column, index: np.ndarray) -> np.ndarray:
+    """A level's index -> the column's scaled value."""
+    raw = index if col.kind == "category" else np.asarray(col.levels, dtype=np.float64)[index]
+    return col.scale(np.asarray(raw, dtype=np.float64))
+
+
+class RowEncoding:
+    """A table's columns (`schema`) as spans of numbers; fit() learns the modes."""
+
+    def __init__(self, schema: Schema, codes: list[ColumnCode]):
+        self.schema, self.codes = schema, codes
+        self.spans: list[Span] = []
+        start = 0
+        for code in codes:
+            if code.modes is not None:
+                self.spans.append(Span(code.name, "alpha", start, 1))
+                start += 1
+            width = code.levels + code.missing
+            self.spans.append(Span(code.name, "choice", start, width))
+            start += width
+        self.width = start
+
+    @classmethod
+    def fit(cls, schema: Schema, values: np.ndarray, seed: int = 0) -> "RowEncoding":
+        """The encoding of a table's scaled `values` (N, schema.width; NaN = missing): each
+        numeric column's modes fitted on its observed values (seeded)."""
+        codes = []
+        for j, col in enumerate(schema.columns):
+            seen = values[:, j][~np.isnan(values[:, j])]
+            missing = bool(len(seen) < len(values))
+            if is_discrete(col):
+                codes.append(ColumnCode(col.name, None, len(col.levels), missing))
+            else:
+                modes = fit_modes(seen, seed=seed + j)
+                codes.append(ColumnCode(col.name, modes, modes.count, missing))
+        return cls(schema, codes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema.to_dict(), "columns": [c.to_dict() for c in self.codes]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RowEncoding":
+        return cls(Schema.from_dict(d["schema"]), [ColumnCode.from_dict(c) for c in d["columns"]])
+
+    def encode(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Scaled values (N, schema.width; NaN = missing) -> encoded rows (N, width), float32;
+        each numeric value's mode drawn from its posterior with `rng`."""
+        out = np.zeros((len(values), self.width), dtype=np.float32)
+        spans = iter(self.spans)
+        for j, (col, code) in enumerate(zip(self.schema.columns, self.codes)):
+            x = values[:, j]
+            seen = ~np.isnan(x)
+            choice = np.full(len(x), code.levels)          # the missing slot, where missing
+            if code.modes is not None:
+                alpha_span = next(spans)
+                alpha, mode = code.modes.encode(x[seen], rng)
+                out[seen, alpha_span.start] = alpha
+                choice[seen] = mode
+            else:
+                choice[seen] = _level_index(col, x[seen])
+            span = next(spans)
+            out[np.arange(len(x)), span.start + choice] = 1
+        return out
+
+    def decode(self, rows: np.ndarray) -> np.ndarray:
+        """Encoded rows (N, width) -> scaled values (N, schema.width), NaN where the choice is
+        "missing"; each choice is its block's argmax."""
+        rows = np.asarray(rows, dtype=np.float64)
+        out = np.full((len(rows), self.schema.width), np.nan)
+        spans = iter(self.spans)
+        for j, (col, code) in enumerate(zip(self.schema.columns, self.codes)):
+            alpha_span = next(spans) if code.modes is not None else None
+            span = next(spans)
+            choice = rows[:, span.start:span.start + span.width].argmax(axis=1)
+            seen = choice < code.levels
+            if code.modes is not None:
+                out[seen, j] = code.modes.decode(rows[seen, alpha_span.start], choice[seen])
+            else:
+                out[seen, j] = _level_value(col, choice[seen])
+        return out
