@@ -89,6 +89,8 @@ def test_known_pixels_come_back_byte_identical(name, make_model):
     images = random_images(3)
     known = parse_mask("random:0.5", SHAPE, n=3)
     steps = None if model.fills_holes else 2     # a sampling model's work is its sampler's
+    if model.fills_holes:                         # ... so keep that short instead
+        model.set_sampling(sample_steps=2)
     out = inpaint(model, images, known, steps=steps, restarts=2)     # conditional: class search
     assert out.dtype == torch.uint8 and out.shape == images.shape
     keep = known.expand_as(images)
