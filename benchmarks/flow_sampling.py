@@ -31,7 +31,7 @@ from gankit.evaluate import draw, prepare, score  # noqa: E402
 from gankit.models import model_name  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recipes import fid_gridlines, parse_value  # noqa: E402   (the same log FID axis)
+from recipes import fid_gridlines, parse_settings  # noqa: E402   (the same log FID axis)
 
 
 def timed_draw(model, n: int) -> tuple[torch.Tensor, float]:
@@ -45,8 +45,7 @@ def with_settings(spec: str):
     """The model of RUN or RUN@KEY=VALUE,...: a run sampling with those settings (today's
     defaults, for a run trained before they changed)."""
     run, _, settings = spec.partition("@")
-    return gankit.load(run).set_sampling(**{k: parse_value(v) for k, v in
-                                            (kv.split("=", 1) for kv in settings.split(",") if kv)})
+    return gankit.load(run).set_sampling(**parse_settings(settings.split(",")))
 
 
 def evaluations(solver: str, steps: int) -> int:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gankit.api import load                                          # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recipes import parse_value                                      # noqa: E402
+from recipes import own_sampling, parse_settings                     # noqa: E402
 from gankit.config import DataConfig                                 # noqa: E402
 from gankit.inpaint import inpaint, parse_mask, show_mask            # noqa: E402
 from gankit.metrics.feature_network import describe_extractor, load_or_train  # noqa: E402
@@ -88,8 +88,7 @@ def methods(train, runs, seed, sampling=None):
     yield "nearest neighbour", lambda x, k, y: nearest_fill(train, x, k)
     for run in runs:
         model = load(run)
-        model.set_sampling(**{k: v for k, v in (sampling or {}).items()
-                              if k in model.sampling_settings})
+        model.set_sampling(**own_sampling(model, sampling))
         yield run.name, lambda x, k, y, m=model: inpaint(m, x, k, seed=seed)
         if model.conditional:
             yield f"{run.name} + label", lambda x, k, y, m=model: inpaint(m, x, k, y, seed=seed)
@@ -134,7 +133,7 @@ def main() -> None:
                     help="sampling settings for the models that have them, instead of those "
                          "each run trained with (e.g. sample_steps=6 after a default changed)")
     args = ap.parse_args()
-    sampling = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.sampling)}
+    sampling = parse_settings(args.sampling)
     configure_threads(None, torch.device("cpu"))
 
     data_cfg = DataConfig(data="mnist", offline=True)

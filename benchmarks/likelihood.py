@@ -8,8 +8,8 @@ Hutchinson probes), and the flow's ODE steps.
 
 Every image is scored for every class (gankit.classify, common random numbers across the
 classes); p(y) from the run's training class counts. --n held-out digits, a seeded subset
-(default all 1,000; --skip leaves out
-the first digits of that order, e.g. those a setting was chosen on). Seconds are wall time on --threads torch threads. Writes
+(default all 1,000; --skip leaves out the first digits of that order, e.g. those a setting
+was chosen on). Seconds are wall time on --threads torch threads. Writes
 benchmarks/results/likelihood[TAG].md.
 """
 

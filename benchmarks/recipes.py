@@ -89,7 +89,7 @@ def finished(run: Path) -> bool:
 
 def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
                     evals: int = EVALS_PER_RUN, flags: tuple[str, ...] = (),
-                    name: str | None = None, sampling: dict[str, str] | None = None) -> dict:
+                    name: str | None = None, sampling: dict | None = None) -> dict:
     run = out / (name or model) / f"seed{seed}"
     steps, budget = default_length(model)
     if "--steps" in flags:
@@ -104,7 +104,8 @@ def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
         gankit("train", "--model", model, "--data", data, "--seed", str(seed), "--out", str(run),
                "--eval-every", str(every), "--threads", "1", "--quiet", "--offline", *flags)
     result = json.loads(gankit("eval", "--checkpoint", str(run), "--json", "--offline",
-                               *sampling_flags(own_sampling(model, sampling)), capture=True))
+                               *sampling_flags(own_sampling(model_class(model), sampling)),
+                               capture=True))
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     curve = [(float(r["seconds"]), float(r["fid"])) for r in rows if r.get("fid")]
     steps = json.loads((run / "checkpoints" / "last.json").read_text())["step"]
@@ -116,27 +117,35 @@ def train_and_score(model: str, seed: int, data: str, out: Path, reuse: bool,
             **{k: result.get(k) for k in SCORES}}
 
 
-def own_sampling(model: str, sampling: dict[str, str] | None) -> dict[str, str]:
-    """The settings of --sampling that `model` has (a GAN has none)."""
-    from gankit.models import MODELS
-    return {k: v for k, v in (sampling or {}).items() if k in MODELS[model].sampling_settings}
+def model_class(name: str):
+    from gankit.models import get_model_class
+    return get_model_class(name)
 
 
-def parse_value(text: str):
-    """A --sampling value as the API takes it: 6 -> 6, 1.5 -> 1.5, heun -> "heun"."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def parse_settings(pairs: list[str]) -> dict:
+    """Sampling settings given as KEY=VALUE texts (--sampling; benchmarks' RUN@KEY=VALUE,...),
+    valued as the API takes them: ["sample_steps=6", "solver=heun"] -> {"sample_steps": 6,
+    "solver": "heun"}."""
+    def value(text: str):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return {k: value(v) for k, v in (pair.split("=", 1) for pair in pairs if pair)}
 
 
-def sampling_flags(sampling: dict[str, str]) -> list[str]:
-    """`gankit eval`'s flags for sampling settings: {"sample_steps": "6"} -> --sample-steps 6."""
-    return [a for k, v in sampling.items() for a in (f"--{k.replace('_', '-')}", v)]
+def own_sampling(model, sampling: dict | None) -> dict:
+    """The settings of `sampling` that `model` (a model class or a loaded model) has: a GAN
+    has none, so one --sampling serves every model of a benchmark."""
+    return {k: v for k, v in (sampling or {}).items() if k in model.sampling_settings}
 
 
-def memorisation(run: Path, data: str, n: int = 1000,
-                 sampling: dict[str, str] | None = None) -> dict:
+def sampling_flags(sampling: dict) -> list[str]:
+    """`gankit eval`'s flags for sampling settings: {"sample_steps": 6} -> --sample-steps 6."""
+    return [a for k, v in sampling.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def memorisation(run: Path, data: str, n: int = 1000, sampling: dict | None = None) -> dict:
     """Median nearest-training-image distance (RMS over pixels in [0, 1]) of n samples and
     of the held-out images, and the share of samples nearer than 99% of held-out images."""
     import torch
@@ -146,7 +155,7 @@ def memorisation(run: Path, data: str, n: int = 1000,
     from gankit.evaluate import draw
     from gankit.data.reference import reference_split
     train, held_out, _ = reference_split(DataConfig(data=data, offline=True))
-    model = gk.load(run).set_sampling(**{k: parse_value(v) for k, v in (sampling or {}).items()})
+    model = gk.load(run).set_sampling(**(sampling or {}))
     gen = torch.Generator().manual_seed(0)
     fakes = draw(lambda k: model.sample(k, generator=gen), n)
 
@@ -298,7 +307,7 @@ def main() -> None:
                     help="score with these sampling settings instead of the ones each run "
                          "was trained with, e.g. sample_steps=6 after a default changed")
     args = ap.parse_args()
-    sampling = dict(kv.split("=", 1) for kv in args.sampling)
+    sampling = parse_settings(args.sampling)
 
     out = Path(args.out)
     if args.before:
@@ -314,7 +323,8 @@ def main() -> None:
         results = list(pool.map(lambda job: train_and_score(*job, args.data, out, args.reuse,
                                                             args.evals, sampling=sampling), jobs))
     copies = {m: memorisation(out / m / f"seed{args.seeds[0]}", args.data,
-                              sampling=own_sampling(m, sampling)) for m in args.only}
+                              sampling=own_sampling(model_class(m), sampling))
+              for m in args.only}
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps({"floor": floor, "runs": results,
                                                   "memorisation": copies}, indent=1))

@@ -142,12 +142,11 @@ class Schema:
         """Whole rows of cells from scaled values (N, width), NaN written as an empty cell,
         every other value as a valid value of its column; a column left out when learnt
         (entirely missing) is empty."""
-        index = {col.name: j for j, col in enumerate(self.columns)}
         cells = {col.name: [("" if np.isnan(v) else col.text(r))
                             for v, r in zip(values[:, j], col.snap(col.unscale(
                                 np.nan_to_num(values[:, j]))))]
                  for j, col in enumerate(self.columns)}
-        return [[cells[name][i] if name in index else "" for name in self.header]
+        return [[cells[name][i] if name in cells else "" for name in self.header]
                 for i in range(len(values))]
 
 
