@@ -189,7 +189,11 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
     """
     tensors, meta = checkpoint.load(path)
     cfg, shape, num_classes = run_spec(meta, path)
-    model = build_model(cfg.model, cfg.model_cfg, shape, num_classes)
+    layout = None
+    if "encoding" in meta:   # a table generator: the rows' encoding it was trained on
+        from .data.row_encoding import RowEncoding
+        layout = RowEncoding.from_dict(meta["encoding"])
+    model = build_model(cfg.model, cfg.model_cfg, shape, num_classes, layout)
     checkpoint.load_weights(model, tensors, path)
     averaged = checkpoint.prefixed(tensors, "ema.")
     if ema and averaged:

@@ -16,14 +16,14 @@ CHUNK = 4096   # rows per pass through the model
 
 def imputer_names() -> str:
     from .models import names_that
-    return names_that(lambda c: c.data_kind == "table", tables=True)
+    return names_that(lambda c: getattr(c, "imputes", False), tables=True)
 
 
 @torch.no_grad()
 def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None) -> np.ndarray:
     """Completions of `values` (scaled rows, NaN = missing): (N, D), or (multiple, N, D)
     draws. Observed cells come back as they went in; the same seed gives the same cells."""
-    if getattr(model, "data_kind", "image") != "table":
+    if not getattr(model, "imputes", False):
         raise GankitError(f"this checkpoint is not an imputer: fill tables with a run of "
                           f"{imputer_names()} (gankit impute TABLE.csv --out FILLED.csv)")
     gen = torch.Generator().manual_seed(seed)

@@ -17,13 +17,14 @@ decodes as its one-hot encoding does. Schema.render writes the decoded values as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from .modes import Modes, fit_modes
-from .table import Column, Schema
+from .table import Column, Schema, TableData
 
 
 @dataclass
@@ -38,20 +39,23 @@ class Span:
 
 @dataclass
 class ColumnCode:
-    """How one column is encoded: its modes when numeric, and whether it has a missing slot."""
+    """How one column is encoded: its modes when numeric, whether it has a missing slot, and
+    for a discrete column how many training rows took each choice (the missing slot last):
+    CTGAN's conditional vector draws from them."""
     name: str
     modes: Modes | None       # None: discrete, one choice per level
     levels: int               # choices before the missing slot: modes or levels
     missing: bool
+    counts: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "modes": self.modes and self.modes.to_dict(),
-                "levels": self.levels, "missing": self.missing}
+                "levels": self.levels, "missing": self.missing, "counts": self.counts}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ColumnCode":
         return cls(d["name"], d["modes"] and Modes.from_dict(d["modes"]), int(d["levels"]),
-                   bool(d["missing"]))
+                   bool(d["missing"]), d.get("counts"))
 
 
 def is_discrete(col: Column) -> bool:
@@ -97,7 +101,10 @@ class RowEncoding:
             seen = values[:, j][~np.isnan(values[:, j])]
             missing = bool(len(seen) < len(values))
             if is_discrete(col):
-                codes.append(ColumnCode(col.name, None, len(col.levels), missing))
+                counts = np.bincount(_level_index(col, seen), minlength=len(col.levels))
+                codes.append(ColumnCode(col.name, None, len(col.levels), missing,
+                                        [*map(int, counts), *([len(values) - len(seen)]
+                                                              if missing else [])]))
             else:
                 modes = fit_modes(seen, seed=seed + j)
                 codes.append(ColumnCode(col.name, modes, modes.count, missing))
@@ -105,6 +112,41 @@ class RowEncoding:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.schema.to_dict(), "columns": [c.to_dict() for c in self.codes]}
+
+    @property
+    def choices(self) -> list[Span]:
+        """Every one-hot block (a level, a mode, or the missing slot), in row order."""
+        return [s for s in self.spans if s.kind == "choice"]
+
+    @property
+    def alphas(self) -> list[Span]:
+        return [s for s in self.spans if s.kind == "alpha"]
+
+    def discrete(self) -> list[tuple[int, Span, list[int]]]:
+        """(schema column index, its block, its training counts) for each discrete column:
+        the columns a conditional vector can fix."""
+        blocks = iter(self.choices)
+        return [(j, span, code.counts) for j, (code, span) in enumerate(zip(self.codes, blocks))
+                if code.modes is None]
+
+    def choice_of(self, column: str, cell: str | None) -> tuple[int, int]:
+        """(schema column index, choice) that a cell of a discrete column is encoded as (None:
+        a missing cell), or ValueError naming what the column takes instead."""
+        names = [c.name for c in self.schema.columns]
+        if column not in names:
+            raise KeyError(column)
+        j = names.index(column)
+        col, code = self.schema.columns[j], self.codes[j]
+        if code.modes is not None:
+            raise TypeError(column)
+        if cell is None:
+            if not code.missing:
+                raise ValueError(f"column {column!r} had no missing cell in the training table")
+            return j, code.levels
+        for k, level in enumerate(col.levels):
+            if str(level) == cell:
+                return j, k
+        raise ValueError(f"{cell!r} is not a value of column {column!r} in the training table")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RowEncoding":
@@ -146,3 +188,51 @@ class RowEncoding:
             else:
                 out[seen, j] = _level_value(col, choice[seen])
         return out
+
+
+@dataclass
+class EncodedTable:
+    """A table as a table generator learns it: its rows encoded (float32 (N, width)), drawn
+    by the training loop as ImageData's images are; `layout` is the encoding, which the
+    model is built with and the checkpoint keeps."""
+    kind: ClassVar[str] = "rows"
+    values: torch.Tensor
+    layout: RowEncoding
+    name: str = ""
+    labels: None = None
+    class_names: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.layout.width,)
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    @property
+    def samples(self) -> torch.Tensor:
+        return self.values
+
+    @staticmethod
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        return batch
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: the schema, to read and write tables alike,
+        and the encoding, to rebuild the model."""
+        return {"table": self.layout.schema.to_dict(), "encoding": self.layout.to_dict()}
+
+
+def encode_table(data: TableData, seed: int, saved: dict[str, Any] | None = None) -> EncodedTable:
+    """`data`'s rows encoded: with the encoding `saved` in a checkpoint (a resumed run), else
+    one fitted now (seeded). Each value's mode is drawn once, with `seed`, so a resumed run
+    sees the rows its first part saw."""
+    values = data.values.double().numpy()
+    layout = (RowEncoding.from_dict(saved) if saved is not None
+              else RowEncoding.fit(data.schema, values, seed))
+    rows = layout.encode(values, np.random.default_rng(seed))
+    return EncodedTable(torch.from_numpy(rows), layout, data.name)

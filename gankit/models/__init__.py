@@ -11,14 +11,17 @@ import dataclasses
 from ..config import base_type, field_types
 from ..errors import GankitError, did_you_mean, option
 from .ae import AE
-from .base import GenerativeModel
+from .base import GenerativeModel, Model
 from .cgan import CGAN
+from .ctgan import CTGAN
 from .cvae import CVAE
 from .dcgan import DCGAN
 from .flow import ConditionalFlow, Flow
 from .gain import GAIN
 from .gan import GAN
 from .miwae import MIWAE
+from .tables import TableModel
+from .tvae import TVAE
 from .vae import VAE
 from .wgan_gp import WGANGP
 
@@ -35,28 +38,41 @@ MODELS: dict[str, type[GenerativeModel]] = {
 }
 DEFAULT = "gan"   # the guide's own model: what `gankit train` trains when told nothing
 
-# Models of tables (data_kind "table"): they fill missing cells (gankit impute).
-IMPUTERS: dict[str, type[GenerativeModel]] = {
+# Models of tables (tables.py) that fill missing cells (gankit impute).
+IMPUTERS: dict[str, type[TableModel]] = {
     "gain": GAIN,
     "miwae": MIWAE,
 }
 DEFAULT_IMPUTER = "gain"
 
+# Models of tables that sample whole rows (gankit synth).
+SYNTHESIZERS: dict[str, type[TableModel]] = {
+    "ctgan": CTGAN,
+    "tvae": TVAE,
+}
+DEFAULT_SYNTHESIZER = "ctgan"
 
-def get_model_class(name: str | None = None) -> type[GenerativeModel]:
+
+def registered() -> dict[str, type[Model]]:
+    """Every registered model, of every kind, by name."""
+    return {**MODELS, **IMPUTERS, **SYNTHESIZERS}
+
+
+def get_model_class(name: str | None = None) -> type[Model]:
     """The class registered as `name` (None: the default model)."""
     try:
-        return {**MODELS, **IMPUTERS}[DEFAULT if name is None else name]
+        return registered()[DEFAULT if name is None else name]
     except (KeyError, TypeError):
-        raise GankitError(f"unknown model {name!r}{did_you_mean(name, [*MODELS, *IMPUTERS])}: "
-                          f"use one of {', '.join(MODELS)} (images) or {', '.join(IMPUTERS)} "
-                          "(tables)") from None
+        raise GankitError(f"unknown model {name!r}{did_you_mean(name, list(registered()))}: "
+                          f"use one of {', '.join(MODELS)} (images), {', '.join(IMPUTERS)} "
+                          f"(filling tables) or {', '.join(SYNTHESIZERS)} (synthetic tables)"
+                          ) from None
 
 
-def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
+def model_name(model: Model | type[Model]) -> str:
     """The registry name of a model or model class (what checkpoints record)."""
     wanted = model if isinstance(model, type) else type(model)
-    for name, cls in {**MODELS, **IMPUTERS}.items():
+    for name, cls in registered().items():
         if wanted is cls:
             return name
     raise KeyError(wanted.__name__)
@@ -64,9 +80,9 @@ def model_name(model: GenerativeModel | type[GenerativeModel]) -> str:
 
 def names_that(capable, tables: bool = False) -> str:
     """The registered models for which `capable(cls)` holds, for error messages that
-    suggest one: e.g. names_that(lambda c: c.conditional) -> "cgan, cvae". The imputers
-    are asked too with tables=True."""
-    models = {**MODELS, **IMPUTERS} if tables else MODELS
+    suggest one: e.g. names_that(lambda c: c.conditional) -> "cgan, cvae". The models of
+    tables are asked too with tables=True."""
+    models = registered() if tables else MODELS
     return ", ".join(name for name, cls in models.items() if capable(cls))
 
 
@@ -82,8 +98,12 @@ def sampling_fields() -> dict[str, tuple[dataclasses.Field, type]]:
     return found
 
 
-def build_model(name: str, cfg, image_shape, num_classes: int = 0) -> GenerativeModel:
-    return get_model_class(name)(cfg, image_shape, num_classes)
+def build_model(name: str, cfg, image_shape, num_classes: int = 0, layout=None) -> Model:
+    """The model `name`; a table generator also takes its table's RowEncoding, `layout`."""
+    cls = get_model_class(name)
+    if layout is None:
+        return cls(cfg, image_shape, num_classes)
+    return cls(cfg, image_shape, num_classes, layout=layout)
 
 
 def check_label(model: GenerativeModel | type[GenerativeModel], label: int | str | None,

@@ -1,12 +1,16 @@
-"""What every model gives the trainer, and what the uses of a trained model may ask of it.
+"""What every model gives the trainer, and what the uses of a trained image model may ask of it.
 
-A model owns its networks, its optimizers and one `training_step`; the trainer owns
+A model (Model) owns its networks, its optimizers and one `training_step`; the trainer owns
 everything else (devices, seeding, batches, logging, grids, checkpoints, resume). The
 trainer never asks which model it is running.
 
-The uses (gankit/inpaint.py, classify.py, interpolate.py, the CLI) ask a model what it
-can do through the capabilities below, each a class attribute with its hook, and never
-check its class or its attributes:
+Models come in three kinds, each with the base that declares what it can do: image
+generators (GenerativeModel, below), and the table models of tables.py: imputers (which
+fill missing cells) and table generators (which sample whole rows).
+
+The uses of an image model (gankit/inpaint.py, classify.py, interpolate.py, the CLI) ask it
+what it can do through the capabilities below, each a class attribute with its hook, and
+never check its class or its attributes:
 
     capability       hook                       used by
     (every model)    latents(), decode(),       sample, interpolate; inpainting's latent
@@ -33,7 +37,7 @@ from ..errors import GankitError, option
 from ..runtime import evaluating
 
 
-def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+def adam(params, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam with the fastest kernel this torch offers for the parameters' device.
 
     The fused kernel updates every tensor in one pass over memory; on a small CPU the
@@ -42,9 +46,10 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):  # torch < 2.4 has no fused Adam for CPU
-        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                foreach=True)
 
 
 def check_truncation(psi: float) -> None:
@@ -54,33 +59,23 @@ def check_truncation(psi: float) -> None:
                           "varied images)")
 
 
-class GenerativeModel(nn.Module):
-    """Base class: subclasses set `Config` and implement the methods below."""
+class Model(nn.Module):
+    """What every model gives the trainer: its networks, optimizers and one training step,
+    learnt from one kind of data (`data_kind`). What a trained model can then be used for is
+    declared by the kind's own base: GenerativeModel here (images), TableModel (tables.py:
+    imputers and table generators)."""
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     # Names of the metrics training_step returns, in display order (a subclass may set it
     # per instance when its config adds a metric).
     metric_names: tuple[str, ...] = ()
-    # The submodule that turns latents into images. sample() runs it; the trainer's
+    # The submodule that turns latents into samples. sample() runs it; the trainer's
     # exponential moving average (--ema) averages its weights.
     sampling_network: ClassVar[str] = "generator"
     # Needs a label per image to train and to sample ("given a label, produce the features").
     conditional: ClassVar[bool] = False
-    # Has an encoder: reconstruct() maps images to their reconstructions.
-    reconstructs: ClassVar[bool] = False
-    # Gives log p(x) (log p(x|y) if conditional), or a lower bound on it: log_likelihood().
-    has_likelihood: ClassVar[bool] = False
-    # The `samples` log_likelihood() gets when the caller names none (classification): as
-    # many as pay for their time (docs/measurements/classification.md).
-    likelihood_samples: ClassVar[int] = 10
-    # Samples images whose known pixels are given (its sampler conditioned on them, rather
-    # than a search over latents): fill_holes().
-    fills_holes: ClassVar[bool] = False
-    # Config fields that say how samples are drawn, not what was learned (an ODE's steps, a
-    # guidance weight): set_sampling() may change them on a trained model.
-    sampling_settings: ClassVar[tuple[str, ...]] = ()
-    # What it learns from: "image" (ImageData) or "table" (data/table.py: the imputers,
-    # which fill missing cells through impute() and impute_draws()).
+    # What it learns from: "image" (ImageData), "table" (data/table.py: scaled cells, NaN
+    # where missing) or "rows" (data/row_encoding.py: rows encoded for a table generator).
     data_kind: ClassVar[str] = "image"
 
     # The model's own defaults for [train] fields (steps, batch_size, ema, ...): its best
@@ -88,7 +83,9 @@ class GenerativeModel(nn.Module):
     # them; a field not named here keeps TrainConfig's default (the guide's).
     train_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
+    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0):
+        """`image_shape`: the shape of one training sample, (C, H, W) for an image and
+        (width,) for a table's row (the name is the checkpoints')."""
         super().__init__()
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
@@ -133,6 +130,75 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     @property
+    def sampler(self) -> nn.Module:
+        """The network sample() runs: `sampling_network`, or the moving average of its
+        weights while `sampling_with` has swapped that in."""
+        return getattr(self, self.sampling_network)
+
+    @contextmanager
+    def sampling_with(self, net: nn.Module) -> Iterator[Model]:
+        """Within the block, sample() runs `net` in place of the sampling network."""
+        raw = self.sampler
+        setattr(self, self.sampling_network, net)
+        try:
+            yield self
+        finally:
+            setattr(self, self.sampling_network, raw)
+
+    # --- a fitted prior: what samples are drawn from, fitted to the training data ---------
+
+    def prior_step(self) -> int | None:
+        """The training step of the last fit_prior() (-1: not yet); None for a model whose
+        prior is fixed (the default), which the trainer then never asks to fit."""
+        return None
+
+    def fit_prior(self, images: torch.Tensor, labels: torch.Tensor | None, step: int) -> None:
+        """Fit what samples are drawn from to the training images (uint8 (N, C, H, W)) at
+        training step `step`. The trainer calls it before sample grids (at most every
+        REFIT_EVERY steps), evaluations and checkpoints."""
+
+    def fit_data(self, images: torch.Tensor, labels: torch.Tensor | None, seed: int) -> None:
+        """Learn what the model needs from the training images (uint8 (N, C, H, W)) before
+        its first step, with an RNG of its own seeded by `seed`: e.g. a self-conditioned
+        GAN's clusters. Not called on resume (the checkpoint has it)."""
+
+    def row_weights(self, samples: torch.Tensor) -> torch.Tensor | None:
+        """How often the trainer draws each training sample into a batch, relative to the
+        others, (N,); None (the default): uniformly. Asked at every start, resumed or not,
+        so it must follow from the data alone: a table generator's training-by-sampling
+        (ctgan.py) weights rows by their categories."""
+        return None
+
+    def d_wins_fix(self) -> str | None:
+        """What to try when the model's discriminator wins for long (its `d_acc` near 1; the
+        trainer says it once, with this): the options that rebalance it. None: no advice."""
+        return None
+
+    def upgrade_state(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A checkpoint's model tensors as this version of the model names them (the
+        checkpoint may predate a change); by default, as they are."""
+        return weights
+
+
+class GenerativeModel(Model):
+    """An image model: subclasses set `Config` and implement the methods below; the
+    capabilities (module docstring) say which uses it serves."""
+
+    # Has an encoder: reconstruct() maps images to their reconstructions.
+    reconstructs: ClassVar[bool] = False
+    # Gives log p(x) (log p(x|y) if conditional), or a lower bound on it: log_likelihood().
+    has_likelihood: ClassVar[bool] = False
+    # The `samples` log_likelihood() gets when the caller names none (classification): as
+    # many as pay for their time (docs/measurements/classification.md).
+    likelihood_samples: ClassVar[int] = 10
+    # Samples images whose known pixels are given (its sampler conditioned on them, rather
+    # than a search over latents): fill_holes().
+    fills_holes: ClassVar[bool] = False
+    # Config fields that say how samples are drawn, not what was learned (an ODE's steps, a
+    # guidance weight): set_sampling() may change them on a trained model.
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
+
+    @property
     def latent_size(self) -> int:
         """Standard-normal numbers per sample that decode() takes."""
         return self.cfg.latent_dim
@@ -147,22 +213,6 @@ class GenerativeModel(nn.Module):
         """Latents (n, latent_size) -> images in [-1, 1]; runs the sampling network."""
         net = self.sampler
         return net(latents, labels) if self.conditional else net(latents)
-
-    @property
-    def sampler(self) -> nn.Module:
-        """The network sample() runs: `sampling_network`, or the moving average of its
-        weights while `sampling_with` has swapped that in."""
-        return getattr(self, self.sampling_network)
-
-    @contextmanager
-    def sampling_with(self, net: nn.Module) -> Iterator[GenerativeModel]:
-        """Within the block, sample() runs `net` in place of the sampling network."""
-        raw = self.sampler
-        setattr(self, self.sampling_network, net)
-        try:
-            yield self
-        finally:
-            setattr(self, self.sampling_network, raw)
 
     def grid_inputs(self, n: int, generator: torch.Generator | None = None,
                     label: int | None = None, per_class: int | None = None,
@@ -246,37 +296,10 @@ class GenerativeModel(nn.Module):
         with evaluating(self.sampler):
             return self.decode(latents, labels)
 
-    # --- a fitted prior: what samples are drawn from, fitted to the training data ---------
-
-    def prior_step(self) -> int | None:
-        """The training step of the last fit_prior() (-1: not yet); None for a model whose
-        prior is fixed (the default), which the trainer then never asks to fit."""
-        return None
-
-    def fit_prior(self, images: torch.Tensor, labels: torch.Tensor | None, step: int) -> None:
-        """Fit what samples are drawn from to the training images (uint8 (N, C, H, W)) at
-        training step `step`. The trainer calls it before sample grids (at most every
-        REFIT_EVERY steps), evaluations and checkpoints."""
-
     def judged_samples(self, latents: torch.Tensor, labels: torch.Tensor | None = None):
         """(images from `latents`, a logit per image estimating log p_data(x) / p_model(x)),
         for rejection sampling (gankit/rejection.py); None: the model has no such judge."""
         return None
-
-    def fit_data(self, images: torch.Tensor, labels: torch.Tensor | None, seed: int) -> None:
-        """Learn what the model needs from the training images (uint8 (N, C, H, W)) before
-        its first step, with an RNG of its own seeded by `seed`: e.g. a self-conditioned
-        GAN's clusters. Not called on resume (the checkpoint has it)."""
-
-    def d_wins_fix(self) -> str | None:
-        """What to try when the model's discriminator wins for long (its `d_acc` near 1; the
-        trainer says it once, with this): the options that rebalance it. None: no advice."""
-        return None
-
-    def upgrade_state(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A checkpoint's model tensors as this version of the model names them (the
-        checkpoint may predate a change); by default, as they are."""
-        return weights
 
     # --- hooks of the capabilities above; a model that declares one overrides its hook ---
 

@@ -24,7 +24,8 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig, finite_nonnegative, finite_positive, one_of, unit_interval
-from .base import GenerativeModel, adam
+from .base import adam
+from .tables import TableModel
 
 EPS = 1e-8
 NOISE = 0.01    # missing cells enter G as U(0, NOISE), as in the authors' code
@@ -66,11 +67,11 @@ def _mlp(width: int, hidden: int) -> nn.Sequential:
     return net
 
 
-class GAIN(GenerativeModel):
+class GAIN(TableModel):
     """GAIN (Yoon et al. 2018): a GAN that fills the missing cells of a table."""
 
     Config = GAINConfig
-    data_kind: ClassVar[str] = "table"
+    imputes: ClassVar[bool] = True
     metric_names = ("d_loss", "g_loss", "mse")
     train_defaults: ClassVar[dict] = {"steps": 10_000, "batch_size": 128}
 

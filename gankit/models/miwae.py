@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch.distributions import Normal
 
 from ..config import ModelConfig, finite_positive, one_of, positive
-from .base import GenerativeModel, adam
+from .base import adam
+from .tables import TableModel
 
 
 class StudentT(NamedTuple):
@@ -76,11 +77,11 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
                          nn.Linear(hidden, n_out))
 
 
-class MIWAE(GenerativeModel):
+class MIWAE(TableModel):
     """MIWAE (Mattei & Frellsen 2019): an importance-weighted VAE of incomplete tables."""
 
     Config = MIWAEConfig
-    data_kind: ClassVar[str] = "table"
+    imputes: ClassVar[bool] = True
     sampling_network: ClassVar[str] = "decoder"
     metric_names = ("loss",)
     train_defaults: ClassVar[dict] = {"steps": 10_000, "batch_size": 64}

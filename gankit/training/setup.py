@@ -76,6 +76,11 @@ def prepare(cfg: RunConfig, resume: bool, job: distributed.Solo, folder: RunFold
     with job.local_main_first():   # one download per machine, not one per process
         data, _ = split_validation(load_data(cfg.data) if data is None else data,
                                    cfg.data.validation)
+    if get_model_class(cfg.model).data_kind == "rows" and data.kind == "table":
+        # A table generator learns the table's rows encoded (data/row_encoding.py): the
+        # encoding is fitted on a fresh run and read back from the checkpoint on resume.
+        from ..data.row_encoding import encode_table
+        data = encode_table(data, cfg.train.seed, saved.get("encoding"))
     model = _build_model(cfg, data, device, job, resume)
     evaluator = None
     if cfg.train.eval_every and job.main:   # may train the feature network first (cached)
@@ -109,10 +114,12 @@ def _build_model(cfg: RunConfig, data: ImageData, device: torch.device,
     torch.manual_seed(cfg.train.seed)   # weight init; a resumed run overwrites it
     kind = get_model_class(cfg.model).data_kind
     if kind != data.kind:
-        raise GankitError(f"{cfg.model} learns from {kind}s but {data.name} holds "
-                          f"{data.kind}s: use one of "
-                          f"{names_that(lambda c: c.data_kind == data.kind, tables=True)}")
-    model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes)
+        said = {"image": "images", "table": "tables", "rows": "tables"}
+        raise GankitError(f"{cfg.model} learns from {said[kind]} but {data.name} holds "
+                          f"{said[data.kind]}: use one of "
+                          f"{names_that(lambda c: said[c.data_kind] == said[data.kind], tables=True)}")
+    model = build_model(cfg.model, cfg.model_cfg, data.shape, data.num_classes,
+                        getattr(data, "layout", None))
     model.class_names = list(data.class_names)
     model.class_counts = _class_counts(data)
     model = model.to(device)

@@ -181,14 +181,17 @@ class Trainer:
         samples = p.data.samples.to(p.device)   # images (uint8) or table rows
         labels = p.data.labels.to(p.device) if p.data.labels is not None else None
         n_real = p.model.real_batch_size(p.cfg.train.batch_size)
+        weights = p.model.row_weights(p.data.samples)
+        weights = weights.to(p.device) if weights is not None else None
         hashes = step_hashes(job.rank)   # a debugging aid; off unless asked for
         clock = BudgetClock(p.cfg.train.budget, p.step) if p.cfg.train.steps is None else None
         try:
             with StopSignals(exit_on_second=not job.parallel) as stop:
                 while ((clock is not None or p.step < p.cfg.train.steps)
                        and job.agree_to_stop(stop.signum) is None):
-                    idx = torch.randint(len(samples), (n_real,), device=p.device,
-                                        generator=p.batch_gen)
+                    idx = (torch.randint(len(samples), (n_real,), device=p.device,
+                                         generator=p.batch_gen) if weights is None else
+                           torch.multinomial(weights, n_real, True, generator=p.batch_gen))
                     start = self._now() if clock is not None else 0.0
                     self.train_step(p.data.prepare(samples[idx]),
                                     labels[idx] if labels is not None else None)
