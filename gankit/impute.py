@@ -12,9 +12,6 @@ models on a TableData (data/table.py), whose rows hold NaN where a cell is missi
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,21 +20,7 @@ import torch
 
 from .data.table import Schema, TableData, read_csv, table_data, write_csv
 from .errors import GankitError, option
-from .filling import fill, imputer_names, train_imputer
-
-def cached_run(table: str, header: list[str], rows: list[list[str]], model: str,
-               steps: int | None, seed: int, options: dict[str, Any]) -> Path:
-    """The run folder `gankit impute` trains into when given none: in the cache
-    ($GANKIT_CACHE, else the user cache folder) under impute/, named after the table and
-    the model, with a digest of everything the training depends on (the cells, steps,
-    seed, model settings). The same table and settings find the same folder, so filling a
-    table again costs no training; another table or setting gets a folder of its own."""
-    from .files import cache_folder
-    h = hashlib.sha256(json.dumps([header, rows, model, steps, seed, sorted(options.items())],
-                                  default=str).encode())
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(table).stem)[:40] or "table"
-    return cache_folder("GANKIT_CACHE") / "impute" / f"{stem}-{model}-{h.hexdigest()[:12]}"
-
+from .filling import fill, imputer_names, trained_or_reused
 
 def impute_csv(table: str, out: str, model: str | None = None, steps: int | None = None,
                seed: int = 0, multiple: int | None = None, checkpoint: str | None = None,
@@ -45,7 +28,7 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
                **options: Any) -> dict[str, Any]:
     """`gankit impute`: fill the missing cells of the CSV `table` and write the result to
     `out` (with `multiple` K: K files, out's name with _1 ... _K). Trains `model` into the
-    run folder `run` (default: cached_run's, where an earlier call with the same table and
+    run folder `run` (default: filling.cached_run's, where an earlier call with the same table and
     settings left a trained run to reuse, or an interrupted one to finish) unless
     `checkpoint` names a trained one. Returns what was done."""
     from .models import DEFAULT_IMPUTER
@@ -66,19 +49,8 @@ def impute_csv(table: str, out: str, model: str | None = None, steps: int | None
         data, missing = _read_table(table, header, rows)
     reused = False
     if checkpoint is None:
-        if run is not None and ckpt.last_in(run).is_file():
-            raise GankitError(f"run folder {run} already holds a run: fill with it by "
-                              f"{option('checkpoint', run)}, or choose another {option('run')}")
-        run = str(run or cached_run(table, header, rows, model, steps, seed, options))
-        last = ckpt.last_in(run)
-        meta = ckpt.read_meta(last) if last.is_file() else None
-        reused = meta is not None and meta["step"] >= meta["config"]["train"]["steps"]
-        if reused:
-            from .api import load
-            trained = load(run)
-        else:   # a new run, or one an interrupted call left behind: finish it
-            trained = train_imputer(model, data, run, steps, seed, progress, options,
-                             resume=meta is not None).model
+        trained, run, reused = trained_or_reused(
+            "impute", table, header, rows, data, model, steps, seed, options, run, progress)
     draws = [fill(trained, data.values, seed)] if multiple is None else fill(trained, data.values, seed, multiple)
     written = _write_filled(out, header, rows, data, draws, numbered=multiple is not None)
     return {"cells": missing, "rows": int(torch.isnan(data.values).any(1).sum()), "model": model,

@@ -322,7 +322,7 @@ def test_an_interrupted_impute_finishes_its_run_next_time(tmp_path, monkeypatch)
     rows = [[str(i % 7), "" if i % 4 == 0 else f"{i * 0.5:.1f}"] for i in range(40)]
     write(tmp_path / "t.csv", ["a", "b"], rows)
     header, cells = tables.read_csv(tmp_path / "t.csv")
-    run = __import__("gankit.impute").impute.cached_run(str(tmp_path / "t.csv"), header, cells,
+    run = __import__("gankit.impute").filling.cached_run(str(tmp_path / "t.csv"), header, cells,
                                                          "gain", 30, 0, {})
     import os
     import signal

@@ -1,5 +1,5 @@
-"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, impute, serve,
-info.
+"""The `gankit` command: train, sample, interpolate, eval, inpaint, classify, impute, synth,
+serve, info.
 
 One module per subcommand (or pair of them), each with `add(subparsers)`, which defines its
 flags and sets `run`, the function that does it; the flags several commands share are
@@ -16,7 +16,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import GankitError, did_you_mean, speaking_cli
-from . import classify, evaluate, generate, impute, inpaint, serve, train
+from . import classify, evaluate, generate, impute, inpaint, serve, synth, train
 from .common import Parser
 
 
@@ -33,6 +33,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     classify.add(sub)
     inpaint.add(sub)
     impute.add(sub, model)
+    synth.add(sub, model)
     serve.add(sub)
     sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
     return parser
@@ -53,9 +54,10 @@ def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
 
 def info(args: argparse.Namespace) -> int:
     from ..data import dataset_names, describe
-    from ..models import IMPUTERS, MODELS
+    from ..models import IMPUTERS, MODELS, SYNTHESIZERS
 
-    for title, models in (("models:", MODELS), ("imputers (tables; gankit impute):", IMPUTERS)):
+    for title, models in (("models:", MODELS), ("imputers (tables; gankit impute):", IMPUTERS),
+                          ("table generators (gankit synth):", SYNTHESIZERS)):
         print(title)
         for name, cls in models.items():
             print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
@@ -63,7 +65,8 @@ def info(args: argparse.Namespace) -> int:
     for name in dataset_names():
         print(f"  {name:16s} {describe(name)}")
     print("  PATH             any folder of images (subfolders become labels)")
-    print(f"  TABLE.csv        a CSV table with missing cells (for {', '.join(IMPUTERS)})")
+    print(f"  TABLE.csv        a CSV table (to fill: {', '.join(IMPUTERS)}; to synthesize: "
+          f"{', '.join(SYNTHESIZERS)})")
     return 0
 
 
@@ -73,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     try:
         with speaking_cli():   # messages name options as flags (--resume, not resume=True)
-            model = ({"train": train.peek_model, "impute": impute.peek_model}[argv[0]](argv)
-                     if argv[:1] in (["train"], ["impute"]) else None)
+            peek = {"train": train.peek_model, "impute": impute.peek_model,
+                    "synth": synth.peek_model}
+            model = peek[argv[0]](argv) if argv[:1] and argv[0] in peek else None
             args = parse(build_parser(model), argv)
             return args.run(args)
     except GankitError as e:

@@ -218,9 +218,14 @@ def read_csv(path: str | Path, flag: str = "") -> tuple[list[str], list[list[str
 def write_csv(path: str | Path, header: list[str], rows: list[list[str]]) -> None:
     from ..files import atomic_write
     with atomic_write(path, "w", fix="choose another --out") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        write_rows(f, header, rows)
+
+
+def write_rows(f, header: list[str], rows: list[list[str]]) -> None:
+    """The header and rows as CSV into the text file `f`."""
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 # --- learning a schema -----------------------------------------------------------------
