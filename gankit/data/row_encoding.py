@@ -106,7 +106,11 @@ class RowEncoding:
                                         [*map(int, counts), *([len(values) - len(seen)]
                                                               if missing else [])]))
             else:
-                modes = fit_modes(seen, seed=seed + j)
+                # In the column's own units: the mixture's variance floor (1e-6) is then a
+                # width of 0.001 of them, so a spike (capital gains of 0 in 92% of Adult's
+                # rows) stays one; fitted on [0, 1]-scaled values it was 0.001 of the range,
+                # $100, and the spike came back smeared over 0 to 400.
+                modes = fit_modes(col.unscale(seen), seed=seed + j)
                 codes.append(ColumnCode(col.name, modes, modes.count, missing))
         return cls(schema, codes)
 
@@ -163,7 +167,7 @@ class RowEncoding:
             choice = np.full(len(x), code.levels)          # the missing slot, where missing
             if code.modes is not None:
                 alpha_span = next(spans)
-                alpha, mode = code.modes.encode(x[seen], rng)
+                alpha, mode = code.modes.encode(col.unscale(x[seen]), rng)
                 out[seen, alpha_span.start] = alpha
                 choice[seen] = mode
             else:
@@ -184,7 +188,8 @@ class RowEncoding:
             choice = rows[:, span.start:span.start + span.width].argmax(axis=1)
             seen = choice < code.levels
             if code.modes is not None:
-                out[seen, j] = code.modes.decode(rows[seen, alpha_span.start], choice[seen])
+                out[seen, j] = col.scale(code.modes.decode(rows[seen, alpha_span.start],
+                                                           choice[seen]))
             else:
                 out[seen, j] = _level_value(col, choice[seen])
         return out
