@@ -7,8 +7,12 @@ around tanh of its output, with a standard deviation learnt per column (clamped 
 [0.01, 1] after each step), and each one-hot block a softmax. The loss is the negative ELBO
 with the reconstruction term weighted by `loss_factor` (2).
 
-Sampling draws a code from the prior, decodes it, adds the learnt noise to each alpha and
-takes each block's most likely choice, as the authors' code does.
+Sampling draws a code from the prior and then a row from the decoder's likelihood: each
+alpha with its learnt noise, and each block's choice from its softmax. The authors' code
+takes each block's most likely choice instead (`--argmax`): on Adult, after 3,000 steps,
+that gave column shapes of 0.908 and a train-on-synthetic F1 of 0.609, against 0.974 and
+0.640 drawn from the softmax (the same run; docs/measurements/synthetic.md). The argmax
+over-writes the commonest modes and categories wherever the decoder is unsure.
 
 Sizes and training are the authors' code's: two layers of 128 in each network (ReLU), a
 code of 128, Adam(1e-3) with weight decay 1e-5, batch 500.
@@ -38,6 +42,9 @@ class TVAEConfig(ModelConfig):
         "help": "weight of the reconstruction term against the KL term"})
     lr: float = field(default=1e-3, metadata={"help": "learning rate (Adam)"})
     weight_decay: float = field(default=1e-5, metadata={"help": "Adam's weight decay"})
+    argmax: bool = field(default=False, metadata={
+        "help": "sample each one-hot block's most likely choice, as the authors' code does, "
+                "instead of drawing it from the decoder's softmax"})
 
     def __post_init__(self):
         positive(self, "latent_dim", "hidden")
@@ -105,7 +112,9 @@ class TVAE(TableGenerator):
         for start in range(0, n, SAMPLE_CHUNK):
             m = min(SAMPLE_CHUNK, n - start)
             raw = self.sampler(torch.randn(m, self.cfg.latent_dim, generator=generator).to(device))
-            rows = self.blocks.one_hot(raw)
+            # tau 1: a Gumbel-softmax's argmax is a draw from the block's softmax
+            rows = self.blocks.one_hot(raw if self.cfg.argmax else
+                                       self.blocks.activate(raw, 1.0, generator))
             a = self.blocks.alpha
             noise = torch.randn(m, len(a), generator=generator).to(device)
             rows[:, a] = (torch.tanh(raw[:, a]) + noise * self.sampler.sigma).clamp(-1, 1)
