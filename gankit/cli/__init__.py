@@ -16,7 +16,7 @@ import warnings
 
 from .._version import __version__
 from ..errors import GankitError, did_you_mean, speaking_cli
-from . import classify, evaluate, generate, impute, inpaint, serve, synth, train
+from . import classify, evaluate, generate, impute, inpaint, serve, synth, synth_report, train
 from .common import Parser
 
 
@@ -33,6 +33,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     classify.add(sub)
     inpaint.add(sub)
     impute.add(sub, model)
+    synth_report.add(sub)
     synth.add(sub, model)
     serve.add(sub)
     sub.add_parser("info", help="list the models and datasets").set_defaults(run=info)
