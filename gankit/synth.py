@@ -33,9 +33,12 @@ MAX_DRAWS = 50   # rejection sampling gives up after this many times the rows as
 def synth_csv(table: str, out: str, rows: int | None = None, model: str | None = None,
               steps: int | None = None, budget: str | None = None, seed: int = 0,
               conditions: list[str] | tuple[str, ...] = (), checkpoint: str | None = None,
-              run: str | None = None, progress: bool = True, **options: Any) -> dict[str, Any]:
+              run: str | None = None, progress: bool = True, report: bool = True,
+              **options: Any) -> dict[str, Any]:
     """`gankit synth`: learn the CSV `table` and write `rows` synthetic rows (default: as
-    many as it has) to `out`. Returns what was done."""
+    many as it has) to `out`. With `report`, a run trained now also gets report.json and
+    report.html: the rows written judged against the table (gankit/synth_report.py), which
+    `gankit serve` shows. Returns what was done."""
     from .models import DEFAULT_SYNTHESIZER
     header, cells = read_csv(table)
     if rows is not None and rows < 1:
@@ -58,8 +61,22 @@ def synth_csv(table: str, out: str, rows: int | None = None, model: str | None =
         schema = data.schema
     values = draw(trained, rows or len(cells), fixed, seed)
     write_csv(out, header, schema.render(values))
+    judged = None
+    if report and not reused and not fixed:   # conditioned rows are not the table's mix
+        judged = _report(table, out, checkpoint, seed)
     return {"rows": len(values), "model": model, "run": str(checkpoint), "reused": reused,
-            "written": out, "dropped": schema.dropped}
+            "written": out, "dropped": schema.dropped, "report": judged}
+
+
+def _report(table: str, out: str, run: str, seed: int) -> dict[str, Any]:
+    """The synthetic table `out` judged against `table`, written into the run folder."""
+    from .synth_report import judge, write_html, write_json
+    from .training.run_folder import RunPaths
+    paths = RunPaths(run)
+    judged = judge(table, out, seed=seed)
+    write_json(judged, paths.report)
+    write_html(judged, paths.report_page)
+    return judged
 
 
 def _trained_run(checkpoint: str, header: list[str], table: str):

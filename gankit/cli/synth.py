@@ -56,6 +56,10 @@ def add(sub, model: str | None = None) -> None:
     p.add_argument("--run", dest="run_dir", metavar="DIR", help="run folder to train into "
                    "(default: one in gankit's cache folder, which the same table and settings "
                    "reuse without training again)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not judge "
+                   "the rows of a newly trained run against the table (by default its run folder "
+                   "gets report.html and report.json, which gankit serve shows; gankit "
+                   "synth-report judges with held-out rows)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device(p)
     name = model if model in SYNTHESIZERS else DEFAULT_SYNTHESIZER
@@ -90,10 +94,15 @@ def run(args: argparse.Namespace) -> int:
         options["batch_size"] = args.batch_size
     done = synth_csv(args.table, args.out, args.rows, model, args.steps, args.budget, args.seed,
                      args.condition, args.checkpoint, args.run_dir, progress=not args.quiet,
-                     device=args.device, **options)
+                     report=args.report, device=args.device, **options)
     dropped = (f"; column(s) {', '.join(done['dropped'])} had no value and stay empty"
                if done["dropped"] else "")
     how = "the run trained before on this table" if done["reused"] else "run"
     print(f"wrote {done['rows']:,} synthetic rows with {done['model']} to {done['written']} "
           f"({how}: {done['run']}){dropped}")
+    if done["report"]:
+        q = done["report"]["quality"]
+        print(f"judged against the table: quality {q['score']:.3f} (column shapes "
+              f"{q['column_shapes']:.3f}, pair trends {q['column_pair_trends']:.3f}); "
+              f"{done['run']}/report.html has the pictures")
     return 0

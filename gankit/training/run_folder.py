@@ -53,6 +53,9 @@ class RunPaths:
     checkpoints = property(lambda self: self.root / "checkpoints")
     held_out = property(lambda self: self.root / "held_out.txt")   # a folder's held-out images
     evaluation = property(lambda self: self.root / "eval.json")    # the latest `gankit eval`
+    # a table generator's: its synthetic table judged against its training table (gankit synth)
+    report = property(lambda self: self.root / "report.json")
+    report_page = property(lambda self: self.root / "report.html")
     lock = property(lambda self: self.root / ".lock")
 
     def checkpoint(self, name: str = "last") -> Path:
