@@ -37,15 +37,7 @@ def add(sub, model: str | None = None) -> None:
                    help="; ".join(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}"
                                   for name, cls in SYNTHESIZERS.items())
                    + f" (default: {DEFAULT_SYNTHESIZER})")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, metavar="N", help="training steps (default: "
-                        "the model's)")
-    length.add_argument("--budget", metavar="TIME", help="train for this long instead: 90s, "
-                        "5m, 1h (the step count that fits is recorded in the run)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="rows per training step "
-                   "(default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of training and sampling "
-                   "(default: 0)")
+    _add_training(p)
     p.add_argument("--condition", action="append", default=[], metavar="COLUMN=VALUE",
                    help="every row takes this value (a text column, or a whole-number column "
                    "of at most 20 values; COLUMN= is a missing cell); repeat for several. "
@@ -66,6 +58,18 @@ def add(sub, model: str | None = None) -> None:
     cls = SYNTHESIZERS[name]
     add_config_flags(p, cls.Config, f"model ({name}; --model NAME --help shows another's)",
                      (cls.__doc__ or "").strip().splitlines()[0])
+
+
+def _add_training(p) -> None:
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, metavar="N", help="training steps (default: "
+                        "the model's)")
+    length.add_argument("--budget", metavar="TIME", help="train for this long instead: 90s, "
+                        "5m, 1h (the step count that fits is recorded in the run)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="rows per training step "
+                   "(default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and sampling "
+                   "(default: 0)")
 
 
 def run(args: argparse.Namespace) -> int:
