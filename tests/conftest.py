@@ -75,9 +75,16 @@ def make_model_fixture():
 @pytest.fixture(scope="session")
 def served_runs(tmp_path_factory, _isolated_data):
     """A ROOT for `gankit serve` with runs trained by gankit's own trainer: `gan/short` (a
-    20-step gan) and `cvae` (100 steps, for classify), and a run folder named like markup,
-    the page must show as text. Read-only for the tests."""
+    20-step gan) and `cvae` (100 steps, for classify), a run folder named like markup,
+    the page must show as text, and two table generators' runs of a 4-column table (one
+    column named like markup) by the real `gankit synth --run`: `tables/ctgan`, with the
+    report.json and report.html it writes, and `tables/tvae` (--no-report), whose report
+    `gankit synth-report --holdout --target` wrote, as the page tells. Read-only for the
+    tests."""
+    import random
+
     import gankit
+    from gankit.cli import main
     root = tmp_path_factory.mktemp("served")
     gankit.train(out=str(root / "gan" / "short"), **tiny_run(steps=20, offline=True))
     gankit.train(out=str(root / "cvae"), **tiny_run(model="cvae", steps=100, width=16,
@@ -85,6 +92,23 @@ def served_runs(tmp_path_factory, _isolated_data):
     odd = root / "<img src=x onerror=alert(1)>"
     odd.mkdir()
     (odd / "config.toml").write_text('[model]\nname = "gan"\n\n[train]\nsteps = 10\n')
+    tables, rng = root.parent / "served-tables", random.Random(0)
+    tables.mkdir()
+    rows = []
+    for _ in range(80):
+        age, job = rng.randint(18, 80), rng.choice(["clerk", "<b>nurse</b>", "cook"])
+        rows.append(f"{age},{job},{rng.choice([20, 40, 60])},{'>50K' if age > 45 else '<=50K'}")
+    for name, part in (("train", rows[:60]), ("holdout", rows[60:])):
+        (tables / f"{name}.csv").write_text("age,job,<img src=x onerror=alert(1)>,income\n"
+                                            + "\n".join(part) + "\n")
+    train, held, synth = (str(tables / f"{n}.csv") for n in ("train", "holdout", "synth"))
+    for model, more in (("ctgan", []), ("tvae", ["--no-report"])):
+        run = str(root / "tables" / model)
+        assert main(["synth", train, "--out", synth, "--run", run, "--model", model,
+                     "--steps", "3", "--quiet", *more]) == 0
+    run = root / "tables" / "tvae"
+    assert main(["synth-report", train, synth, "--holdout", held, "--target", "income",
+                 "--json", str(run / "report.json"), "--html", str(run / "report.html")]) == 0
     return root
 
 

@@ -60,7 +60,8 @@ def wait_job(client, job, timeout=120):
 
 def test_runs_lists_every_run_with_its_state_step_and_thumbnail(client):
     runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert set(runs) == {"gan/short", "cvae", "<img src=x onerror=alert(1)>"}
+    assert set(runs) == {"gan/short", "cvae", "<img src=x onerror=alert(1)>", "tables/ctgan",
+                         "tables/tvae"}
     gan = runs["gan/short"]
     assert (gan["model"], gan["data"], gan["step"], gan["steps"], gan["state"]) == \
         ("gan", "mnist", 20, 20, "finished")
@@ -554,6 +555,90 @@ def test_an_imputer_run_shows_its_curves_and_offers_no_image_use(tmp_path):
         assert d["model"] == "gain" and d["state"] == "finished" and d["grids"] == []
         assert not any(d["uses"][k] for k in ("generate", "inpaint", "classify", "evaluate"))
         assert d["columns"] == ["step", "d_loss", "g_loss", "mse", "seconds"]
+
+
+# --- a table generator's report (gankit synth --run leaves report.json in the run) -------
+
+MARKUP = "<img src=x onerror=alert(1)>"   # a column of the served table is named so
+
+
+def test_a_table_runs_report_is_offered_with_its_pictures_and_page(client):
+    d = client.get("/api/run", params={"run": "tables/ctgan"}).json()
+    assert d["model"] == "ctgan" and d["uses"]["report"]
+    assert not any(d["uses"][k] for k in ("generate", "inpaint", "classify", "evaluate"))
+    r = d["report"]
+    assert 0 < r["quality"]["score"] <= 1 and r["rows"] == {"real": 60, "synthetic": 60}
+    assert (r["columns"], r["pairs"]) == (4, 6) and r["page"] and r["efficacy"] is None
+    assert r["privacy"]["closer_to_training"] is None and 0 <= r["privacy"]["exact_copies"] <= 1
+    worst = r["worst_columns"]
+    assert {c["column"] for c in worst} == {"age", "job", MARKUP, "income"}   # all 4, worst first
+    assert [c["score"] for c in worst] == sorted(c["score"] for c in worst)
+    assert "marginal" not in worst[0] and len(r["worst_pairs"]) == 5
+    for name in ("shapes.png", "pairs.png"):
+        got = client.get(f"/api/report/{name}", params={"run": "tables/ctgan"})
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        picture = Image.open(io.BytesIO(got.content))
+        assert 400 <= picture.width <= 1600 and 200 <= picture.height <= 1000, (name, picture.size)
+        assert np.asarray(picture.convert("L")).std() > 20   # drawn on, not a blank canvas
+    # report.html: its own route, sandboxed (no script of it runs, nor on this origin);
+    # /files serves no HTML
+    page = client.get("/api/report/page.html", params={"run": "tables/ctgan"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "default-src 'none'" in policy
+    assert "&lt;img src=x" in page.text and MARKUP not in page.text
+    assert client.get("/files/tables/ctgan/report.html").status_code == 404
+    assert client.get("/files/tables/ctgan/report.json").json()["quality"] == r["quality"]
+    # judged with held-out rows and a target (gankit synth-report): efficacy, closer share
+    held = client.get("/api/run", params={"run": "tables/tvae"}).json()["report"]
+    assert held["rows"] == {"real": 60, "synthetic": 60, "holdout": 20}
+    assert held["efficacy"]["target"] == "income" and len(held["efficacy"]["models"]) == 3
+    assert 0 <= held["privacy"]["closer_to_training"] <= 1
+
+
+def test_an_image_run_offers_no_report(client):
+    d = client.get("/api/run", params={"run": "gan/short"}).json()
+    assert d["uses"]["report"] is False and d["report"] is None
+    r = client.get("/api/report/shapes.png", params={"run": "gan/short"})
+    assert r.status_code == 404 and "report.json" in r.json()["error"]
+    for bad in ({"run": "../"}, {"run": "tables/../../"}, {}):
+        assert client.get("/api/report/pairs.png", params=bad).status_code == 404
+    assert client.get("/api/report/other.png", params={"run": "tables/ctgan"}).status_code == 404
+
+
+def test_a_table_run_without_a_report_says_how_to_get_one_and_shows_it_once_written(
+        tmp_path, served_runs):
+    import shutil
+    root = tmp_path / "root"
+    run = root / "ctgan"
+    shutil.copytree(served_runs / "tables" / "ctgan", run)
+    report = (run / "report.json").read_bytes()
+    (run / "report.json").unlink()
+    app = create_app(root, "127.0.0.1", 8000)
+    with TestClient(app, base_url=BASE) as c:
+        d = c.get("/api/run", params={"run": "ctgan"}).json()
+        assert d["uses"]["report"] and d["report"] is None and d["folder"] == str(run.resolve())
+        r = c.get("/api/report/shapes.png", params={"run": "ctgan"})
+        assert r.status_code == 404 and "gankit synth --run" in r.json()["error"]
+        (run / "report.json").write_bytes(report)   # as gankit synth-report --json writes it
+        m = c.get("/api/run/changes", params={"run": "ctgan", "since": d["stamp"],
+                                              "rows": len(d["rows"]), "last": d["rows"][-1][0]})
+        assert m.json()["run"]["report"]["quality"]["score"] > 0
+        # the pictures are drawn once per version of the file
+        pictures = app.app.state.gankit.pictures
+        first = c.get("/api/report/shapes.png", params={"run": "ctgan"}).content
+        assert c.get("/api/report/shapes.png", params={"run": "ctgan"}).content == first
+        assert pictures.made == 1
+        (run / "report.json").write_text('{"quality": 3}')
+        assert "not a report" in c.get("/api/run", params={"run": "ctgan"}).json()["report"]["error"]
+        r = c.get("/api/report/shapes.png", params={"run": "ctgan"})
+        assert r.status_code == 400 and "cannot be drawn" in r.json()["error"]
+        # a report.json that leads out of ROOT is not read
+        (tmp_path / "secret.json").write_bytes(report)
+        (run / "report.json").unlink()
+        (run / "report.json").symlink_to(tmp_path / "secret.json")
+        assert c.get("/api/report/pairs.png", params={"run": "ctgan"}).status_code == 404
+        assert c.get("/api/run", params={"run": "ctgan"}).json()["report"] is None
 
 
 # --- sampling settings (a flow's sampler steps, guidance) ---------------------------------

@@ -37,15 +37,20 @@ from ..training.run_folder import RunPaths
 from . import runs as folders
 from .guard import Guard, HostCheck, Refused, decode_picture, read_json
 from .pictures import as_digit, png_url, to_model, to_picture
-from .work import Job, Jobs, ModelCache
+from .work import FileCache, Job, Jobs, ModelCache
 
 STATIC = Path(__file__).parent / "static"
 SERVED = {".png", ".gif", ".csv", ".toml", ".json", ".txt"}   # files of a run the page shows
 TICK = 0.5            # seconds between looks at a job for its event stream
-TABS = ("training", "generate", "inpaint", "classify", "evaluate", "about")   # of a run page
+TABS = ("training", "generate", "inpaint", "classify", "evaluate", "report", "about")   # of a run page
 MAX_SAMPLES = 256     # images one generate request may ask for
 MAX_FRAMES = 120      # frames of one walk
 MAX_EVAL = 20_000     # samples of one evaluation
+REPORT_PICTURES = {"shapes.png": "shapes_picture", "pairs.png": "pairs_picture"}   # synth_report's
+MAX_REPORT_COLUMNS = 200   # wider tables' pictures would take gigabytes: report.html has them
+# report.html as a document of no origin that runs nothing: its pictures are data: URLs and
+# its style inline. A file in a run folder may come from anyone; it cannot script this page.
+REPORT_PAGE_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 @dataclass
@@ -56,6 +61,7 @@ class State:
     jobs: Jobs
     references: dict[str, Any] = field(default_factory=dict)   # features per dataset
     held_out: dict[str, Any] = field(default_factory=dict)     # images per dataset
+    pictures: FileCache = field(default_factory=FileCache)     # PNGs of report.json files
     stopping: asyncio.Event | None = None
 
 
@@ -80,6 +86,8 @@ def create_app(root: str | os.PathLike = "runs", host: str = "127.0.0.1", port: 
         Route("/api/run", _endpoint(state, run_detail)),
         Route("/api/run/changes", _endpoint(state, run_changes)),
         Route("/api/grids.gif", _endpoint(state, grids_gif)),
+        Route("/api/report/page.html", _endpoint(state, report_page)),
+        Route("/api/report/{name}", _endpoint(state, report_picture)),
         Route("/api/generate", _endpoint(state, generate), methods=["POST"]),
         Route("/api/walk", _endpoint(state, walk)),
         Route("/api/heldout", _endpoint(state, held_out)),
@@ -180,7 +188,7 @@ async def page(state: State, request: Request):
 
 def _stamp(folder: Path) -> str:
     """A short token that changes whenever a run writes what the page shows: metrics, grids,
-    checkpoint, lock, evaluation."""
+    checkpoint, lock, evaluation, report."""
     def st(p: Path):
         try:
             s = p.stat()
@@ -188,8 +196,8 @@ def _stamp(folder: Path) -> str:
         except OSError:
             return None
     paths = RunPaths(folder)
-    seen = [st(p) for p in (paths.metrics, paths.samples,
-                            paths.checkpoint().with_suffix(".json"), paths.lock, paths.evaluation)]
+    seen = [st(p) for p in (paths.metrics, paths.samples, paths.checkpoint().with_suffix(".json"),
+                            paths.lock, paths.evaluation, paths.report)]
     return hashlib.sha1(repr(seen).encode()).hexdigest()[:16]
 
 
@@ -244,6 +252,56 @@ async def grids_gif(state: State, request: Request):
     name = folder.name.encode("ascii", "replace").decode().replace('"', "")
     return Response(await run_in_threadpool(build), media_type="image/gif",
                     headers={"content-disposition": f'attachment; filename="{name}-grids.gif"'})
+
+
+def _report_file(state: State, folder: Path, path: Path) -> Path:
+    """A file of a run's report, refused (404) when missing or, once symlinks are
+    followed, outside ROOT, as /files refuses it."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(state.root) or not resolved.is_file():
+        raise NotFound(f"run {folder.relative_to(state.root).as_posix()} has no {path.name}: "
+                       "gankit synth --run DIR writes it when it trains the run")
+    return resolved
+
+
+async def report_picture(state: State, request: Request):
+    """A table generator's report pictures as PNGs, drawn from RUN/report.json on request
+    and kept until the file changes: shapes.png (each column's marginals, real against
+    synthetic), pairs.png (the association heatmaps and pair scores)."""
+    from .. import synth_report
+    name = request.path_params["name"]
+    if name not in REPORT_PICTURES:
+        raise NotFound(f"no report picture {name!r}: {' or '.join(REPORT_PICTURES)}")
+    folder = _run(state, request.query_params.get("run"))
+    path = _report_file(state, folder, RunPaths(folder).report)
+
+    def draw(path: Path) -> bytes:
+        try:
+            report = json.loads(path.read_text())
+            if len(report["columns"]) > MAX_REPORT_COLUMNS:
+                raise GankitError(f"the report judges {len(report['columns'])} columns: too "
+                                  f"many to draw here (at most {MAX_REPORT_COLUMNS}); "
+                                  "report.html has the pictures")
+            picture = getattr(synth_report, REPORT_PICTURES[name])(report)
+        except GankitError:
+            raise
+        except Exception as e:   # edited, or written by another version: say so, no trace
+            raise GankitError(f"report.json cannot be drawn ({type(e).__name__}: {e})") from None
+        out = io.BytesIO()
+        picture.save(out, format="PNG")
+        return out.getvalue()
+    png = await run_in_threadpool(state.pictures.get, path, name, draw)
+    return Response(png, media_type="image/png", headers={"cache-control": "no-cache"})
+
+
+async def report_page(state: State, request: Request):
+    """RUN/report.html as gankit synth wrote it, sandboxed (REPORT_PAGE_POLICY): the one
+    HTML file of a run the server gives, and no script of it runs (/files serves no HTML)."""
+    folder = _run(state, request.query_params.get("run"))
+    path = _report_file(state, folder, RunPaths(folder).report_page)
+    return FileResponse(path, media_type="text/html; charset=utf-8",
+                        headers={"cache-control": "no-cache", "x-content-type-options": "nosniff",
+                                 "content-security-policy": REPORT_PAGE_POLICY})
 
 
 # --- uses -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..errors import GankitError
 from ..evaluate import finite, format_table
 
 MAX_DEPTH = 4                 # runs/<group>/<name>/... is deep enough; a home folder is not
+WORST = 5                     # columns and pairs of a table report the page lists
 
 
 def inside(root: Path, rel: str) -> Path | None:
@@ -206,6 +207,7 @@ def detail(root: Path, folder: Path) -> dict[str, Any]:
     look = _Look.of(folder)
     rel = folder.relative_to(root.resolve()).as_posix()
     loss = look.tables.get("model", {}).get("loss")
+    uses = _uses(look.meta)
     return {**summary(root, folder, look), "columns": look.columns, "rows": look.rows,
             "config": look.config_text,
             # d_real and d_fake are probabilities (a BCE D's sigmoid), else raw scores
@@ -215,7 +217,8 @@ def detail(root: Path, folder: Path) -> dict[str, Any]:
             "grids": [{"step": s, "url": f"{rel}/samples/{name}"} for s, name in look.grids],
             "recons": [{"step": s, "url": f"{rel}/samples/{name}"}
                        for s, name in grids(folder, RunPaths.RECON_PREFIX)],
-            "uses": _uses(look.meta)}
+            "uses": uses, "folder": str(folder),
+            "report": report(root, folder) if uses["report"] else None}
 
 
 def _evaluation_table(saved: dict[str, Any] | None) -> str | None:
@@ -227,23 +230,59 @@ def _evaluation_table(saved: dict[str, Any] | None) -> str | None:
         return None
 
 
+def report(root: Path, folder: Path) -> dict[str, Any] | None:
+    """RUN/report.json (`gankit synth` judged the rows it wrote against the table) as the
+    Report tab shows it: the scores, privacy and efficacy, the worst columns and pairs;
+    not the marginals, which the pictures (drawn by the server from the same file) show.
+    None without the file (or when it leads out of root); {"error"} for one this version
+    cannot read."""
+    from ..synth_report import worst
+    path = RunPaths(folder).report
+    if not path.resolve().is_relative_to(root.resolve()):
+        return None
+    try:
+        version = path.stat().st_mtime_ns
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return {"error": f"report.json cannot be read: {e}"}
+    try:
+        columns, pairs = worst(saved, WORST)
+        return finite({
+            "quality": dict(saved["quality"]), "rows": dict(saved["rows"]),
+            "left_out": [str(c) for c in saved.get("left_out") or []], "seed": saved.get("seed"),
+            "privacy": dict(saved["privacy"]), "efficacy": saved.get("efficacy"),
+            "columns": len(saved["column_shapes"]), "pairs": len(saved["column_pair_trends"]),
+            "worst_columns": [{k: c.get(k) for k in ("column", "kind", "metric", "score", "missing")}
+                              for c in columns],
+            "worst_pairs": [{k: p.get(k) for k in ("columns", "metric", "score", "real",
+                                                   "synthetic", "associated")} for p in pairs],
+            "version": version, "page": RunPaths(folder).report_page.is_file()})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return {"error": "report.json is not a report this version of gankit reads (written "
+                         "by another version, or edited)"}
+
+
 def _uses(meta: dict[str, Any] | None) -> dict[str, Any]:
     """What the page may offer for this run: from the model's declared abilities."""
     if meta is None:
         return {"generate": False, "inpaint": False, "classify": False, "evaluate": False,
-                "classes": [], "ema": False, "sampling": []}
+                "classes": [], "ema": False, "sampling": [], "report": False}
     from ..models import get_model_class
     try:
         cls = get_model_class(meta.get("model"))
     except GankitError:
         return _uses(None)
+    if getattr(cls, "generates_rows", False):   # a table generator: gankit synth's report
+        return {**_uses(None), "report": True}
     if cls.data_kind != "image":   # an imputer: the page shows how it trained, no more
         return _uses(None)
     ema = bool(meta.get("config", {}).get("train", {}).get("ema"))
     classes = list(meta.get("class_names") or [])
     return {"generate": True, "inpaint": True, "evaluate": True, "ema": ema,
             "conditional": cls.conditional, "classes": classes,
-            "classify": bool(cls.conditional and cls.has_likelihood),
+            "classify": bool(cls.conditional and cls.has_likelihood), "report": False,
             "image_shape": meta.get("image_shape"), "sampling": _sampling(cls, meta)}
 
 

@@ -1,9 +1,10 @@
 """The page's work: models loaded once and kept, and long jobs off the request thread.
 
 A model is loaded on first use and kept until its checkpoint file changes (a run that
-trains saves a new one every --checkpoint-every steps), then reloaded. One lock per model:
-the uses switch a model's modes and gradients for a moment (inpainting freezes it), so two
-requests never use one model at once; different models run side by side.
+trains saves a new one every --checkpoint-every steps), then reloaded; a report's pictures
+likewise until its report.json changes. One lock per model: the uses switch a model's modes
+and gradients for a moment (inpainting freezes it), so two requests never use one model at
+once; different models run side by side.
 
 Long work (evaluation, inpainting) is a Job: it runs on a worker thread, reports its
 progress through the bar factory that the uses accept as `progress` (gankit/progress.py),
@@ -27,6 +28,7 @@ from ..errors import GankitError
 
 KEPT_MODELS = 8    # least recently used models beyond this are dropped
 KEPT_JOBS = 100    # finished jobs remembered (their results are small)
+KEPT_PICTURES = 32   # report pictures kept (a few hundred kB each)
 
 
 @dataclass
@@ -66,6 +68,35 @@ class ModelCache:
             while len(self._models) > KEPT_MODELS:
                 self._models.popitem(last=False)
         return entry
+
+
+class FileCache:
+    """What was made from a file (a report's pictures), kept until the file changes, as
+    models are kept until their checkpoint changes."""
+
+    def __init__(self, size: int = KEPT_PICTURES):
+        self.size = size
+        self._kept: OrderedDict[tuple[str, str], tuple[tuple[int, int], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.made = 0   # how many times something was made (tests check the caching)
+
+    def get(self, path: Path, kind: str, make: Callable[[Path], Any]) -> Any:
+        """make(path), or what it made before from the same file (same mtime and size)."""
+        st = path.stat()   # before reading: a write in between is seen at the next look
+        key, stamp = (str(path), kind), (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] == stamp:
+                self._kept.move_to_end(key)
+                return kept[1]
+        value = make(path)   # outside the lock: drawing takes a moment
+        with self._lock:
+            self.made += 1
+            self._kept[key] = (stamp, value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return value
 
 
 class Cancelled(Exception):

@@ -11,6 +11,7 @@ import {generateTab} from "./generate.js";
 import {inpaintTab} from "./inpaint.js";
 import {classifyTab} from "./classify.js";
 import {evaluateTab} from "./evaluate.js";
+import {reportTab} from "./report.js";
 import {h, api, clear} from "./dom.js";
 
 const view = document.getElementById("view");
@@ -108,7 +109,7 @@ function column(detail, name) {
 
 // --- one run ----------------------------------------------------------------------------
 
-const TABS = ["training", "generate", "inpaint", "classify", "evaluate", "about"];
+const TABS = ["training", "generate", "inpaint", "classify", "evaluate", "report", "about"];
 
 function runPage(run, tab) {
   crumbs(h("a", {href: runUrl(run.id)}, run.id));
@@ -127,9 +128,12 @@ function runPage(run, tab) {
   showHead(run);
   if (tab === "training") trainingTab(body, run, showHead);
   else if (tab === "about") aboutTab(body, run);
-  else if (!run.uses[tab]) body.append(h("p", {class: "muted"}, run.checkpoint
-      ? `${run.model} cannot ${tab}.` : "This run has no checkpoint yet: it is saved every --checkpoint-every steps."));
-  else ({generate: generateTab, inpaint: inpaintTab, classify: classifyTab, evaluate: evaluateTab})[tab](body, run);
+  else if (!run.uses[tab]) body.append(h("p", {class: "muted"}, !run.checkpoint
+      ? "This run has no checkpoint yet: it is saved every --checkpoint-every steps."
+      : tab === "report" ? "A report judges a table generator's rows (gankit synth); this run is not one."
+      : `${run.model} cannot ${tab}.`));
+  else ({generate: generateTab, inpaint: inpaintTab, classify: classifyTab, evaluate: evaluateTab,
+         report: reportTab})[tab](body, run);
 }
 
 function aboutTab(body, run) {
@@ -232,6 +236,7 @@ function gridPlayer(box, run) {
   function update(g, r) {
     const wasLast = follow;
     grids = g || []; recons = r || [];
+    box.hidden = !grids.length;   // none yet, or a model of tables, which draws no grids
     slider.max = Math.max(0, grids.length - 1);
     gif.hidden = !grids.length;
     show(wasLast ? grids.length - 1 : +slider.value);   // a live run: follow the newest grid
