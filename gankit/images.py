@@ -181,7 +181,7 @@ def plot_curves(steps: Sequence[int], series: dict[str, Sequence[float]],
     return img
 
 
-def _font(size: int):
+def load_font(size: int):
     """A scalable font where Pillow has one (>= 10.1 with FreeType), else its bitmap font."""
     try:
         return ImageFont.load_default(size=size)
@@ -197,9 +197,9 @@ def confusion_image(matrix, class_names: Sequence[str], title: str | None = None
     m = np.asarray(matrix, dtype=np.int64)
     k = len(m)
     names = [str(n) for n in class_names] if len(class_names) == k else [str(i) for i in range(k)]
-    font, small = _font(14), _font(12)
+    font, small = load_font(14), load_font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    fit = [_fit_text(probe, n, small, cell - 4) for n in names]          # column heads
+    fit = [fit_text(probe, n, small, cell - 4) for n in names]          # column heads
     left = 16 + max(probe.textlength(n[:24], font=small) for n in names + ["true"])
     top = 72 if title else 40
     width = max(left + k * cell + 12, 16 + probe.textlength(title or "", font=font), 220)
@@ -229,7 +229,7 @@ def confusion_image(matrix, class_names: Sequence[str], title: str | None = None
     return img
 
 
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> str:
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> str:
     """`text`, cut (with a trailing '.') until it fits `width` pixels."""
     if draw.textlength(text, font=font) <= width:
         return text

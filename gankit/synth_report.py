@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.table import Schema, _number, infer_schema, is_missing, read_csv
+from .data.table import Schema, number_cell, infer_schema, is_missing, read_csv
 from .errors import GankitError, did_you_mean, option
 
 TABLES = ("real", "synthetic", "holdout")
@@ -135,7 +135,7 @@ def _columns(schema: Schema, tables: dict[str, tuple[list[list[str]], str]]) -> 
 
 
 def _numbers(rows: list[list[str]], k: int, name: str, where: str) -> np.ndarray:
-    return np.array([math.nan if is_missing(row[k]) else _number(row[k], where, i, name)
+    return np.array([math.nan if is_missing(row[k]) else number_cell(row[k], where, i, name)
                      for i, row in enumerate(rows)], dtype=np.float64)
 
 
@@ -152,7 +152,7 @@ def _categorical(name: str, real_levels: list, whole: bool, k: int,
             cell = row[k]
             if is_missing(cell):
                 continue
-            key = _number(cell, where, i, name) if whole else cell
+            key = number_cell(cell, where, i, name) if whole else cell
             if key not in codes:
                 codes[key] = len(levels)
                 levels.append(f"{key:g}" if whole else cell)
@@ -662,9 +662,9 @@ def shapes_picture(report: dict[str, Any], columns: int = 3) -> Any:
     observed cells) with the synthetic one as a line, or paired bars per level."""
     from PIL import Image, ImageDraw
 
-    from .images import _font
+    from .images import load_font
     shapes = report["column_shapes"]
-    font, small = _font(13), _font(11)
+    font, small = load_font(13), load_font(11)
     w, h, top = 330, 250, 34
     rows = max(1, math.ceil(len(shapes) / columns))
     img = Image.new("RGB", (w * min(columns, max(len(shapes), 1)), top + h * rows), "white")
@@ -677,11 +677,11 @@ def shapes_picture(report: dict[str, Any], columns: int = 3) -> Any:
 
 
 def _panel(draw, shape: dict, box: tuple[int, int, int, int], font, small) -> None:
-    from .images import _fit_text
+    from .images import fit_text
     x0, y0, x1, y1 = box
     score = f"{shape['metric']} {_f(shape['score'])}"
     draw.text((x1 - draw.textlength(score, font=small), y0 + 2), score, fill="#444444", font=small)
-    name = _fit_text(draw, shape["column"], font, x1 - x0 - draw.textlength(score, font=small) - 8)
+    name = fit_text(draw, shape["column"], font, x1 - x0 - draw.textlength(score, font=small) - 8)
     draw.text((x0, y0), name, fill="black", font=font)
     gone, m = shape["missing"], shape["marginal"]
     if "edges" in m:
@@ -721,9 +721,9 @@ def _bars(draw, m: dict, box: tuple[int, int, int, int], font) -> float:
     """Paired horizontal bars per level (real above synthetic), the level's name on the
     left and its two shares, real/synthetic in percent, on the right; returns the y below
     the last."""
-    from .images import _fit_text
+    from .images import fit_text
     x0, y0, x1, y1 = box
-    names = [_fit_text(draw, str(n), font, 100) for n in m["levels"]]
+    names = [fit_text(draw, str(n), font, 100) for n in m["levels"]]
     shares = ["/".join(_percent(m[t][i]) for t in ("real", "synthetic")) + "%"
               for i in range(len(names))]
     left = x0 + 6 + max((draw.textlength(n, font=font) for n in names), default=0)
@@ -770,7 +770,7 @@ def pairs_picture(report: dict[str, Any]) -> Any:
     Cramer's V, from 0 to 1, for the others), and the pair-trend score (0 to 1)."""
     from PIL import Image, ImageDraw
 
-    from .images import _fit_text, _font
+    from .images import fit_text, load_font
     names = [c["name"] for c in report["columns"]]
     k = len(names)
     index = {n: i for i, n in enumerate(names)}
@@ -779,9 +779,9 @@ def pairs_picture(report: dict[str, Any]) -> Any:
         i, j = (index[c] for c in p["columns"])
         for key in mats:
             mats[key][i][j] = mats[key][j][i] = p[key]
-    font, small = _font(13), _font(11)
+    font, small = load_font(13), load_font(11)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    labels = [_fit_text(probe, n, small, 110) for n in names]
+    labels = [fit_text(probe, n, small, 110) for n in names]
     cell = max(10, min(26, 480 // max(k, 1)))
     left = 12 + int(max((probe.textlength(n, font=small) for n in labels), default=0))
     head = 30 + int(max((probe.textlength(n, font=small) for n in labels), default=0))

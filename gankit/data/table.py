@@ -121,7 +121,7 @@ class Schema:
                                           f"({_names(col.levels)})")
                     out[i, j] = codes[cell]
                 else:
-                    out[i, j] = _number(cell, where, i, col.name)
+                    out[i, j] = number_cell(cell, where, i, col.name)
             out[:, j] = col.scale(out[:, j])
         return out
 
@@ -155,7 +155,7 @@ def _names(names: list) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
 
 
-def _number(cell: str, where: str, row: int, column: str) -> float:
+def number_cell(cell: str, where: str, row: int, column: str) -> float:
     try:
         value = float(cell)
     except ValueError:
