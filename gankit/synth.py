@@ -70,7 +70,8 @@ def synth_csv(table: str, out: str, rows: int | None = None, model: str | None =
 
 def _report(table: str, out: str, run: str, seed: int) -> dict[str, Any]:
     """The synthetic table `out` judged against `table`, written into the run folder."""
-    from .synth_report import judge, write_html, write_json
+    from .report_pages import write_html
+    from .synth_report import judge, write_json
     from .training.run_folder import RunPaths
     paths = RunPaths(run)
     judged = judge(table, out, seed=seed)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import gankit_main, one_line_error
+from gankit import report_pages as pages
 from gankit import synth_report as sr
 from gankit.errors import GankitError
 
@@ -326,14 +327,14 @@ def mixed_report():
 
 
 def test_pictures_show_both_tables(mixed_report):
-    shapes, pairs = sr.shapes_picture(mixed_report), sr.pairs_picture(mixed_report)
+    shapes, pairs = pages.shapes_picture(mixed_report), pages.pairs_picture(mixed_report)
     assert shapes.width >= 900 and shapes.height > 400 and pairs.width > 3 * pairs.height / 2
     for picture in (shapes, pairs):
         colors = {c for _, c in picture.getcolors(1 << 20)}
         assert len(colors) > 20
     colors = {c for _, c in shapes.getcolors(1 << 20)}
     real, synth = (tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
-                   for h in (sr.REAL_COLOR, sr.SYNTH_COLOR))
+                   for h in (pages.REAL_COLOR, pages.SYNTH_COLOR))
     assert real in colors and synth in colors
 
 
@@ -350,7 +351,7 @@ def test_summary_and_page(mixed_report, tmp_path):
     for words in ("quality", "worst columns", "worst pairs", "efficacy (desk", "privacy",
                   "distance to the closest training row"):
         assert words in text
-    sr.write_html(mixed_report, tmp_path / "r.html")
+    pages.write_html(mixed_report, tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert page.count("src='data:image/png;base64,") == 2
     assert "Machine-learning efficacy" in page and "decision tree (depth 15)" in page

@@ -37,7 +37,8 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GankitError
-    from ..synth_report import judge, summary, write_html, write_json
+    from ..report_pages import write_html
+    from ..synth_report import judge, summary, write_json
 
     outputs = [("--html", args.html), ("--json", args.json)]
     for flag, out in outputs:

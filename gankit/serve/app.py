@@ -46,7 +46,7 @@ TABS = ("training", "generate", "inpaint", "classify", "evaluate", "report", "ab
 MAX_SAMPLES = 256     # images one generate request may ask for
 MAX_FRAMES = 120      # frames of one walk
 MAX_EVAL = 20_000     # samples of one evaluation
-REPORT_PICTURES = {"shapes.png": "shapes_picture", "pairs.png": "pairs_picture"}   # synth_report's
+REPORT_PICTURES = {"shapes.png": "shapes_picture", "pairs.png": "pairs_picture"}   # report_pages'
 MAX_REPORT_COLUMNS = 200   # wider tables' pictures would take gigabytes: report.html has them
 # report.html as a document of no origin that runs nothing: its pictures are data: URLs and
 # its style inline. A file in a run folder may come from anyone; it cannot script this page.
@@ -268,7 +268,7 @@ async def report_picture(state: State, request: Request):
     """A table generator's report pictures as PNGs, drawn from RUN/report.json on request
     and kept until the file changes: shapes.png (each column's marginals, real against
     synthetic), pairs.png (the association heatmaps and pair scores)."""
-    from .. import synth_report
+    from .. import report_pages
     name = request.path_params["name"]
     if name not in REPORT_PICTURES:
         raise NotFound(f"no report picture {name!r}: {' or '.join(REPORT_PICTURES)}")
@@ -282,7 +282,7 @@ async def report_picture(state: State, request: Request):
                 raise GankitError(f"the report judges {len(report['columns'])} columns: too "
                                   f"many to draw here (at most {MAX_REPORT_COLUMNS}); "
                                   "report.html has the pictures")
-            picture = getattr(synth_report, REPORT_PICTURES[name])(report)
+            picture = getattr(report_pages, REPORT_PICTURES[name])(report)
         except GankitError:
             raise
         except Exception as e:   # edited, or written by another version: say so, no trace
