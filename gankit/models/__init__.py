@@ -42,6 +42,7 @@ DEFAULT = "gan"   # the guide's own model: what `gankit train` trains when told 
 IMPUTERS: dict[str, type[TableModel]] = {
     "gain": GAIN,
     "miwae": MIWAE,
+    "tvae": TVAE,    # a table generator that imputes too (docs/measurements/imputation.md)
 }
 DEFAULT_IMPUTER = "gain"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -31,6 +32,8 @@ from .base import adam
 from .tables import Blocks, TableGenerator
 
 SAMPLE_CHUNK = 10_000
+IMPUTE_STEPS = 20     # the chain's steps before its first state counts
+IMPUTE_DRAWS = 20     # states averaged into a single imputation
 SIGMA = (0.01, 1.0)   # the learnt standard deviations' range
 
 
@@ -74,6 +77,7 @@ class TVAE(TableGenerator):
 
     Config = TVAEConfig
     sampling_network: ClassVar[str] = "decoder"
+    imputes: ClassVar[bool] = True
     metric_names = ("loss", "recon", "kl")
     # 10,000 steps of 500 rows: 154 passes over Adult. On it, against 3,000 steps, every
     # score improved (docs/measurements/synthetic.md); the paper's code runs 300 epochs.
@@ -113,12 +117,69 @@ class TVAE(TableGenerator):
         device, out = self.device, []
         for start in range(0, n, SAMPLE_CHUNK):
             m = min(SAMPLE_CHUNK, n - start)
-            raw = self.sampler(torch.randn(m, self.cfg.latent_dim, generator=generator).to(device))
-            # tau 1: a Gumbel-softmax's argmax is a draw from the block's softmax
-            rows = self.blocks.one_hot(raw if self.cfg.argmax else
-                                       self.blocks.activate(raw, 1.0, generator))
-            a = self.blocks.alpha
-            noise = torch.randn(m, len(a), generator=generator).to(device)
-            rows[:, a] = (torch.tanh(raw[:, a]) + noise * self.sampler.sigma).clamp(-1, 1)
-            out.append(rows)
+            z = torch.randn(m, self.cfg.latent_dim, generator=generator).to(device)
+            out.append(self._draw(self.sampler(z), generator))
         return torch.cat(out) if out else torch.zeros(0, self.image_shape[0], device=device)
+
+    def _draw(self, raw: torch.Tensor, generator=None, argmax: bool | None = None) -> torch.Tensor:
+        """A row from the decoder's outputs: each alpha with its learnt noise, each block's
+        choice drawn from its softmax (tau 1: a Gumbel-softmax's argmax is such a draw), or
+        its argmax."""
+        argmax = self.cfg.argmax if argmax is None else argmax
+        rows = self.blocks.one_hot(raw if argmax else self.blocks.activate(raw, 1.0, generator))
+        a = self.blocks.alpha
+        noise = torch.randn(len(raw), len(a), generator=generator).to(raw.device)
+        rows[:, a] = (torch.tanh(raw[:, a]) + noise * self.sampler.sigma).clamp(-1, 1)
+        return rows
+
+    # --- imputation: the observed cells condition the rest ------------------------------
+
+    @torch.no_grad()
+    def impute_draws(self, x, k, generator=None):
+        """k completions (k, N, D) of scaled rows (NaN = missing) by a Markov chain
+        (Rezende et al. 2014, section 5.2): fill the missing cells, encode the row, decode
+        a draw, put its missing cells back, IMPUTE_STEPS times; the chain's last k states."""
+        values = x.double().cpu().numpy()
+        missing = np.isnan(values)
+        filled = np.where(missing, np.nanmean(values, 0), values)
+        filled = np.where(np.isnan(filled), 0.0, filled)   # a column with no observed cell
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+        states = []
+        for step in range(IMPUTE_STEPS + k - 1):
+            rows = torch.from_numpy(self.layout.encode(filled, rng)).to(self.device)
+            mu, logvar = self.encoder(rows).chunk(2, dim=1)
+            noise = torch.randn(mu.shape, generator=generator).to(self.device)
+            raw = self.sampler(mu + noise * torch.exp(0.5 * logvar))
+            raw[:, self.missing_slots] = float("-inf")   # the cell is there, just unseen
+            drawn = self.layout.decode(self._draw(raw, generator, argmax=False).cpu().numpy())
+            filled = np.where(missing, drawn, values)
+            if step >= IMPUTE_STEPS - 1:
+                states.append(filled)
+        return torch.from_numpy(np.stack(states)).to(x.dtype)
+
+    @torch.no_grad()
+    def impute(self, x, generator=None):
+        """Rows filled with the mean of IMPUTE_DRAWS states of the chain (a discrete column's
+        commonest value among them)."""
+        draws = self.impute_draws(x, IMPUTE_DRAWS, generator).double().numpy()
+        out = draws.mean(0)
+        for j, code in enumerate(self.layout.codes):
+            if code.modes is None:   # a level, not an average of levels
+                out[:, j] = _commonest(draws[:, :, j])
+        return torch.from_numpy(out).to(x.dtype)
+
+    @property
+    def missing_slots(self) -> list[int]:
+        return [span.start + code.levels for code, span in zip(self.layout.codes, self.layout.choices)
+                if code.missing]
+
+
+def _commonest(values: np.ndarray) -> np.ndarray:
+    """(k, N) -> (N,): each column's most frequent value (the first, on a tie)."""
+    out = values[0].copy()
+    best = np.zeros(values.shape[1])
+    for v in values:
+        count = (values == v).sum(0)
+        better = count > best
+        out[better], best[better] = v[better], count[better]
+    return out
