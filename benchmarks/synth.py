@@ -108,8 +108,16 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--out", default="runs/synth-adult")
     ap.add_argument("--reuse", action="store_true", help="keep synthetic tables already made")
+    ap.add_argument("--summary", action="store_true", help="run nothing: write the Markdown "
+                    "summary of --out's results.json to benchmarks/results/synth-adult.md")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.summary:
+        results = json.loads((out / "results.json").read_text())
+        text = markdown(results) + "\n\n" + compare(results, 32_561) + "\n"
+        (ROOT / "benchmarks" / "results" / "synth-adult.md").write_text(text)
+        print(text)
+        return
     train, test = adult(out / "data")
     saved = out / "results.json"
     results = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -157,6 +165,28 @@ def compare(results: dict, n: int) -> str:
                      f"epochs ~{sdv_s:.0f} s ({sdv_s / ours_s:.1f}x); in {ours_s:.0f} s it "
                      f"fits {max(fits, 0):.1f} epochs")
     return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    """One row per method, mean ± std over its seeds."""
+    groups: dict[str, list[dict]] = {}
+    for key, r in results.items():
+        groups.setdefault(key.split("/")[0], []).append(r)
+    rows = ["| method | seeds | fit + sample s | column shapes | pair trends | F1 (real 0.678) "
+            "| F1 ratio | closer to training |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in groups.items():
+        def cell(get, digits=3):
+            v = np.array([get(r) for r in runs], dtype=float)
+            return f"{v.mean():.{digits}f}" + (f" ± {v.std():.{digits}f}" if len(v) > 1 else "")
+        rep = lambda r: r["report"]   # noqa: E731
+        rows.append(" | ".join([
+            f"| {name}", str(len(runs)), cell(lambda r: r["seconds"], 0),
+            cell(lambda r: rep(r)["quality"]["column_shapes"]),
+            cell(lambda r: rep(r)["quality"]["column_pair_trends"]),
+            cell(lambda r: rep(r)["efficacy"]["synthetic"]),
+            cell(lambda r: rep(r)["efficacy"]["ratio"]),
+            cell(lambda r: rep(r)["privacy"]["closer_to_training"])]) + " |")
+    return "\n".join(rows)
 
 
 def _line(r: dict) -> str:
