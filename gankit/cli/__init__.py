@@ -17,7 +17,7 @@ import warnings
 from .._version import __version__
 from ..errors import GankitError, did_you_mean, speaking_cli
 from . import classify, evaluate, generate, impute, inpaint, serve, synth, synth_report, train
-from .common import Parser
+from .common import Parser, peek_model
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, *args, **kw: f"gankit: warning: {msg}\n"
     try:
         with speaking_cli():   # messages name options as flags (--resume, not resume=True)
-            peek = {"train": train.peek_model, "impute": impute.peek_model,
-                    "synth": synth.peek_model}
+            peek = {"train": train.peek_model, "impute": peek_model, "synth": peek_model}
             model = peek[argv[0]](argv) if argv[:1] and argv[0] in peek else None
             args = parse(build_parser(model), argv)
             return args.run(args)

@@ -44,6 +44,15 @@ def add_label(parser: argparse.ArgumentParser, what: str) -> None:
                         "the run's class order")
 
 
+def peek_model(argv: list[str]) -> str | None:
+    """The --model of a command line before the real parse, which needs it to offer that
+    model's flags (impute, synth)."""
+    pre = Parser(prog="gankit " + argv[0], add_help=False)
+    pre.add_argument("--model")
+    known, _ = pre.parse_known_args(argv)
+    return known.model
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 

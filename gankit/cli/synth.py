@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Parser, add_config_flags, add_device, check_not_input, check_output
-
-
-def peek_model(argv: list[str]) -> str | None:
-    """The table generator whose flags `synth` should accept (from --model, before the parse)."""
-    pre = Parser(prog="gankit " + argv[0], add_help=False)
-    pre.add_argument("--model")
-    known, _ = pre.parse_known_args(argv)
-    return known.model
+from .common import add_config_flags, add_device, check_not_input, check_output
 
 
 def add(sub, model: str | None = None) -> None:

@@ -17,7 +17,7 @@ decodes as its one-hot encoding does. Schema.render writes the decoded values as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -196,40 +196,16 @@ class RowEncoding:
 
 
 @dataclass
-class EncodedTable:
-    """A table as a table generator learns it: its rows encoded (float32 (N, width)), drawn
-    by the training loop as ImageData's images are; `layout` is the encoding, which the
-    model is built with and the checkpoint keeps."""
+class EncodedTable(TableData):
+    """A table as a table generator learns it: its rows encoded (`values`, float32 (N,
+    width)), drawn by the training loop as ImageData's images are; `layout` is the encoding,
+    which the model is built with and the checkpoint keeps."""
     kind: ClassVar[str] = "rows"
-    values: torch.Tensor
-    layout: RowEncoding
-    name: str = ""
-    labels: None = None
-    class_names: list = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.layout.width,)
-
-    @property
-    def num_classes(self) -> int:
-        return 0
-
-    @property
-    def samples(self) -> torch.Tensor:
-        return self.values
-
-    @staticmethod
-    def prepare(batch: torch.Tensor) -> torch.Tensor:
-        return batch
+    layout: RowEncoding | None = None
 
     def describe(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the data: the schema, to read and write tables alike,
-        and the encoding, to rebuild the model."""
-        return {"table": self.layout.schema.to_dict(), "encoding": self.layout.to_dict()}
+        """The schema, to read and write tables alike, and the encoding, to rebuild the model."""
+        return {**super().describe(), "encoding": self.layout.to_dict()}
 
 
 def encode_table(data: TableData, seed: int, saved: dict[str, Any] | None = None) -> EncodedTable:
@@ -240,4 +216,4 @@ def encode_table(data: TableData, seed: int, saved: dict[str, Any] | None = None
     layout = (RowEncoding.from_dict(saved) if saved is not None
               else RowEncoding.fit(data.schema, values, seed))
     rows = layout.encode(values, np.random.default_rng(seed))
-    return EncodedTable(torch.from_numpy(rows), layout, data.name)
+    return EncodedTable(torch.from_numpy(rows), layout.schema, data.name, layout=layout)
