@@ -45,7 +45,7 @@ def synth_csv(table: str, out: str, rows: int | None = None, model: str | None =
         raise GankitError(f"{option('rows', rows)}: ask for at least 1 row")
     if checkpoint is not None:
         trained, schema = _trained_run(checkpoint, header, table)
-        model, reused = trained.run_config.model, True
+        model, reused, trained_now = trained.run_config.model, False, False
         fixed = parse_conditions(conditions, schema)
     else:
         model = model or DEFAULT_SYNTHESIZER
@@ -58,11 +58,11 @@ def synth_csv(table: str, out: str, rows: int | None = None, model: str | None =
         given = {**options, **({"budget": budget} if budget is not None else {})}
         trained, checkpoint, reused = trained_or_reused(
             "synth", table, header, cells, data, model, steps, seed, given, run, progress)
-        schema = data.schema
+        schema, trained_now = data.schema, not reused
     values = draw(trained, rows or len(cells), fixed, seed)
     write_csv(out, header, schema.render(values))
     judged = None
-    if report and not reused and not fixed:   # conditioned rows are not the table's mix
+    if report and trained_now and not fixed:   # conditioned rows are not the table's mix
         judged = _report(table, out, checkpoint, seed)
     return {"rows": len(values), "model": model, "run": str(checkpoint), "reused": reused,
             "written": out, "dropped": schema.dropped, "report": judged}

@@ -352,3 +352,20 @@ def test_the_encoding_is_saved_with_a_table_generators_run(table):
     d = rows.describe()
     assert RowEncoding.from_dict(d["encoding"]).width == rows.layout.width
     assert d["table"]["header"] == ["height", "age", "doors", "colour"]
+
+
+def test_gankit_train_trains_a_table_generator_that_synth_then_samples(tmp_path, capsys):
+    header, rows = mixed_table(200)
+    src = write(tmp_path / "t.csv", header, rows)
+    trained = gankit_main(capsys, "train", "--model", "ctgan", "--data", src, "--steps", 5,
+                          "--batch-size", 50, "--out", tmp_path / "run", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert f"gankit synth TABLE.csv --out SYNTH.csv --checkpoint {tmp_path / 'run'}" in trained.stdout
+    done = gankit_main(capsys, "synth", src, "--out", tmp_path / "s.csv", "--rows", 7,
+                       "--checkpoint", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert "trained before" not in done.stdout and len(read(tmp_path / "s.csv")[1]) == 7
+    assert not (tmp_path / "run" / "report.json").exists()   # sampling again: no report
+    images = gankit_main(capsys, "train", "--model", "ctgan", "--data", "mnist", "--offline",
+                         "--steps", 1, "--out", tmp_path / "img")
+    one_line_error(images, "ctgan learns from tables", "holds images")

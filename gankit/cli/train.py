@@ -23,23 +23,24 @@ def peek_model(argv: list[str]) -> str:
 
 def add(sub, model: str | None) -> None:
     from ..api import train_defaults
-    from ..models import DEFAULT, IMPUTERS, MODELS, get_model_class, model_name
-    imputers = " and ".join(IMPUTERS)
+    from ..models import DEFAULT, MODELS, get_model_class, model_name, registered
+    tables = ", ".join(n for n in registered() if n not in MODELS)
 
     p = sub.add_parser("train", help="train a model; writes a run folder",
                        description="Train a model. Writes OUT/config.toml, metrics.csv, "
                        "samples/step_NNNNNN.png, loss.png and checkpoints/last.safetensors. "
                        "Ctrl-C saves a checkpoint; --resume continues from it.")
     p.set_defaults(run=run)
-    p.add_argument("--model", default=argparse.SUPPRESS, choices=[*MODELS, *IMPUTERS],
+    p.add_argument("--model", default=argparse.SUPPRESS, choices=list(registered()),
                    help=f"which model to train (default: {DEFAULT}; see `gankit info`); "
-                   f"{imputers} learn from a CSV table (--data TABLE.csv; see gankit impute)")
+                   f"{tables} learn from a CSV table (--data TABLE.csv; see gankit impute and "
+                   "gankit synth)")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file "
                    "with [model], [data] and [train] tables; flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last checkpoint, with its saved config (--steps may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model_cls = get_model_class(model if model in MODELS or model in IMPUTERS else None)
+    model_cls = get_model_class(model if model in registered() else None)
     add_config_flags(p, DataConfig, "data")
     add_config_flags(p, TrainConfig, f"training (defaults: {model_name(model_cls)}'s)",
                      defaults=train_defaults(model_cls))
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     last = run.metrics[-1] if run.metrics else {}
     summary = "  ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "seconds"))
     print(f"done: {run.step} steps in {run.out}  {summary}")
-    if run.model.data_kind == "table":
+    if getattr(run.model, "generates_rows", False):
+        print(f"synthesize: gankit synth TABLE.csv --out SYNTH.csv --checkpoint {run.out}")
+    if getattr(run.model, "imputes", False):
         print(f"fill tables: gankit impute TABLE.csv --out FILLED.csv --checkpoint {run.out}")
-    else:
+    elif run.model.data_kind == "image":
         print(f"samples: {run.out}/samples/   sample more: gankit sample --checkpoint {run.out}")
     return 0
