@@ -120,11 +120,12 @@ def missing_options(text: str, hook) -> list[str]:
 
 def test_reference_covers_every_subcommand_and_model(hook, reference):
     top, commands = hook.parsers()
-    from gankit.models import IMPUTERS, MODELS
+    from gankit.models import IMPUTERS, SYNTHESIZERS, registered
 
-    assert {"train", "sample", "eval", "impute", "serve"} <= set(commands)
-    assert set(commands["train"]) == set(MODELS) | set(IMPUTERS)
+    assert {"train", "sample", "eval", "impute", "synth", "synth-report", "serve"} <= set(commands)
+    assert set(commands["train"]) == set(registered())
     assert set(commands["impute"]) == set(IMPUTERS)
+    assert set(commands["synth"]) == set(SYNTHESIZERS)
     found = sections(reference)
     for name, by_model in commands.items():
         assert name in found, f"no section for gankit {name}"
