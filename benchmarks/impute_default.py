@@ -99,7 +99,7 @@ def tail_loss(folder: Path, name: str, upto: int, window: int = 1000) -> float:
 
 def run_gankit(model, options, stages, fill_samples, fit_X, fill_X, seed, workdir):
     """Yield (stage, fill of fill_X, cumulative fit seconds, fill seconds, train loss)."""
-    from gankit.filling import train_imputer
+    from gankit.filling import train_table
     from gankit.impute import GAINImputer, MIWAEImputer
     from gankit.data.table import TableData
     cls = {"gain": GAINImputer, "miwae": MIWAEImputer}[model]
@@ -117,7 +117,7 @@ def run_gankit(model, options, stages, fill_samples, fit_X, fill_X, seed, workdi
             data = TableData(imputer._scaled(imputer._input(fit_X, fit=False)), imputer.schema_,
                              name="resumed")
             t0 = time.perf_counter()
-            imputer.model_ = train_imputer(imputer.model_name, data, str(folder), stage, seed,
+            imputer.model_ = train_table(imputer.model_name, data, str(folder), stage, seed,
                                            False, dict(options), resume=True).model
             fit_s += time.perf_counter() - t0
         if fill_samples:

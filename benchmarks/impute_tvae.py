@@ -27,7 +27,7 @@ def main() -> None:
     from sklearn.datasets import load_breast_cancer
 
     from gankit.data.table import table_data
-    from gankit.filling import fill, train_imputer
+    from gankit.filling import fill, train_table
     torch.set_num_threads(1)
     X = load_breast_cancer().data
     header = [f"c{j}" for j in range(X.shape[1])]
@@ -40,7 +40,7 @@ def main() -> None:
             data = table_data(header, cells, "breast")
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as run:
-                trained = train_imputer("tvae", data, run, steps, 0, False, {"batch_size": 128})
+                trained = train_table("tvae", data, run, steps, 0, False, {"batch_size": 128})
                 filled = fill(trained.model, data.values, 0)
             observed = np.where(missing, np.nan, X)
             lo, hi = np.nanmin(observed, 0), np.nanmax(observed, 0)

@@ -43,7 +43,7 @@ def fill(model, values: torch.Tensor, seed: int = 0, multiple: int | None = None
     return np.where(observed, values.numpy().astype(np.float64), filled)
 
 
-def train_imputer(model: str, data: TableData, out: str, steps: int | None, seed: int,
+def train_table(model: str, data: TableData, out: str, steps: int | None, seed: int,
                   progress: bool, options: dict[str, Any], resume: bool = False):
     """Train the table model `model` (an imputer or a table generator) on `data` into the
     run folder `out` (or finish the run there); returns the Run."""
@@ -87,5 +87,5 @@ def trained_or_reused(use: str, table: str, header, rows, data: TableData, model
     steps_done = meta and meta["config"]["train"].get("steps")
     if meta is not None and steps_done is not None and meta["step"] >= steps_done:
         return load(run), run, True
-    return (train_imputer(model, data, run, steps, seed, progress, options,
+    return (train_table(model, data, run, steps, seed, progress, options,
                           resume=meta is not None).model, run, False)

@@ -22,6 +22,7 @@ from .data.table import Schema, TableData, read_csv, table_data, write_csv
 from .errors import GankitError, option
 from .filling import fill, imputer_names, trained_or_reused
 
+
 def impute_csv(table: str, out: str, model: str | None = None, steps: int | None = None,
                seed: int = 0, multiple: int | None = None, checkpoint: str | None = None,
                run: str | None = None, progress: bool = True,

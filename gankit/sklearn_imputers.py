@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data.table import Column, Schema, TableData
 from .errors import GankitError
-from .filling import fill, train_imputer
+from .filling import fill, train_table
 from .models import model_name as registered_name
 from .models.gain import GAIN
 from .models.miwae import MIWAE
@@ -114,7 +114,7 @@ class _TableImputer(TransformerMixin, BaseEstimator):
         data = TableData(self._scaled(X), self.schema_, name=f"array {X.shape[0]}x{X.shape[1]}")
         folder = self.out or tempfile.mkdtemp(prefix="gankit-impute-")
         try:
-            self.model_ = train_imputer(self.model_name, data, str(Path(folder) / "run") if not self.out
+            self.model_ = train_table(self.model_name, data, str(Path(folder) / "run") if not self.out
                                  else self.out, self.steps, self.seed_, self.verbose,
                                  dict(self.options or {})).model
         finally:

@@ -53,6 +53,31 @@ def peek_model(argv: list[str]) -> str | None:
     return known.model
 
 
+def add_model_choice(parser: argparse.ArgumentParser, models: dict, default: str) -> None:
+    """--model among `models` (a registry), each named with its docstring's first line."""
+    parser.add_argument("--model", choices=list(models),
+                        help="; ".join(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}"
+                                       for name, cls in models.items())
+                        + f" (default: {default})")
+
+
+def add_model_settings(parser: argparse.ArgumentParser, models: dict, default: str,
+                       model: str | None) -> None:
+    """The settings of `model` (a registry's; another command's --model, such as
+    `gankit train --model dcgan`, builds this parser too: then `default`'s) as flags."""
+    name = model if model in models else default
+    cls = models[name]
+    add_config_flags(parser, cls.Config, f"model ({name}; --model NAME --help shows another's)",
+                     (cls.__doc__ or "").strip().splitlines()[0])
+
+
+def model_settings(args: argparse.Namespace, models: dict, default: str) -> tuple[str, dict]:
+    """(the model asked for, its settings given as flags)."""
+    model = args.model or default
+    fields = {f.name for f in dataclasses.fields(models[model].Config)}
+    return model, {k: v for k, v in vars(args).items() if k in fields}
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_config_flags, add_device, check_not_input, check_output
+from .common import (add_device, add_model_choice, add_model_settings, check_not_input,
+                     check_output, model_settings)
 
 
 def add(sub, model: str | None = None) -> None:
@@ -23,10 +24,7 @@ def add(sub, model: str | None = None) -> None:
     p.set_defaults(run=run)
     p.add_argument("table", metavar="TABLE.csv", help="the table to fill")
     p.add_argument("--out", required=True, metavar="FILLED.csv", help="where to write it")
-    p.add_argument("--model", choices=list(IMPUTERS),
-                   help="; ".join(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}"
-                                  for name, cls in IMPUTERS.items())
-                   + f" (default: {DEFAULT_IMPUTER})")
+    add_model_choice(p, IMPUTERS, DEFAULT_IMPUTER)
     p.add_argument("--steps", type=int, metavar="N", help="training steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of training and filling (default: 0)")
     p.add_argument("--multiple", type=int, metavar="K", help="write K draws instead of one "
@@ -38,17 +36,12 @@ def add(sub, model: str | None = None) -> None:
                    "same table and settings reuse without training again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device(p)
-    name = model if model in IMPUTERS else DEFAULT_IMPUTER   # `gankit train --model dcgan`
-    cls = IMPUTERS[name]                                      # builds this parser too
-    add_config_flags(p, cls.Config, f"model ({name}; --model NAME --help shows another's)",
-                     (cls.__doc__ or "").strip().splitlines()[0])
+    add_model_settings(p, IMPUTERS, DEFAULT_IMPUTER, model)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GankitError
     from ..impute import impute_csv
-    import dataclasses
-
     from ..models import DEFAULT_IMPUTER, IMPUTERS
 
     if args.multiple is not None and args.multiple < 1:
@@ -57,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise GankitError(f"--steps must be positive, got {args.steps}")
     check_not_input(args.table, ("--out", args.out))
     check_output(args.out, "--out")
-    model = args.model or DEFAULT_IMPUTER
-    fields = {f.name for f in dataclasses.fields(IMPUTERS[model].Config)}
-    options = {k: v for k, v in vars(args).items() if k in fields}
+    model, options = model_settings(args, IMPUTERS, DEFAULT_IMPUTER)
     if args.checkpoint and (options or args.steps or args.model):
         raise GankitError("--checkpoint fills with a trained run: drop --model, --steps and "
                           "model settings, or drop --checkpoint to train a new one")

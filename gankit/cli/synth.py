@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_config_flags, add_device, check_not_input, check_output
+from .common import (add_device, add_model_choice, add_model_settings, check_not_input,
+                     check_output, model_settings)
 
 
 def add(sub, model: str | None = None) -> None:
@@ -25,10 +26,7 @@ def add(sub, model: str | None = None) -> None:
     p.add_argument("--out", required=True, metavar="SYNTH.csv", help="where to write the rows")
     p.add_argument("--rows", type=int, metavar="N", help="rows to write (default: as many as "
                    "the table has)")
-    p.add_argument("--model", choices=list(SYNTHESIZERS),
-                   help="; ".join(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}"
-                                  for name, cls in SYNTHESIZERS.items())
-                   + f" (default: {DEFAULT_SYNTHESIZER})")
+    add_model_choice(p, SYNTHESIZERS, DEFAULT_SYNTHESIZER)
     _add_training(p)
     p.add_argument("--condition", action="append", default=[], metavar="COLUMN=VALUE",
                    help="every row takes this value (a text column, or a whole-number column "
@@ -46,10 +44,7 @@ def add(sub, model: str | None = None) -> None:
                    "synth-report judges with held-out rows)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device(p)
-    name = model if model in SYNTHESIZERS else DEFAULT_SYNTHESIZER
-    cls = SYNTHESIZERS[name]
-    add_config_flags(p, cls.Config, f"model ({name}; --model NAME --help shows another's)",
-                     (cls.__doc__ or "").strip().splitlines()[0])
+    add_model_settings(p, SYNTHESIZERS, DEFAULT_SYNTHESIZER, model)
 
 
 def _add_training(p) -> None:
@@ -65,8 +60,6 @@ def _add_training(p) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ..errors import GankitError
     from ..models import DEFAULT_SYNTHESIZER, SYNTHESIZERS
     from ..synth import synth_csv
@@ -77,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise GankitError(f"--steps must be positive, got {args.steps}")
     check_not_input(args.table, ("--out", args.out))
     check_output(args.out, "--out")
-    model = args.model or DEFAULT_SYNTHESIZER
-    fields = {f.name for f in dataclasses.fields(SYNTHESIZERS[model].Config)}
-    options = {k: v for k, v in vars(args).items() if k in fields}
+    model, options = model_settings(args, SYNTHESIZERS, DEFAULT_SYNTHESIZER)
     if args.checkpoint and (options or args.steps or args.budget or args.model or args.batch_size):
         raise GankitError("--checkpoint samples from a trained run: drop --model, --steps, "
                           "--budget, --batch-size and model settings, or drop --checkpoint to "

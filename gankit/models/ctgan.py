@@ -111,6 +111,9 @@ class CTGAN(TableGenerator):
         """The conditional vector's layout: its positions in a row (every discrete column's
         block, in order), which of them belong to each column, and the training counts."""
         discrete = layout.discrete()
+        # which of Blocks' blocks (one a column) are the discrete columns', for the
+        # conditional loss of every step
+        self.discrete_blocks = [j for j, _, _ in discrete]
         index, owner, counts = [], [], []
         for c, (_, span, n) in enumerate(discrete):
             index += range(span.start, span.start + span.width)
@@ -197,11 +200,9 @@ class CTGAN(TableGenerator):
             return raw.new_zeros(())
         target = torch.zeros_like(raw)
         target[:, self.cond_index] = cond
-        ce = self.blocks.cross_entropy(raw, target)[:, self._discrete_blocks()]
+        ce = self.blocks.cross_entropy(raw, target)[:, self.discrete_blocks]
         return (ce * chosen).sum(1).mean()
 
-    def _discrete_blocks(self) -> list[int]:
-        return [b for b, code in enumerate(self.layout.codes) if code.modes is None]
 
     @torch.no_grad()
     def sample_rows(self, n, condition=None, generator=None):
