@@ -30,6 +30,7 @@ from torch.distributions import Normal
 
 from ..config import ModelConfig, finite_positive, one_of, positive
 from .base import adam
+from .nets import mlp
 from .tables import TableModel
 
 
@@ -72,10 +73,6 @@ class MIWAEConfig(ModelConfig):
         finite_positive(self, "lr")
 
 
-def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                         nn.Linear(hidden, n_out))
-
 
 class MIWAE(TableModel):
     """MIWAE (Mattei & Frellsen 2019): an importance-weighted VAE of incomplete tables."""
@@ -89,8 +86,8 @@ class MIWAE(TableModel):
     def __init__(self, cfg: MIWAEConfig, image_shape, num_classes=0):
         super().__init__(cfg, image_shape, num_classes)
         (width,) = self.image_shape
-        self.encoder = _mlp(width, cfg.hidden, 2 * cfg.latent_dim)
-        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, 3 * width)
+        self.encoder = mlp(width, cfg.hidden, 2 * cfg.latent_dim, nn.Tanh)
+        self.decoder = mlp(cfg.latent_dim, cfg.hidden, 3 * width, nn.Tanh)
 
     def configure_optimizers(self):
         return {"all": adam(self.parameters(), self.cfg.lr, (0.9, 0.999))}

@@ -16,6 +16,12 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from ..errors import GankitError, option
 
 
+def mlp(n_in: int, hidden: int, n_out: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Two hidden layers of `hidden` units: the networks of the table VAEs (MIWAE, TVAE)."""
+    return nn.Sequential(nn.Linear(n_in, hidden), activation(), nn.Linear(hidden, hidden),
+                         activation(), nn.Linear(hidden, n_out))
+
+
 def conv_plan(image_shape: tuple[int, int, int]) -> tuple[int, int]:
     """(start side, number of stride-2 stages): 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4)."""
     _, h, w = image_shape

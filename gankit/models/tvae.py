@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from ..config import ModelConfig, finite_nonnegative, finite_positive, positive
 from .base import adam
+from .nets import mlp
 from .tables import Blocks, TableGenerator
 
 SAMPLE_CHUNK = 10_000
@@ -55,17 +56,13 @@ class TVAEConfig(ModelConfig):
         finite_nonnegative(self, "weight_decay")
 
 
-def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
-
 
 class Decoder(nn.Module):
     """A code -> a row's raw outputs, and the learnt standard deviation of each alpha."""
 
     def __init__(self, latent_dim: int, hidden: int, width: int, alphas: int):
         super().__init__()
-        self.net = _mlp(latent_dim, hidden, width)
+        self.net = mlp(latent_dim, hidden, width)
         self.sigma = nn.Parameter(torch.full((alphas,), 0.1))
 
     def forward(self, z):
@@ -87,7 +84,7 @@ class TVAE(TableGenerator):
         super().__init__(cfg, image_shape, num_classes, layout)
         width = self.image_shape[0]
         self.blocks = Blocks(layout)
-        self.encoder = _mlp(width, cfg.hidden, 2 * cfg.latent_dim)
+        self.encoder = mlp(width, cfg.hidden, 2 * cfg.latent_dim)
         self.decoder = Decoder(cfg.latent_dim, cfg.hidden, width, len(layout.alphas))
 
     def configure_optimizers(self):
