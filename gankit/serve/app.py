@@ -186,6 +186,9 @@ async def page(state: State, request: Request):
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-cache"})
 
 
+LOOKS = 3   # reads of a changing run before answering with the last one
+
+
 def _stamp(folder: Path) -> str:
     """A short token that changes whenever a run writes what the page shows: metrics, grids,
     checkpoint, lock, evaluation, report."""
@@ -216,10 +219,16 @@ async def run_changes(state: State, request: Request):
         raise Refused(f"last must be a step number, got {q.get('last')!r}") from None
 
     def look() -> dict[str, Any]:
-        stamp = _stamp(folder)
-        if stamp == q.get("since"):
-            return {"stamp": stamp}
-        detail = _detail(state, folder, stamp)
+        for _ in range(LOOKS):
+            stamp = _stamp(folder)
+            if stamp == q.get("since"):
+                return {"stamp": stamp}
+            detail = _detail(state, folder, stamp)
+            # A run that wrote while we read (its lock emptied as it ends) would pair an
+            # older stamp with the newer state, and the page would be told "changed" once
+            # more after "finished": look again until the stamp is that of what we read.
+            if _stamp(folder) == stamp:
+                break
         rows = detail.pop("rows")
         start = have if have <= len(rows) and (have == 0 or rows[have - 1][0] == last) else 0
         return {"stamp": detail["stamp"], "run": detail, "start": start, "rows": rows[start:]}
