@@ -220,7 +220,11 @@ class Synthesizer:
 
     def sample(self, n: int, conditions: dict[str, Any] | None = None, seed: int | None = None):
         """n synthetic rows as a DataFrame; `conditions` {column: value} fixes values."""
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:   # not a dependency of gankit: the command line needs none
+            raise GankitError("Synthesizer.sample returns a pandas DataFrame: pip install "
+                              "pandas, or write a CSV with gankit synth") from None
         if self.model_ is None:
             raise GankitError("this Synthesizer is not fitted: call fit(table) first")
         if n < 1:
